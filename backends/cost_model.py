@@ -1,0 +1,27 @@
+"""The cost-model contract every timing source implements (roofline, fitted profile).
+
+Two calls cover every step the engine runs:
+- `prefill_time`: ONE iteration that processes prompt chunks (`new_tokens[r]` tokens of row r,
+  on top of `past_tokens[r]` already cached) and, in a mixed continuous batch, one decode token
+  for each of `decode_rows` other rows whose contexts sum to `decode_context`;
+- `decode_times`: `iterations` consecutive pure-decode iterations of `rows` rows whose summed
+  context is `context_sum` at the first of them and grows by `rows` per iteration; returns the
+  per-iteration seconds (vectorised: k iterations cost one numpy call, not a Python loop).
+A padded static batch is a prefill of B rows x longest prompt, then decode with every row's
+context equal to the padded length.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class CostModel(Protocol):
+    name: str
+
+    def prefill_time(self, new_tokens: np.ndarray, past_tokens: np.ndarray,
+                     decode_rows: int = 0, decode_context: int = 0) -> float: ...
+
+    def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray: ...
