@@ -34,3 +34,5 @@ class StepResult:
     duration_s: float                  # wall (live) or modelled (cost model) seconds
     iterations: int                    # iterations actually run
     first_iteration_s: float           # end of iteration 0 relative to step start (TTFT point)
+    eos_at: dict[str, int] | None = None  # live natural-length mode: row id -> iteration index
+                                       # (in this step) at which that row emitted EOS
