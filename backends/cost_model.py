@@ -7,8 +7,9 @@ Two calls cover every step the engine runs:
 - `decode_times`: `iterations` consecutive pure-decode iterations of `rows` rows whose summed
   context is `context_sum` at the first of them and grows by `rows` per iteration; returns the
   per-iteration seconds (vectorised: k iterations cost one numpy call, not a Python loop).
-A padded static batch is a prefill of B rows x longest prompt, then decode with every row's
-context equal to the padded length.
+A decode row's *context* is the number of positions it attends to in that iteration: its cached
+tokens plus the new one (prompt + tokens generated so far). A padded static batch is a prefill
+of B rows x longest prompt P, then decode iterations with context_sum = B * (P + 1) at the first.
 """
 
 from __future__ import annotations

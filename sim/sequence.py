@@ -25,6 +25,7 @@ class Seq:
     prompt_tokens: int
     output_tokens: int          # true length (engine only)
     predicted: int
+    target_tokens: int = 0      # tokens it will generate: true length clipped to the run's cap
     prompt: str | None = None
     status: Status = Status.WAITING
     prefilled: int = 0          # prompt tokens in the KV cache, current attempt
@@ -41,6 +42,7 @@ class Seq:
     finish_s: float = float("nan")
     wasted_tokens: int = 0      # tokens computed in attempts that were thrown away
     slot_tokens: int = 0        # padded length of the batch that produced the final output
+    slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end
 
     @property

@@ -1,0 +1,85 @@
+"""Run metrics, computed from RequestRecords and the step log (never accumulated ad hoc).
+
+The paper's definitions (Zheng et al. 2023, src/benchmark.py): throughput = requests / wall
+time; *average processed length* = mean over requests of the padded length of the batch that
+produced the request's (final) output; *effective token ratio* = useful tokens / that padded
+length summed; *failure ratio* (FCR recompute ratio) = share of requests recomputed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+QUANTILES = {"mean": None, "p50": 50, "p90": 90, "p99": 99}
+
+
+def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:
+    values = values[~np.isnan(values)]
+    out = {}
+    for label, q in QUANTILES.items():
+        if len(values) == 0:
+            out[f"{prefix}_{label}"] = float("nan")
+        elif q is None:
+            out[f"{prefix}_{label}"] = float(values.mean())
+        else:
+            out[f"{prefix}_{label}"] = float(np.percentile(values, q))
+    return out
+
+
+def summarize(records: pd.DataFrame, steps: pd.DataFrame, kv_capacity_tokens: int,
+              replicas: int = 1) -> dict[str, float]:
+    n = len(records)
+    start = float(records["arrival_s"].min())
+    makespan = float(records["finish_s"].max()) - start
+    useful = records["generated_tokens"].to_numpy(dtype=float)
+    slots = records["slot_tokens"].to_numpy(dtype=float)
+    slots_all = records["slot_tokens_all"].to_numpy(dtype=float)
+    e2e = (records["finish_s"] - records["arrival_s"]).to_numpy(dtype=float)
+    ttft = (records["first_token_s"] - records["arrival_s"]).to_numpy(dtype=float)
+    queue = (records["first_scheduled_s"] - records["arrival_s"]).to_numpy(dtype=float)
+    gen = records["generated_tokens"].to_numpy(dtype=float)
+    decode_span = (records["finish_s"] - records["first_token_s"]).to_numpy(dtype=float)
+    tpot = np.where(gen > 1, decode_span / np.maximum(gen - 1, 1), np.nan)
+    gen_steps = steps[steps["kind"] == "generate"]
+    durations = (steps["end_s"] - steps["start_s"]).to_numpy(dtype=float)
+    busy = durations.sum()
+    kv_util = (float((steps["kv_used_tokens"].to_numpy(dtype=float) * durations).sum()
+                     / (busy * kv_capacity_tokens)) if busy > 0 else 0.0)
+    out = {
+        "requests": n,
+        "makespan_s": makespan,
+        "throughput_rps": n / makespan if makespan > 0 else float("nan"),
+        "output_tokens_per_s": useful.sum() / makespan if makespan > 0 else float("nan"),
+        "avg_processed_length": float(slots.mean()),
+        "effective_token_ratio": float(useful.sum() / slots.sum()) if slots.sum() else 0.0,
+        "compute_token_ratio": float(useful.sum() / slots_all.sum()) if slots_all.sum() else 0.0,
+        "fcr_recompute_ratio": float((records["failed_attempts"] > 0).mean()),
+        "wasted_tokens": int(records["wasted_tokens"].sum()),
+        "preemptions": int(records["preemptions"].sum()),
+        "truncated": int(records["truncated"].sum()),
+        "batches": int(len(gen_steps)),
+        "events": int(len(steps)),
+        "kv_utilization": kv_util,
+        "kv_peak_tokens": int(steps["kv_used_tokens"].max()) if len(steps) else 0,
+        "busy_fraction": float(busy / (makespan * replicas)) if makespan > 0 else 0.0,
+    }
+    for prefix, values in (("e2e_s", e2e), ("ttft_s", ttft), ("tpot_s", tpot),
+                           ("queue_s", queue)):
+        out.update(_stats(prefix, values))
+    return out
+
+
+# The columns `compare` shows in the terminal, with their labels.
+TABLE_COLUMNS = {
+    "throughput_rps": "req/s",
+    "output_tokens_per_s": "out tok/s",
+    "avg_processed_length": "avg len",
+    "effective_token_ratio": "eff. ratio",
+    "fcr_recompute_ratio": "FCR",
+    "e2e_s_mean": "e2e mean s",
+    "e2e_s_p99": "e2e p99 s",
+    "ttft_s_p50": "TTFT p50 s",
+    "tpot_s_mean": "TPOT s",
+    "preemptions": "preempt",
+}

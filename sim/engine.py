@@ -1,0 +1,136 @@
+"""The SimPy engine: arrivals -> router -> replicas; collects RequestRecords and a step log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import simpy
+from tqdm import tqdm
+
+from sim.sequence import Seq
+
+STEP_COLUMNS = ["replica", "start_s", "end_s", "kind", "rows", "iterations", "prefill_tokens",
+                "decode_tokens", "kv_used_tokens"]
+RECORD_COLUMNS = ["id", "replica", "arrival_s", "prompt_tokens", "output_tokens", "predicted",
+                  "generated_tokens", "first_scheduled_s", "first_token_s", "finish_s",
+                  "attempts", "preemptions", "failed_attempts", "wasted_tokens", "slot_tokens",
+                  "slot_tokens_all", "truncated"]
+
+
+def route_round_robin(engine: "Engine", seq: Seq) -> int:
+    return seq.idx % len(engine.replicas)
+
+
+def route_least_loaded(engine: "Engine", seq: Seq) -> int:
+    loads = [r.outstanding for r in engine.replicas]
+    return int(np.argmin(loads))
+
+
+def route_random(engine: "Engine", seq: Seq) -> int:
+    return int(engine.rng.integers(len(engine.replicas)))
+
+
+ROUTERS = {"round-robin": route_round_robin, "least-loaded": route_least_loaded,
+           "random": route_random}
+
+
+@dataclass
+class Engine:
+    seqs: list[Seq]
+    router: str = "round-robin"
+    seed: int = 0
+    max_new_tokens: int = 512
+    progress: bool = False
+    env: simpy.Environment = field(default_factory=simpy.Environment)
+
+    def __post_init__(self) -> None:
+        self.replicas = []
+        self.arrivals_done = False
+        self.rng = np.random.default_rng(self.seed)
+        self._arrival_s = np.fromiter((s.arrival_s for s in self.seqs), float, len(self.seqs))
+        self._next = 0
+        self._finished: list[Seq] = []
+        self._steps: list[tuple] = []
+        self._bar = None
+
+    # -- called by replicas ------------------------------------------------------------
+    def time_to_next_arrival(self) -> float | None:
+        if self._next >= len(self.seqs):
+            return None
+        return max(self._arrival_s[self._next] - self.env.now, 0.0)
+
+    def finished(self, seq: Seq) -> None:
+        self._finished.append(seq)
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def log_step(self, *row) -> None:
+        self._steps.append(row)
+
+    # -- running -----------------------------------------------------------------------
+    def _arrivals(self):
+        route = ROUTERS[self.router]
+        times = self._arrival_s
+        n = len(self.seqs)
+        while self._next < n:
+            t = times[self._next]
+            if t > self.env.now:
+                yield self.env.timeout(t - self.env.now)
+            # every request arriving at this instant, in one go
+            end = int(np.searchsorted(times, t, side="right"))
+            touched = set()
+            for seq in self.seqs[self._next:end]:
+                r = route(self, seq)
+                self.replicas[r].add(seq)
+                touched.add(r)
+            self._next = end
+            if self._next >= n:
+                self.arrivals_done = True
+                touched = range(len(self.replicas))
+            for r in touched:
+                self.replicas[r].wake()
+
+    def run(self) -> None:
+        if self.progress:
+            self._bar = tqdm(total=len(self.seqs), desc="simulating", unit="req", leave=False)
+        try:
+            self.env.process(self._arrivals())
+            done = simpy.AllOf(self.env, [r.process for r in self.replicas])
+            self.env.run(until=done)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+
+    # -- results -----------------------------------------------------------------------
+    def records(self) -> pd.DataFrame:
+        seqs = sorted(self._finished, key=lambda s: s.idx)
+        data = {
+            "id": [s.id for s in seqs],
+            "replica": [s.replica for s in seqs],
+            "arrival_s": [s.arrival_s for s in seqs],
+            "prompt_tokens": [s.prompt_tokens for s in seqs],
+            "output_tokens": [s.output_tokens for s in seqs],
+            "predicted": [s.predicted for s in seqs],
+            "generated_tokens": [s.generated for s in seqs],
+            "first_scheduled_s": [s.first_scheduled_s for s in seqs],
+            "first_token_s": [s.first_token_s for s in seqs],
+            "finish_s": [s.finish_s for s in seqs],
+            "attempts": [s.attempts for s in seqs],
+            "preemptions": [s.preemptions for s in seqs],
+            "failed_attempts": [s.attempts - 1 - s.preemptions for s in seqs],
+            "wasted_tokens": [s.wasted_tokens for s in seqs],
+            "slot_tokens": [s.slot_tokens for s in seqs],
+            "slot_tokens_all": [s.slot_tokens_all for s in seqs],
+            "truncated": [s.truncated for s in seqs],
+        }
+        return pd.DataFrame(data, columns=RECORD_COLUMNS)
+
+    def steps(self) -> pd.DataFrame:
+        return pd.DataFrame(self._steps, columns=STEP_COLUMNS)
+
+    @property
+    def unfinished(self) -> int:
+        return len(self.seqs) - len(self._finished)
+

@@ -1,0 +1,78 @@
+"""KV-cache memory of one replica, in fixed-size blocks (paged, as vLLM) or as one padded
+reservation (static batching, as HF generate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.errors import UserError
+from sim.sequence import Seq
+
+
+class KVOverflow(RuntimeError):
+    """A policy asked for more KV memory than is free: a policy bug, not bad input."""
+
+
+@dataclass
+class KVCache:
+    capacity_tokens: int
+    block_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.capacity_tokens < self.block_size:
+            raise UserError(f"KV capacity of {self.capacity_tokens} tokens is smaller than one "
+                            f"block ({self.block_size}); use a bigger GPU or a smaller model")
+        self.num_blocks = self.capacity_tokens // self.block_size
+        self.used_blocks = 0
+        self.static_tokens = 0     # padded reservation of the running static batch
+
+    @property
+    def free_blocks(self) -> int:
+        return self.num_blocks - self.used_blocks - self.blocks_for(self.static_tokens)
+
+    @property
+    def used_tokens(self) -> int:
+        return self.used_blocks * self.block_size + self.static_tokens
+
+    def blocks_for(self, tokens):
+        return -(-np.asarray(tokens) // self.block_size) if isinstance(tokens, np.ndarray) \
+            else -(-tokens // self.block_size)
+
+    def grow(self, seq: Seq, tokens: int) -> None:
+        """Hold enough blocks for `tokens` tokens of `seq`."""
+        need = self.blocks_for(tokens) - seq.kv_blocks
+        if need > self.free_blocks:
+            raise KVOverflow(f"request {seq.id} needs {need} more KV blocks, {self.free_blocks} free")
+        if need > 0:
+            self.used_blocks += need
+            seq.kv_blocks += need
+
+    def free(self, seq: Seq) -> None:
+        self.used_blocks -= seq.kv_blocks
+        seq.kv_blocks = 0
+
+    def reserve_static(self, tokens: int) -> None:
+        if tokens > self.capacity_tokens - self.used_blocks * self.block_size:
+            raise KVOverflow(f"a padded batch needs {tokens} KV tokens but the replica holds "
+                             f"{self.capacity_tokens}; lower the batch size or the cap")
+        self.static_tokens = tokens
+
+    def max_iterations(self, tokens: np.ndarray, held_blocks: np.ndarray, free_blocks: int,
+                       limit: int) -> int:
+        """Largest k <= limit such that rows that will hold `tokens + k` tokens after k
+        iterations fit: sum(blocks_for(tokens + k) - held) <= free_blocks. 0 if even k=1
+        does not fit."""
+        def fits(k: int) -> bool:
+            return int((self.blocks_for(tokens + k) - held_blocks).clip(min=0).sum()) <= free_blocks
+        if limit < 1 or not fits(1):
+            return 0
+        lo, hi = 1, limit
+        while lo < hi:              # invariant: fits(lo)
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo

@@ -1,0 +1,276 @@
+"""One serving replica: waiting/running sets, KV memory, a Policy and an Executor.
+
+The replica is the only place that mutates request state. Each loop turn asks the policy for a
+Step, lets the executor time it, advances the SimPy clock once for the whole Step (k
+iterations in one event), and then applies what happened to every row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+from sortedcontainers import SortedKeyList
+
+from policies.step import Step
+from sim.kv import KVCache, KVOverflow
+from sim.sequence import Seq, Status
+
+if TYPE_CHECKING:
+    from backends.executor import Executor
+    from predictors.base import PredictorCost
+    from sim.engine import Engine
+
+
+class PolicyError(RuntimeError):
+    """A policy returned a Step the engine cannot run (a bug in the policy)."""
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """What a policy may look at. Iterate `waiting` in the policy's priority order."""
+
+    now: float
+    replica: int
+    waiting: SortedKeyList
+    running: tuple[Seq, ...]
+    kv: KVCache
+    arrivals_done: bool
+
+
+@dataclass
+class PredictionQueue:
+    """Requests whose length query must run on this replica before they can be scheduled."""
+
+    cost: "PredictorCost"
+    pending: deque
+
+    def take(self) -> list[Seq]:
+        n = min(self.cost.batch_size, len(self.pending))
+        return [self.pending.popleft() for _ in range(n)]
+
+
+class Replica:
+    def __init__(self, engine: "Engine", index: int, policy, executor: "Executor",
+                 kv: KVCache, prediction: "PredictorCost | None") -> None:
+        self.engine = engine
+        self.env: simpy.Environment = engine.env
+        self.index = index
+        self.policy = policy
+        self.executor = executor
+        self.kv = kv
+        self.waiting = SortedKeyList(key=policy.priority)
+        self.running: list[Seq] = []
+        self.predictions = (PredictionQueue(prediction, deque())
+                            if prediction is not None and not prediction.is_free else None)
+        self._wake: simpy.Event | None = None
+        self._admitted = 0
+        self.process = self.env.process(self._loop())
+
+    # -- arrivals -----------------------------------------------------------------------
+    @property
+    def outstanding(self) -> int:
+        pending = len(self.predictions.pending) if self.predictions else 0
+        return len(self.waiting) + len(self.running) + pending
+
+    def add(self, seq: Seq) -> None:
+        seq.replica = self.index
+        if self.predictions is not None:
+            self.predictions.pending.append(seq)
+        else:
+            self.waiting.add(seq)
+
+    def wake(self) -> None:
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    # -- main loop ----------------------------------------------------------------------
+    def _loop(self):
+        while True:
+            if self.predictions is not None and self.predictions.pending:
+                yield from self._predict(self.predictions.take())
+                continue
+            step = self.policy.schedule(ReplicaView(
+                self.env.now, self.index, self.waiting, tuple(self.running), self.kv,
+                self.engine.arrivals_done))
+            if step is None:
+                if self.engine.arrivals_done and self.outstanding == 0:
+                    return
+                if self.engine.arrivals_done:
+                    raise PolicyError(
+                        f"policy {self.policy.name} scheduled nothing with {len(self.waiting)} "
+                        f"waiting and {len(self.running)} running requests and no arrivals left")
+                self._wake = self.env.event()
+                yield self._wake
+                self._wake = None
+                continue
+            yield from self._execute(step)
+
+    def _predict(self, seqs: list[Seq]):
+        cost = self.predictions.cost
+        start = self.env.now
+        if cost.seconds is not None and np.any(cost.seconds):
+            duration = float(sum(cost.seconds[s.idx] for s in seqs))
+            iterations = 1
+        else:
+            step = Step(seqs, [int(cost.prompt_tokens[s.idx]) for s in seqs], padded=True,
+                        kind="predict")
+            iterations = max(cost.decode_tokens, 1)
+            result = self.executor.run(step, iterations, None)
+            duration = result.duration_s
+        yield self.env.timeout(duration)
+        self.engine.log_step(self.index, start, self.env.now, "predict", len(seqs), iterations,
+                             0, 0, self.kv.used_tokens)
+        for s in seqs:
+            self.waiting.add(s)
+
+    def _execute(self, step: Step):
+        if not step.seqs:
+            raise PolicyError(f"policy {self.policy.name} returned a step with no rows")
+        start = self.env.now
+        for s in step.preempt:
+            self._preempt(s)
+        for s in step.seqs:
+            self._start_row(s, start)
+        if step.padded:
+            yield from self._run_static(step, start)
+        else:
+            yield from self._run_continuous(step, start)
+
+    def _start_row(self, s: Seq, now: float) -> None:
+        if s.status is Status.RUNNING:
+            return
+        if s.status is not Status.WAITING or s.replica != self.index:
+            raise PolicyError(f"policy {self.policy.name} scheduled request {s.id} "
+                              f"that is {s.status.value} (replica {s.replica})")
+        self.waiting.remove(s)
+        s.status = Status.RUNNING
+        s.attempts += 1
+        s.failed = False
+        s.admitted_order = self._admitted
+        self._admitted += 1
+        if math.isnan(s.first_scheduled_s):
+            s.first_scheduled_s = now
+        self.running.append(s)
+
+    def _preempt(self, s: Seq) -> None:
+        if s.status is not Status.RUNNING:
+            raise PolicyError(f"policy {self.policy.name} preempted request {s.id} "
+                              f"that is not running")
+        self.running.remove(s)
+        self.kv.free(s)
+        self.executor.release(s)
+        s.wasted_tokens += s.generated
+        s.slot_tokens_all += s.generated
+        s.prefilled = s.generated = 0
+        s.preemptions += 1
+        s.status = Status.WAITING
+        self.waiting.add(s)
+
+    # -- static (padded) batches --------------------------------------------------------
+    def _run_static(self, step: Step, start: float):
+        cap = step.cap if step.cap is not None else self.engine.max_new_tokens
+        longest = max(s.target_tokens for s in step.seqs)
+        iterations = max(min(cap, longest), 1)
+        width = max(s.prompt_tokens for s in step.seqs)
+        try:
+            self.kv.reserve_static(len(step.seqs) * (width + iterations))
+        except KVOverflow as e:
+            raise PolicyError(f"policy {self.policy.name}: {e}") from None
+        result = self.executor.run(step, iterations, None)
+        yield self.env.timeout(result.duration_s)
+        n = result.iterations
+        end = self.env.now
+        for s in step.seqs:
+            s.prefilled = s.prompt_tokens
+            if math.isnan(s.first_token_s):
+                s.first_token_s = start + result.first_iteration_s
+            s.slot_tokens_all += n
+            if s.target_tokens <= n:
+                s.generated = s.target_tokens
+                self._finish(s, end, slot_tokens=n)
+            elif step.fcr:
+                s.wasted_tokens += n
+                s.generated = s.prefilled = 0
+                s.failed = True
+                s.status = Status.WAITING
+                self.running.remove(s)
+                self.waiting.add(s)
+            else:
+                s.generated = n
+                s.truncated = True
+                self._finish(s, end, slot_tokens=n)
+            self.executor.release(s)
+        self.engine.log_step(self.index, start, end, step.kind, len(step.seqs), n,
+                             len(step.seqs) * width, len(step.seqs) * (n - 1),
+                             self.kv.used_tokens)
+        self.kv.static_tokens = 0
+
+    # -- continuous batches -------------------------------------------------------------
+    def _run_continuous(self, step: Step, start: float):
+        seqs = step.seqs
+        chunks = np.asarray(step.prefill_tokens, dtype=np.int64)
+        if len(chunks) != len(seqs):
+            raise PolicyError(f"policy {self.policy.name}: {len(seqs)} rows but "
+                              f"{len(chunks)} prefill entries")
+        prompt = np.fromiter((s.prompt_tokens for s in seqs), np.int64, len(seqs))
+        prefilled = np.fromiter((s.prefilled for s in seqs), np.int64, len(seqs))
+        generated = np.fromiter((s.generated for s in seqs), np.int64, len(seqs))
+        target = np.fromiter((s.target_tokens for s in seqs), np.int64, len(seqs))
+        if np.any(prefilled + chunks > prompt) or np.any((chunks == 0) & (prefilled < prompt)):
+            raise PolicyError(f"policy {self.policy.name}: a row's prefill chunk does not match "
+                              "its remaining prompt")
+        completes = prefilled + chunks >= prompt
+        if completes.all():
+            # iterations until the first row finishes (no completion inside the event)
+            limit = min(step.max_iterations, int((target - generated).min()))
+        else:
+            limit = 1
+        held = np.fromiter((s.kv_blocks for s in seqs), np.int64, len(seqs))
+        k = self.kv.max_iterations(prefilled + chunks + generated, held, self.kv.free_blocks,
+                                   max(limit, 1))
+        if k == 0:
+            raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free "
+                              f"({self.kv.free_blocks} blocks)")
+        stop_after = self.engine.time_to_next_arrival()
+        result = self.executor.run(step, k, stop_after)
+        n = result.iterations
+        for s, c in zip(seqs, chunks):     # allocate for what actually ran
+            produced = n if s.prefilled + c >= s.prompt_tokens else 0
+            self.kv.grow(s, s.prefilled + c + s.generated + produced)
+        yield self.env.timeout(result.duration_s)
+        end = self.env.now
+        eos_at = getattr(result, "eos_at", None) or {}
+        decode_tokens = 0
+        for s, c, done_prefill in zip(seqs, chunks.tolist(), completes.tolist()):
+            s.prefilled += c
+            if not done_prefill:
+                continue
+            produced = n
+            if s.id in eos_at:           # live natural-length mode: the model decided
+                produced = min(produced, eos_at[s.id] + 1)
+                s.output_tokens = s.target_tokens = s.generated + produced
+            if math.isnan(s.first_token_s) and s.generated == 0:
+                s.first_token_s = start + result.first_iteration_s
+            decode_tokens += produced - (1 if c else 0)
+            s.generated += produced
+            if s.generated >= s.target_tokens:
+                self.running.remove(s)
+                self.kv.free(s)
+                self.executor.release(s)
+                s.slot_tokens_all += s.generated
+                self._finish(s, end, slot_tokens=s.generated)
+        self.engine.log_step(self.index, start, end, step.kind, len(seqs), n, int(chunks.sum()),
+                             decode_tokens, self.kv.used_tokens)
+
+    def _finish(self, s: Seq, now: float, slot_tokens: int) -> None:
+        if s in self.running:
+            self.running.remove(s)
+        s.status = Status.FINISHED
+        s.finish_s = now
+        s.slot_tokens = slot_tokens
+        self.engine.finished(s)

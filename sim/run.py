@@ -1,0 +1,160 @@
+"""One simulation run: a trace, a policy, a predictor and a backend -> records and a summary.
+
+    result = simulate(trace, RunConfig(policy="binned", backend="paper-a100"))
+    result.summary["throughput_rps"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.metrics import summarize
+from backends.executor import CostModelExecutor
+from backends.presets import get_preset
+from backends.roofline import RooflineCostModel
+from backends.specs import get_gpu, get_model, kv_capacity_tokens
+from policies import STATIC_POLICIES, make_policy
+from predictors import make_predictor
+from sim.engine import ROUTERS, Engine
+from sim.errors import UserError
+from sim.kv import KVCache
+from sim.replica import Replica
+from sim.sequence import Seq
+from traces.request import Trace
+
+
+@dataclass
+class RunConfig:
+    policy: str = "fcfs"
+    policy_params: dict = field(default_factory=dict)
+    predictor: str = "oracle"
+    predictor_params: dict = field(default_factory=dict)
+    backend: str | None = None          # a preset (backends/presets.py): GPU, model, overheads
+    gpu: str = "A100-80GB"
+    model: str = "llama-7b"
+    profile: str | None = None          # a calibration profile JSON (fitted cost model)
+    iteration_overhead_s: float | None = None
+    token_overhead_s: float | None = None
+    kv_append_copy: bool | None = None
+    replicas: int = 1
+    router: str = "round-robin"
+    seed: int = 0
+    max_new_tokens: int | None = None   # clip every response to this many tokens
+    memory_fraction: float = 0.9
+    block_size: int = 16
+    progress: bool = False
+
+    def resolved(self) -> "RunConfig":
+        """The preset's GPU/model/overheads filled in; explicit values win over the preset."""
+        if self.backend is None:
+            return self
+        p = get_preset(self.backend)
+        defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+        changes = {}
+        for key, value in (("gpu", p.gpu), ("model", p.model)):
+            if getattr(self, key) == defaults[key]:
+                changes[key] = value
+        for key in ("iteration_overhead_s", "token_overhead_s", "kv_append_copy"):
+            if getattr(self, key) is None:
+                changes[key] = getattr(p, key)
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.replicas < 1:
+            raise UserError(f"replicas must be >= 1, got {self.replicas}")
+        if self.router not in ROUTERS:
+            raise UserError(f"unknown router {self.router!r}; choose one of {', '.join(ROUTERS)}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise UserError(f"max-new-tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 < self.memory_fraction <= 1:
+            raise UserError(f"memory-fraction must be in (0, 1], got {self.memory_fraction}")
+        if self.block_size < 1:
+            raise UserError(f"block-size must be >= 1, got {self.block_size}")
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    records: pd.DataFrame
+    steps: pd.DataFrame
+    summary: dict
+    wall_s: float
+    kv_capacity_tokens: int
+
+
+def build_cost_model(config: RunConfig):
+    if config.profile is not None:
+        if not Path(config.profile).is_file():
+            raise UserError(f"profile {config.profile}: no such file; run `seqsched calibrate` "
+                            "first or drop --profile")
+        from backends.profile import load_profile  # the fitted model from calibration
+        return load_profile(config.profile)
+    return RooflineCostModel(get_gpu(config.gpu), get_model(config.model),
+                             iteration_overhead_s=config.iteration_overhead_s or 0.0,
+                             token_overhead_s=config.token_overhead_s or 0.0,
+                             kv_append_copy=bool(config.kv_append_copy))
+
+
+def policy_params(config: RunConfig) -> dict:
+    params = dict(config.policy_params)
+    if config.policy in STATIC_POLICIES and config.max_new_tokens is not None:
+        params.setdefault("max_new_tokens", config.max_new_tokens)
+    return params
+
+
+def make_seqs(trace: Trace, predicted: np.ndarray, cap: int | None) -> list[Seq]:
+    out = trace.output_tokens
+    target = np.minimum(out, cap) if cap is not None else out
+    prompts = trace.df["prompt"].tolist() if "prompt" in trace.df else [None] * len(trace)
+    return [Seq(i, rid, a, p, o, int(pr), target_tokens=int(t), prompt=pt, truncated=bool(t < o))
+            for i, (rid, a, p, o, pr, pt, t) in enumerate(zip(
+                trace.ids.tolist(), trace.arrival_s.tolist(), trace.prompt_tokens.tolist(),
+                out.tolist(), predicted.tolist(), prompts, target.tolist()))]
+
+
+def simulate(trace: Trace, config: RunConfig, predictor=None, executor=None) -> RunResult:
+    """Run `trace` under `config`. `predictor` / `executor` objects override the config's
+    (the live executor of backends/live plugs in here)."""
+    config = config.resolved()
+    config.validate()
+    make_policy(config.policy, **policy_params(config))     # fail fast on bad parameters
+    if predictor is None:
+        predictor = make_predictor(config.predictor, **config.predictor_params)
+    predicted = np.asarray(predictor.predict(trace), dtype=np.int64)
+    if len(predicted) != len(trace):
+        raise UserError(f"predictor {predictor.name} returned {len(predicted)} predictions for "
+                        f"{len(trace)} requests")
+    cost = predictor.cost(trace)
+    if executor is None:
+        executor = CostModelExecutor(build_cost_model(config))
+    capacity = kv_capacity_tokens(get_gpu(config.gpu), get_model(config.model),
+                                  config.memory_fraction)
+    seqs = make_seqs(trace, predicted, config.max_new_tokens)
+    need = trace.prompt_tokens + np.fromiter((s.target_tokens for s in seqs), np.int64)
+    if need.max() > capacity:
+        i = int(need.argmax())
+        raise UserError(f"request {seqs[i].id} needs {need[i]} tokens of KV cache but a replica "
+                        f"of {config.model} on {config.gpu} holds {capacity}; drop it, cap "
+                        "outputs with --max-new-tokens, or pick a bigger GPU")
+    engine = Engine(seqs, router=config.router, seed=config.seed,
+                    max_new_tokens=config.max_new_tokens or int(need.max()),
+                    progress=config.progress)
+    for r in range(config.replicas):
+        policy = make_policy(config.policy, **policy_params(config))
+        engine.replicas.append(Replica(engine, r, policy, executor,
+                                       KVCache(capacity, config.block_size), cost))
+    t0 = time.perf_counter()
+    engine.run()
+    wall = time.perf_counter() - t0
+    if engine.unfinished:
+        raise RuntimeError(f"{engine.unfinished} requests never finished (engine bug)")
+    records, steps = engine.records(), engine.steps()
+    summary = summarize(records, steps, capacity, config.replicas)
+    summary["sim_wall_s"] = wall
+    return RunResult(config, records, steps, summary, wall, capacity)
