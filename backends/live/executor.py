@@ -1,0 +1,392 @@
+"""`LiveExecutor`: the engine's Executor backed by a real LLaMA forward pass.
+
+The SimPy engine calls `run(step, iterations, stop_after_s)` exactly as it calls the
+CostModelExecutor; here the step really runs on the model and its measured wall time
+(CUDA-synchronised) is what advances the simulated clock.
+
+Two paths, both a hand-written greedy loop over `model(...)` with an explicit 4-D additive
+attention mask, per-row `position_ids` and a transformers `DynamicCache` (the HF-eager stack):
+
+* padded (static batching, the paper's stack): every row starts fresh; a left-padded batch of
+  the rows' prompts, iteration 0 = prefill (emits each row's first token), then
+  `iterations - 1` decode iterations. Finished rows keep their slot (fed the pad token, as
+  `generate` does) until the batch ends. Nothing is kept after the step.
+* continuous: a KV cache per request (keyed by `seq.id`) survives between steps. A step
+  gathers the rows' caches into one left-aligned batch (gaps masked), runs iteration 0 (each
+  row's prompt chunk at offset `seq.prefilled`, or one decode token), then pure decode, and
+  scatters each row's valid KV columns back. `release(seq)` frees the cache; preemption =
+  release + recompute from scratch.
+
+Length control: "forced" ignores EOS (the engine decides lengths from the trace; a padded row
+stops recording at `min(target, cap)` tokens); "natural" stops a row at EOS and reports it in
+`StepResult.eos_at` (a continuous step ends at the first EOS since the batch changes there; a
+padded step ends when every row is done).
+
+Prompt tokens: a folder model with a tokenizer encodes `seq.prompt`, fitted to
+`seq.prompt_tokens` (the engine's accounting unit): the last `prompt_tokens` ids are kept, or
+the ids are left-filled with synthetic ones. Otherwise prompts are synthetic ids drawn from a
+generator seeded by the request id (deterministic, so recomputes and `generate` see the same
+prompt).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from backends.live.model import LoadedModel, load_model
+from policies.step import Step, StepResult
+from sim.sequence import Seq
+
+LENGTH_MODES = ("forced", "natural")
+
+
+class LiveExecutor:
+    """A real model behind the Executor protocol (`name`, `run`, `release`).
+
+    Public state for tests and reports:
+      outputs[seq_id] -> generated token ids of the current/final attempt;
+      log -> one dict per step (kind, padded, rows, token counts, shape, times);
+      iteration_s -> per-iteration seconds of the last step;
+      predictions[seq_id] -> what a live predictor returned in "predict" steps.
+    """
+
+    def __init__(self, model: LoadedModel | str = "tiny", *, device: str = "cpu",
+                 dtype: str = "float32", length_mode: str = "forced", predictor: Any = None,
+                 attn_implementation: str = "eager", seed: int = 0,
+                 name: str | None = None) -> None:
+        if length_mode not in LENGTH_MODES:
+            from sim.errors import UserError
+            raise UserError(f"unknown length mode {length_mode!r}; choose forced or natural")
+        if isinstance(model, str):
+            model = load_model(model, device, dtype, attn_implementation=attn_implementation,
+                               seed=seed)
+        self.lm = model
+        self.model = model.model
+        self.device = model.device
+        self.dtype = model.dtype
+        self.length_mode = length_mode
+        self.predictor = predictor
+        self.name = name or f"live:{model.name}"
+        self.eos_token_id = model.eos_token_id
+        self.pad_token_id = model.pad_token_id
+        self.outputs: dict[str, list[int]] = {}
+        self.predictions: dict[str, int] = {}
+        self.log: list[dict] = []
+        self.iteration_s: list[float] = []
+        self._kv: dict[str, torch.Tensor] = {}       # id -> [layers, 2, kv_heads, len, head_dim]
+        self._prompts: dict[str, list[int]] = {}
+        self._min = torch.finfo(self.dtype).min
+        self._cuda = self.device.type == "cuda"
+        self._cache_config = self.model.config
+
+    # -- Executor protocol ------------------------------------------------------------
+    def run(self, step: Step, iterations: int, stop_after_s: float | None) -> StepResult:
+        if not step.seqs:
+            raise ValueError("a step with no rows")
+        iterations = max(int(iterations), 1)
+        with torch.inference_mode():
+            if step.kind == "predict" and self.predictor is not None:
+                return self._run_predictor(step, iterations)
+            if step.padded:
+                return self._run_padded(step, iterations, stop_after_s)
+            return self._run_continuous(step, iterations, stop_after_s)
+
+    def release(self, seq: Seq) -> None:
+        self._kv.pop(seq.id, None)
+
+    # -- helpers ------------------------------------------------------------------------
+    @property
+    def cached_requests(self) -> int:
+        return len(self._kv)
+
+    def cached_tokens(self, seq_id: str) -> int:
+        kv = self._kv.get(seq_id)
+        return 0 if kv is None else int(kv.shape[-2])
+
+    def log_frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.log)
+
+    def prompt_ids(self, seq: Seq, length: int | None = None) -> list[int]:
+        """The prompt token ids of `seq`, exactly `length` (default `seq.prompt_tokens`) long."""
+        n = seq.prompt_tokens if length is None else int(length)
+        ids = self._prompts.get(seq.id)
+        if ids is None:
+            ids = []
+            tok = self.lm.tokenizer
+            if tok is not None and seq.prompt:
+                ids = list(tok(seq.prompt)["input_ids"])
+            if len(ids) < seq.prompt_tokens:
+                ids = self._synthetic(seq.id, seq.prompt_tokens - len(ids)) + ids
+            ids = ids[len(ids) - seq.prompt_tokens:]
+            self._prompts[seq.id] = ids
+        if n <= len(ids):
+            return ids[:n]
+        return ids + self._synthetic(seq.id + "#ext", n - len(ids))
+
+    def _synthetic(self, key: str, n: int) -> list[int]:
+        rng = np.random.default_rng(zlib.crc32(key.encode("utf-8")))
+        low = 3 if self.lm.vocab_size > 8 else 0
+        return rng.integers(low, self.lm.vocab_size, size=n).tolist()
+
+    def _sync(self) -> None:
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
+
+    def _target(self, seq: Seq, cap: int | None) -> int:
+        t = getattr(seq, "target_tokens", 0) or seq.output_tokens
+        return min(t, cap) if cap is not None else t
+
+    def _mask(self, valid: torch.Tensor, q: int) -> torch.Tensor:
+        """Additive [B, 1, q, KV] mask: a query attends to valid columns at or before its own
+        (the new tokens are the last q columns); a padding query also attends to itself so no
+        row is fully masked (its output is discarded; its K/V column stays masked for all)."""
+        b, kv = valid.shape
+        if q == 1:
+            allowed = valid.clone()
+            allowed[:, -1] = True
+            allowed = allowed[:, None, None, :]
+        else:
+            cols = torch.arange(kv, device=self.device)
+            qcol = cols[kv - q:]
+            causal = cols[None, :] <= qcol[:, None]                       # [q, kv]
+            allowed = valid[:, None, :] & causal[None]                    # [B, q, kv]
+            allowed[:, torch.arange(q, device=self.device), qcol] = True
+            allowed = allowed[:, None]
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
+        return mask.masked_fill_(~allowed, self._min)
+
+    def _forward(self, ids: torch.Tensor, valid: torch.Tensor, pos: torch.Tensor, cache):
+        out = self.model(input_ids=ids, attention_mask=self._mask(valid, ids.shape[1]),
+                         position_ids=pos, past_key_values=cache, use_cache=True,
+                         logits_to_keep=1)
+        return out.logits[:, -1].argmax(-1)
+
+    def _new_cache(self):
+        from transformers import DynamicCache
+        return DynamicCache(config=self._cache_config)
+
+    # -- padded (static) batches ---------------------------------------------------------
+    def _run_padded(self, step: Step, iterations: int, stop_after_s: float | None) -> StepResult:
+        seqs = step.seqs
+        b = len(seqs)
+        predict = step.kind == "predict"
+        lengths = ([int(x) for x in step.prefill_tokens] if predict
+                   else [s.prompt_tokens for s in seqs])
+        width = max(lengths)
+        natural = self.length_mode == "natural" and not predict
+        limits = [0 if predict else self._target(s, step.cap) for s in seqs]
+        if not predict:
+            for s in seqs:
+                self.outputs[s.id] = []
+        t0 = time.perf_counter()
+        ids = torch.full((b, width), self.pad_token_id, dtype=torch.long)
+        valid = torch.zeros((b, width), dtype=torch.bool)
+        for r, (s, n) in enumerate(zip(seqs, lengths)):
+            ids[r, width - n:] = torch.tensor(self.prompt_ids(s, n), dtype=torch.long)
+            valid[r, width - n:] = True
+        pos = (valid.long().cumsum(1) - 1).clamp_(min=0)
+        ids, valid, pos = ids.to(self.device), valid.to(self.device), pos.to(self.device)
+        cache = self._new_cache()
+        done = [False] * b
+        eos_at: dict[str, int] = {}
+        times: list[float] = []
+        emitted = 0
+        tok = self._forward(ids, valid, pos, cache)
+        n_run = 0
+        length = pos[:, -1] + 1
+        ones = torch.ones((b, 1), dtype=torch.bool, device=self.device)
+        while True:
+            toks = tok.tolist()                          # synchronises
+            for r, s in enumerate(seqs):
+                if done[r] or predict:
+                    continue
+                out = self.outputs[s.id]
+                out.append(toks[r])
+                emitted += 1
+                if natural and toks[r] == self.eos_token_id:
+                    eos_at[s.id] = n_run
+                    done[r] = True
+                elif len(out) >= limits[r] and not natural:
+                    done[r] = True
+                elif natural and step.cap is not None and len(out) >= step.cap:
+                    done[r] = True
+            self._sync()
+            times.append(time.perf_counter() - t0)
+            n_run += 1
+            if n_run >= iterations or (natural and all(done)):
+                break
+            if stop_after_s is not None and times[-1] >= stop_after_s:
+                break
+            feed = torch.tensor([self.pad_token_id if done[r] else toks[r] for r in range(b)],
+                                dtype=torch.long, device=self.device)[:, None]
+            valid = torch.cat([valid, ones], dim=1)
+            tok = self._forward(feed, valid, length[:, None], cache)
+            length = length + 1
+        del cache
+        self._sync()
+        duration = time.perf_counter() - t0
+        self.iteration_s = np.diff([0.0] + times).tolist()
+        self._record(step, iterations, n_run, duration, times[0], emitted, len(eos_at),
+                     new_tokens=b * width, past_sum=0, width=width)
+        return StepResult(duration, n_run, times[0], eos_at if natural else None)
+
+    # -- continuous batches ---------------------------------------------------------------
+    def _run_continuous(self, step: Step, iterations: int,
+                        stop_after_s: float | None) -> StepResult:
+        for s in step.preempt:
+            self.release(s)
+        seqs = step.seqs
+        b = len(seqs)
+        chunks = [int(c) for c in step.prefill_tokens]
+        if len(chunks) != b:
+            raise ValueError(f"{b} rows but {len(chunks)} prefill entries")
+        natural = self.length_mode == "natural"
+        t0 = time.perf_counter()
+        past, new_ids, ready = [], [], []
+        for s, c in zip(seqs, chunks):
+            if c > 0:
+                if s.prefilled == 0 and s.generated == 0:      # a fresh attempt
+                    self._kv.pop(s.id, None)
+                    self.outputs[s.id] = []
+                if s.prefilled + c > s.prompt_tokens:
+                    raise ValueError(f"request {s.id}: chunk {c} at offset {s.prefilled} runs "
+                                     f"past its prompt ({s.prompt_tokens})")
+                p = s.prefilled
+                new_ids.append(self.prompt_ids(s)[p:p + c])
+                ready.append(p + c >= s.prompt_tokens)
+            else:
+                out = self.outputs.get(s.id)
+                if not s.prefill_done or s.generated == 0 or not out:
+                    raise ValueError(f"request {s.id} is a decode row (chunk 0) but has no "
+                                     "prefilled prompt and first token in this executor")
+                p = s.prompt_tokens + s.generated - 1
+                new_ids.append([out[-1]])
+                ready.append(True)
+            have = self.cached_tokens(s.id)
+            if have != p:
+                raise ValueError(f"request {s.id}: the executor holds {have} cached tokens but "
+                                 f"the step expects {p}; was release() missed?")
+            past.append(p)
+        big_p = max(past)
+        q = max(len(x) for x in new_ids)
+        ids = torch.full((b, q), self.pad_token_id, dtype=torch.long)
+        valid = torch.zeros((b, big_p + q), dtype=torch.bool)
+        pos = torch.zeros((b, q), dtype=torch.long)
+        for r, (p, x) in enumerate(zip(past, new_ids)):
+            n = len(x)
+            ids[r, q - n:] = torch.tensor(x, dtype=torch.long)
+            valid[r, big_p - p:big_p] = True
+            valid[r, big_p + q - n:] = True
+            pos[r, q - n:] = torch.arange(p, p + n)
+        ids, valid, pos = ids.to(self.device), valid.to(self.device), pos.to(self.device)
+        cache = self._new_cache()
+        if big_p > 0:
+            self._gather(cache, seqs, past, big_p)
+        tok = self._forward(ids, valid, pos, cache)
+        length = torch.tensor([p + len(x) for p, x in zip(past, new_ids)], device=self.device)
+        ready_t = torch.tensor(ready, dtype=torch.bool, device=self.device)[:, None]
+        times: list[float] = []
+        eos_at: dict[str, int] = {}
+        emitted = 0
+        n_run = 0
+        while True:
+            toks = tok.tolist()
+            stop = False
+            for r, s in enumerate(seqs):
+                if not ready[r]:
+                    continue
+                self.outputs[s.id].append(toks[r])
+                emitted += 1
+                if natural and toks[r] == self.eos_token_id:
+                    eos_at[s.id] = n_run
+                    stop = True
+            self._sync()
+            times.append(time.perf_counter() - t0)
+            n_run += 1
+            if stop or n_run >= iterations or not any(ready):
+                break
+            if stop_after_s is not None and times[-1] >= stop_after_s:
+                break
+            feed = torch.tensor([toks[r] if ready[r] else self.pad_token_id for r in range(b)],
+                                dtype=torch.long, device=self.device)[:, None]
+            valid = torch.cat([valid, ready_t], dim=1)
+            tok = self._forward(feed, valid, length[:, None], cache)
+            length = length + ready_t[:, 0].long()
+        self._scatter(cache, seqs, valid)
+        del cache
+        self._sync()
+        duration = time.perf_counter() - t0
+        self.iteration_s = np.diff([0.0] + times).tolist()
+        self._record(step, iterations, n_run, duration, times[0], emitted, len(eos_at),
+                     new_tokens=sum(chunks), past_sum=sum(past), width=big_p + q)
+        return StepResult(duration, n_run, times[0], eos_at if natural else None)
+
+    def _gather(self, cache, seqs: list[Seq], past: list[int], big_p: int) -> None:
+        """Load the rows' caches, right-aligned at column big_p, into `cache`."""
+        some = next(self._kv[s.id] for s, p in zip(seqs, past) if p > 0)
+        layers, two, heads, _, dim = some.shape
+        batch = torch.zeros((layers, two, len(seqs), heads, big_p, dim), dtype=some.dtype,
+                            device=some.device)
+        for r, (s, p) in enumerate(zip(seqs, past)):
+            if p > 0:
+                batch[:, :, r, :, big_p - p:] = self._kv[s.id]
+        for layer in range(layers):
+            cache.update(batch[layer, 0], batch[layer, 1], layer)
+
+    def _scatter(self, cache, seqs: list[Seq], valid: torch.Tensor) -> None:
+        """Store each row's valid KV columns (in order) as its own cache."""
+        stacked = torch.stack([torch.stack((lay.keys, lay.values)) for lay in cache.layers])
+        for r, s in enumerate(seqs):
+            cols = valid[r].nonzero().squeeze(1)
+            self._kv[s.id] = stacked[:, :, r].index_select(-2, cols)
+
+    # -- the length query with a live predictor -------------------------------------------
+    def _run_predictor(self, step: Step, iterations: int) -> StepResult:
+        from traces.request import Request, Trace
+
+        reqs = [Request(s.id, 0.0, s.prompt_tokens, max(s.output_tokens, 1), s.prompt)
+                for s in step.seqs]
+        self._sync()
+        t0 = time.perf_counter()
+        pred = self.predictor.predict(Trace.from_requests(reqs, name="predict-step"))
+        self._sync()
+        duration = time.perf_counter() - t0
+        for s, p in zip(step.seqs, np.asarray(pred).tolist()):
+            self.predictions[s.id] = int(p)
+        self.iteration_s = [duration]
+        self._record(step, iterations, iterations, duration, duration, 0, 0,
+                     new_tokens=int(sum(step.prefill_tokens)), past_sum=0,
+                     width=max(step.prefill_tokens))
+        return StepResult(duration, iterations, duration)
+
+    def _record(self, step: Step, asked: int, ran: int, duration: float, first: float,
+                emitted: int, eos: int, *, new_tokens: int, past_sum: int, width: int) -> None:
+        decode_rows = sum(1 for c in step.prefill_tokens if c == 0) if not step.padded else 0
+        self.log.append({
+            "step": len(self.log), "kind": step.kind, "padded": step.padded,
+            "rows": len(step.seqs), "prefill_tokens": new_tokens, "decode_rows": decode_rows,
+            "past_tokens": past_sum, "width": width, "iterations_asked": asked,
+            "iterations": ran, "duration_s": duration, "first_iteration_s": first,
+            "tokens": emitted, "eos": eos,
+        })
+
+    # -- warm-up ---------------------------------------------------------------------------
+    def warmup(self, rows: int = 2, prompt: int = 16, iterations: int = 4, repeats: int = 2) -> None:
+        """Run a few throw-away padded steps (allocator, kernels, cuBLAS handles)."""
+        for i in range(repeats):
+            seqs = [Seq(j, f"__warmup{i}_{j}", 0.0, prompt, iterations, iterations)
+                    for j in range(rows)]
+            self.run(Step(seqs, [prompt] * rows, padded=True), iterations, None)
+            for s in seqs:
+                self.outputs.pop(s.id, None)
+                self._prompts.pop(s.id, None)
+        self.log.clear()
+
+
+__all__ = ["LiveExecutor", "LENGTH_MODES"]

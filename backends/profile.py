@@ -1,0 +1,233 @@
+"""A cost model fitted from measurements of a live model (`seqsched calibrate`), stored as a
+profile JSON, and loaded back as a `CostModel` (`load_profile(path)`) for `simulate --profile`.
+
+No torch here: the simulation path reads profiles with numpy alone.
+
+Features are physically motivated and describe the shape the live executor really computes
+(HF-style batched forward: every row of an iteration is padded to the longest query Q and the
+longest cached context; see backends/live/executor.py):
+
+prefill (one iteration, rows B = prefill rows + decode rows, Q = longest chunk):
+    1                      fixed per-iteration cost (kernel launches, Python, weight reads)
+    B                      per-row cost (LM head, sampling, KV gather/scatter bookkeeping)
+    S = B*Q                token slots through the linear layers (compute-bound part)
+    A = B*Q*(P + Q)        attention score entries (P = longest cached context)
+    max(0, S - k)          the roofline ridge: below k token slots the weights' reads dominate;
+                           k is chosen by a 1-D search, the rest by non-negative least squares
+decode (one iteration of B rows whose contexts sum to C):
+    1, B, C, max(0, B - k)   (fixed, per row, KV read/attention, the compute ridge at k rows)
+
+The fit minimises the *relative* error (rows divided by the measured time) with non-negative
+coefficients (`scipy.optimize.nnls`), so small and large steps weigh alike and the model never
+predicts a negative or shrinking time as a batch grows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sim.errors import UserError
+
+FORMAT = "seqsched-profile"
+VERSION = 1
+PREFILL_FEATURES = ["1", "rows", "token_slots", "attention", "ridge(token_slots)"]
+DECODE_FEATURES = ["1", "rows", "context_sum", "ridge(rows)"]
+
+
+# -- features --------------------------------------------------------------------------------
+def prefill_features(new_tokens, past_tokens, decode_rows: int = 0, decode_context: int = 0,
+                     knot: float = 0.0) -> np.ndarray:
+    new = np.asarray(new_tokens, dtype=float).ravel()
+    past = np.asarray(past_tokens, dtype=float).ravel()
+    rows = len(new) + int(decode_rows)
+    q = float(new.max()) if len(new) else 1.0
+    q = max(q, 1.0)
+    longest = float(past.max()) if len(past) else 0.0
+    if decode_rows:
+        # decode rows attend to decode_context/decode_rows positions on average (the cached
+        # context plus the new token), so their cached part is one less
+        longest = max(longest, decode_context / decode_rows - 1.0)
+    slots = rows * q
+    return np.array([1.0, rows, slots, slots * (longest + q), max(0.0, slots - knot)])
+
+
+def decode_features(rows, context_sum, knot: float = 0.0) -> np.ndarray:
+    """Rows of features for decode iterations; `rows`/`context_sum` scalars or arrays."""
+    rows = np.asarray(rows, dtype=float)
+    ctx = np.asarray(context_sum, dtype=float)
+    rows, ctx = np.broadcast_arrays(rows, ctx)
+    return np.stack([np.ones_like(rows), rows, ctx, np.maximum(0.0, rows - knot)], axis=-1)
+
+
+# -- fitting ---------------------------------------------------------------------------------
+def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    scale = x.max(axis=0)
+    scale[scale == 0] = 1.0
+    a = (x / scale) / y[:, None]
+    coef, _ = nnls(a, np.ones(len(y)), maxiter=50 * x.shape[1])
+    return coef / scale
+
+
+def fit_quality(pred: np.ndarray, y: np.ndarray) -> dict:
+    rel = np.abs(pred - y) / y
+    return {"n": int(len(y)), "mean_rel_err": float(rel.mean()),
+            "median_rel_err": float(np.median(rel)), "p90_rel_err": float(np.quantile(rel, 0.9)),
+            "max_rel_err": float(rel.max())}
+
+
+def _fit_with_knot(build, y: np.ndarray, candidates) -> tuple[float, np.ndarray, dict]:
+    """Pick the knot (ridge point) with the smallest mean relative error."""
+    best = None
+    for k in sorted(set(float(c) for c in candidates)):
+        x = build(k)
+        coef = _nnls_relative(x, y)
+        q = fit_quality(x @ coef, y)
+        if best is None or q["mean_rel_err"] < best[2]["mean_rel_err"] - 1e-12:
+            best = (k, coef, q)
+    return best
+
+
+def fit_prefill(points: list[dict]) -> dict:
+    if len(points) < len(PREFILL_FEATURES):
+        raise UserError(f"{len(points)} prefill points cannot fit {len(PREFILL_FEATURES)} "
+                        "coefficients; widen the calibration grid")
+    y = np.array([p["seconds"] for p in points], dtype=float)
+
+    def build(k):
+        return np.stack([prefill_features(p["new"], p["past"], p.get("decode_rows", 0),
+                                          p.get("decode_context", 0), k) for p in points])
+
+    slots = build(0.0)[:, 2]
+    knot, coef, q = _fit_with_knot(build, y, np.concatenate(([0.0], np.unique(slots)[:-1])))
+    return {"features": PREFILL_FEATURES, "knot": knot, "coef": coef.tolist(), "fit": q}
+
+
+def fit_decode(points: list[dict]) -> dict:
+    if len(points) < len(DECODE_FEATURES):
+        raise UserError(f"{len(points)} decode points cannot fit {len(DECODE_FEATURES)} "
+                        "coefficients; widen the calibration grid")
+    y = np.array([p["seconds"] for p in points], dtype=float)
+    rows = np.array([p["rows"] for p in points], dtype=float)
+    ctx = np.array([p["context_sum"] for p in points], dtype=float)
+    knot, coef, q = _fit_with_knot(lambda k: decode_features(rows, ctx, k), y,
+                                   np.concatenate(([0.0], np.unique(rows)[:-1])))
+    return {"features": DECODE_FEATURES, "knot": knot, "coef": coef.tolist(), "fit": q}
+
+
+# -- the cost model --------------------------------------------------------------------------
+@dataclass
+class ProfileCostModel:
+    """The CostModel of a profile: `prefill_time` and vectorised `decode_times`."""
+
+    prefill_coef: np.ndarray
+    prefill_knot: float
+    decode_coef: np.ndarray
+    decode_knot: float
+    name: str = "profile"
+    meta: dict = field(default_factory=dict)
+
+    def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,
+                     decode_context: int = 0) -> float:
+        new = np.asarray(new_tokens)
+        if new.size == 0 and not decode_rows:
+            return 0.0
+        if new.size == 0:   # a pure decode iteration asked through prefill_time
+            return float(self.decode_times(int(decode_rows), int(decode_context), 1)[0])
+        x = prefill_features(new, past_tokens, decode_rows, decode_context, self.prefill_knot)
+        return float(x @ self.prefill_coef)
+
+    def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray:
+        if iterations <= 0:
+            return np.zeros(0)
+        ctx = context_sum + rows * np.arange(iterations, dtype=float)
+        return decode_features(np.full(iterations, float(rows)), ctx, self.decode_knot) \
+            @ self.decode_coef
+
+
+def build_profile(prefill_points: list[dict], decode_points: list[dict], meta: dict) -> dict:
+    """The profile dict (metadata + raw points + fitted coefficients + fit errors)."""
+    pre = fit_prefill(prefill_points)
+    dec = fit_decode(decode_points)
+    pre["points"] = prefill_points
+    dec["points"] = decode_points
+    return {"format": FORMAT, "version": VERSION, **meta, "prefill": pre, "decode": dec}
+
+
+def save_profile(profile: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _bad(path, what: str) -> UserError:
+    return UserError(f"{path}: malformed profile ({what}); regenerate it with "
+                     "`seqsched calibrate --model SHAPE_OR_PATH --out profile.json`")
+
+
+def profile_from_dict(data: dict, path: str = "<profile>") -> ProfileCostModel:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _bad(path, f"'format' is not {FORMAT!r}")
+    if data.get("version") != VERSION:
+        raise _bad(path, f"version {data.get('version')!r}, this seqsched reads {VERSION}")
+    parts = {}
+    for part, names in (("prefill", PREFILL_FEATURES), ("decode", DECODE_FEATURES)):
+        sec = data.get(part)
+        if not isinstance(sec, dict):
+            raise _bad(path, f"no '{part}' section")
+        try:
+            coef = np.asarray(sec["coef"], dtype=float)
+            knot = float(sec.get("knot", 0.0))
+        except (KeyError, TypeError, ValueError):
+            raise _bad(path, f"'{part}.coef' missing or not numbers") from None
+        if coef.shape != (len(names),) or not np.all(np.isfinite(coef)) or not np.isfinite(knot):
+            raise _bad(path, f"'{part}.coef' must be {len(names)} finite numbers "
+                             f"({', '.join(names)})")
+        if list(sec.get("features", names)) != names:
+            raise _bad(path, f"'{part}.features' are {sec.get('features')}, expected {names}")
+        parts[part] = (coef, knot)
+    meta = {k: v for k, v in data.items() if k not in ("prefill", "decode")}
+    name = f"profile:{data.get('name', Path(str(path)).stem)}"
+    return ProfileCostModel(parts["prefill"][0], parts["prefill"][1], parts["decode"][0],
+                            parts["decode"][1], name=name, meta=meta)
+
+
+def read_profile(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such profile; create one with `seqsched calibrate` or use "
+                        "a built-in one under backends/profiles/") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the profile ({e}); give a profile JSON") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _bad(path, f"not JSON: {e.msg} at line {e.lineno}") from None
+
+
+def load_profile(path: str | Path) -> ProfileCostModel:
+    """A `CostModel` from a profile JSON (or the name of a built-in profile)."""
+    p = Path(path)
+    if not p.exists() and (BUILTIN_DIR / f"{path}.json").exists():
+        p = BUILTIN_DIR / f"{path}.json"
+    return profile_from_dict(read_profile(p), str(p))
+
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def builtin_profiles() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))
+
+
+__all__ = ["ProfileCostModel", "load_profile", "read_profile", "save_profile", "build_profile",
+           "profile_from_dict", "fit_prefill", "fit_decode", "prefill_features",
+           "decode_features", "builtin_profiles", "PREFILL_FEATURES", "DECODE_FEATURES"]
