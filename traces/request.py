@@ -7,12 +7,15 @@ transform vectorised; `Request` objects are materialised only when the engine ne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+import logging
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS = ("id", "arrival_s", "prompt_tokens", "output_tokens")
+
+logger = logging.getLogger("seqsched.traces")
 
 
 from sim.errors import UserError
@@ -101,6 +104,15 @@ class Trace:
     def __iter__(self) -> Iterator[Request]:
         return iter(self.requests())
 
+    @classmethod
+    def _trusted(cls, df: pd.DataFrame, name: str) -> "Trace":
+        """Wrap a frame that is already normalised (sorted, typed, valid) without re-checking;
+        for transforms that keep those invariants by construction."""
+        t = object.__new__(cls)
+        t.df = df.reset_index(drop=True)
+        t.name = name
+        return t
+
     def with_columns(self, **columns: Any) -> "Trace":
         df = self.df.copy()
         for k, v in columns.items():
@@ -108,8 +120,27 @@ class Trace:
         return Trace(df, name=self.name)
 
 
-def normalise_frame(df: pd.DataFrame, name: str = "trace") -> pd.DataFrame:
-    """Validate the required columns and types, sort by arrival (stable), reset the index."""
+def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
+                    locate: Callable[[int], str] | None = None,
+                    columns: dict[str, str] | None = None,
+                    skip_invalid: bool = False) -> pd.DataFrame:
+    """Validate the required columns and types, sort by arrival (stable), reset the index.
+
+    `name` starts every error message (readers pass the file path); `locate(row)` turns a row
+    position of `df` into words such as "line 17" (default "row 17"); `columns` maps a
+    required column to the name the user's file gives it (e.g. output_tokens ->
+    GeneratedTokens) so messages speak the file's language. With `skip_invalid`, rows with a
+    missing, non-numeric, negative, infinite or zero token count (or a bad arrival time) are
+    dropped and counted in a warning instead of raising. Rows out of arrival order are sorted
+    (stable) and counted in a warning on the ``seqsched.traces`` logger.
+    """
+    locate = locate or (lambda row: f"row {row}")
+    columns = columns or {}
+
+    def label(col: str) -> str:
+        src = columns.get(col)
+        return f"{src} ({col})" if src and src != col else col
+
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise TraceError(f"{name}: missing column(s) {', '.join(missing)}; a trace needs "
@@ -117,28 +148,74 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace") -> pd.DataFrame:
     if len(df) == 0:
         raise TraceError(f"{name}: the trace is empty; give a file with at least one request")
     df = df.copy()
-    df["id"] = df["id"].astype(str)
-    for col, kind in (("arrival_s", float), ("prompt_tokens", np.int64),
-                      ("output_tokens", np.int64)):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise TraceError(f"{name}: row {row}: column {col} is not a number "
-                             f"({df[col].iloc[row]!r}); fix or drop that row")
-        if kind is not float:
-            if (values != np.floor(values)).any():
-                row = int(np.flatnonzero((values != np.floor(values)).to_numpy())[0])
-                raise TraceError(f"{name}: row {row}: {col} must be a whole number of tokens")
-        df[col] = values.astype(kind)
+    values: dict[str, np.ndarray] = {}
+    invalid = np.zeros(len(df), dtype=bool)
     for col, low in (("arrival_s", 0), ("prompt_tokens", 1), ("output_tokens", 1)):
-        below = df[col].to_numpy() < low
-        if below.any():
-            row = int(np.flatnonzero(below)[0])
-            raise TraceError(f"{name}: row {row}: {col} = {df[col].iloc[row]} must be >= {low}")
-    if df["id"].duplicated().any():
-        dup = df["id"][df["id"].duplicated()].iloc[0]
-        raise TraceError(f"{name}: duplicate request id {dup!r}; ids must be unique")
-    if not df["arrival_s"].is_monotonic_increasing:
-        df = df.sort_values("arrival_s", kind="stable")
+        raw = df[col]
+        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        problems = (
+            (~np.isfinite(v), lambda r: _not_a_number(raw.iloc[r])),
+            ((v != np.floor(v)) if col != "arrival_s" else np.zeros(len(v), bool),
+             lambda r: f"is {raw.iloc[r]!r}, not a whole number of tokens"),
+            (v < low, lambda r: (f"is {_fmt(v[r])}; zero-length prompts cannot be scheduled"
+                                 if col == "prompt_tokens" and v[r] == 0 else
+                                 f"is {_fmt(v[r])}, must be >= {low}")),
+        )
+        for mask, why in problems:
+            mask = mask & ~invalid if skip_invalid else mask
+            if mask.any():
+                if skip_invalid:
+                    invalid |= mask
+                    continue
+                row = int(np.flatnonzero(mask)[0])
+                more = int(mask.sum()) - 1
+                raise TraceError(
+                    f"{name}: {locate(row)}: {label(col)} {why(row)}"
+                    + (f" ({more} more such row{'s' if more != 1 else ''})" if more else "")
+                    + "; fix or drop the row (or pass --skip-invalid-rows)")
+        values[col] = v
+    if invalid.any():
+        n_bad = int(invalid.sum())
+        if n_bad == len(df):
+            raise TraceError(f"{name}: every row has an invalid arrival time or token count; "
+                             "check the column mapping or --format")
+        logger.warning("%s: skipped %d invalid row(s) (missing, non-numeric, negative or zero "
+                       "token counts / bad arrival times); first at %s", name, n_bad,
+                       locate(int(np.flatnonzero(invalid)[0])))
+        keep = ~invalid
+        df = df.loc[keep]
+        values = {k: v[keep] for k, v in values.items()}
+        positions = np.flatnonzero(keep)
+    else:
+        positions = None
+    df["arrival_s"] = values["arrival_s"]
+    df["prompt_tokens"] = values["prompt_tokens"].astype(np.int64)
+    df["output_tokens"] = values["output_tokens"].astype(np.int64)
+    if not (pd.api.types.is_string_dtype(df["id"]) and not df["id"].isna().any()):
+        df["id"] = df["id"].astype(str)
+    dup = df["id"].duplicated().to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        src = int(positions[row]) if positions is not None else row
+        raise TraceError(f"{name}: {locate(src)}: duplicate request id {df['id'].iloc[row]!r}; "
+                         "ids must be unique")
+    arrival = values["arrival_s"]
+    if len(arrival) > 1 and (np.diff(arrival) < 0).any():
+        out_of_order = int((arrival < np.maximum.accumulate(arrival)).sum())
+        logger.warning("%s: %d row(s) had timestamps out of order; sorted the trace by "
+                       "arrival time (stable)", name, out_of_order)
+        df = df.iloc[np.argsort(arrival, kind="stable")]
     return df.reset_index(drop=True)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _not_a_number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or (
+            isinstance(value, str) and not value.strip()) or value is pd.NA:
+        return "is empty (NaN); every row needs a value"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"is {value!r}, not a finite number"
+    return f"is {value!r}, not a number"
