@@ -1,5 +1,5 @@
 """Roofline cost model: per-iteration time = max(FLOPs / peak, bytes / bandwidth) plus a
-framework overhead per iteration and per token.
+framework overhead per iteration and per generated token (one per row and iteration).
 
 FLOPs: 2 x (layer parameters) per processed token (the matmuls), 2 x vocab x d_model per row
 for the logits of the last position, and 4 x layers x d_model per attended position per query
@@ -26,7 +26,8 @@ class RooflineCostModel:
     flops_efficiency: float = 1.0        # achieved share of peak FLOP/s
     bandwidth_efficiency: float = 1.0    # achieved share of peak bandwidth
     iteration_overhead_s: float = 0.0    # framework time per forward pass (launches, Python)
-    token_overhead_s: float = 0.0        # framework time per processed token
+    token_overhead_s: float = 0.0        # framework time per generated token (per row and
+                                         # iteration: sampling, stop checks, bookkeeping)
     kv_append_copy: bool = False         # the KV cache is re-copied on every append (HF's
                                          # torch.cat cache): +1 read and +1 write of the cache
     name: str = "roofline"
@@ -47,7 +48,7 @@ class RooflineCostModel:
         kv_passes = 3.0 if self.kv_append_copy else 1.0
         bytes_ = self._weight_bytes + (kv_read * kv_passes + tokens) * self._kv
         return (np.maximum(flops / self._flops_rate, bytes_ / self._byte_rate)
-                + self.iteration_overhead_s + self.token_overhead_s * tokens)
+                + self.iteration_overhead_s + self.token_overhead_s * rows)
 
     def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,
                      decode_context: int = 0) -> float:

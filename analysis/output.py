@@ -1,0 +1,27 @@
+"""Output folders that never look complete unless they are: results are written into
+`<out>.partial/` and renamed to `<out>/` only when the whole command succeeded. Finished work
+stays in the `.partial` folder if a long run fails or is interrupted."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from sim.errors import UserError
+
+
+@contextmanager
+def output_folder(out: str | Path, overwrite: bool = False):
+    final = Path(out)
+    if final.exists() and not overwrite:
+        raise UserError(f"output folder {final} already exists; pass --overwrite or pick "
+                        "another --out")
+    partial = final.with_name(final.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    yield partial
+    if final.exists():
+        shutil.rmtree(final)
+    partial.rename(final)

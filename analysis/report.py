@@ -1,0 +1,62 @@
+"""Terminal tables, CSV files and the Markdown report of a set of runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from analysis.metrics import TABLE_COLUMNS
+from analysis.plots import latency_cdfs, throughput_bars
+
+
+def summary_frame(results: dict) -> pd.DataFrame:
+    """One row per run label, every summary metric as a column."""
+    return pd.DataFrame([{"label": label, **r.summary} for label, r in results.items()])
+
+
+def terminal_table(summary: pd.DataFrame, baseline: str | None = None) -> str:
+    cols = ["label"] + [c for c in TABLE_COLUMNS if c in summary]
+    table = summary[cols].rename(columns=TABLE_COLUMNS)
+    if baseline is not None and baseline in set(summary["label"]):
+        base = float(summary.loc[summary["label"] == baseline, "throughput_rps"].iloc[0])
+        table.insert(2, f"x {baseline}", summary["throughput_rps"] / base)
+    return tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
+
+
+def write_run(folder: Path, label: str, result) -> None:
+    """records (CSV), steps (Parquet) and the summary/config (JSON) of one run."""
+    result.records.to_csv(folder / f"records_{label}.csv", index=False)
+    result.steps.to_parquet(folder / f"steps_{label}.parquet", index=False)
+    meta = {"label": label, "config": dataclasses.asdict(result.config),
+            "summary": result.summary, "kv_capacity_tokens": result.kv_capacity_tokens}
+    (folder / f"summary_{label}.json").write_text(json.dumps(meta, indent=1, default=str))
+
+
+def write_report(folder: Path, title: str, results: dict, context: dict,
+                 baseline: str | None = None) -> str:
+    """summary.csv, plots and report.md; returns the terminal table."""
+    summary = summary_frame(results)
+    summary.to_csv(folder / "summary.csv", index=False)
+    records = pd.concat([r.records.assign(label=label) for label, r in results.items()])
+    throughput_bars(summary, folder / "throughput.png")
+    latency_cdfs(records, folder / "latency_cdf.png")
+    table = terminal_table(summary, baseline)
+    lines = [f"# {title}", ""]
+    lines += [f"- **{k}**: {v}" for k, v in context.items()]
+    lines += ["", "## Results", "", table, "",
+              "![throughput](throughput.png)", "", "![latency](latency_cdf.png)", "",
+              "## Definitions", "",
+              "- *avg len*: the paper's average processed length: padded length of the batch "
+              "that produced each request's final output, averaged over requests.",
+              "- *eff. ratio*: the paper's effective token ratio, useful tokens / those slots.",
+              "- *FCR*: share of requests recomputed after hitting their bin's cap.",
+              "- Latencies are from arrival; TTFT ends with the iteration that completes the "
+              "prefill; TPOT = (finish - first token) / (tokens - 1).",
+              "", "Per-run records: `records_<label>.csv`; step logs: `steps_<label>.parquet`; "
+              "all metrics: `summary.csv`."]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")
+    return table
