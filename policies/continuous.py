@@ -42,19 +42,18 @@ class ContinuousPolicy:
         free = kv.free_blocks
         preempt: list[Seq] = []
 
-        # 1. room for one more token (or the next prompt chunk) for every running row
-        def growth(rows: list[Seq]) -> int:
-            need = 0
-            for s in rows:
-                nxt = s.context_tokens + (self._chunk(s, self.max_batched_tokens) or 1)
-                need += max(kv.blocks_for(nxt) - s.kv_blocks, 0)
-            return need
-
-        while running and growth(running) > free:
+        # 1. room for one more token (or the next prompt chunk) for every running row;
+        #    preempt the lowest-priority rows (recompute) until the rest fit
+        bs = kv.block_size
+        need = [max(-(-(s.context_tokens + (self._chunk(s, self.max_batched_tokens) or 1)) // bs)
+                    - s.kv_blocks, 0) for s in running]
+        total = sum(need)
+        while running and total > free:
             victim = running.pop()              # lowest priority goes first
+            total -= need.pop()
             preempt.append(victim)
             free += victim.kv_blocks
-        free -= growth(running)
+        free -= total
 
         rows, chunks = [], []
         budget = self.max_batched_tokens

@@ -239,9 +239,14 @@ class Replica:
         stop_after = self.engine.time_to_next_arrival()
         result = self.executor.run(step, k, stop_after)
         n = result.iterations
-        for s, c in zip(seqs, chunks):     # allocate for what actually ran
-            produced = n if s.prefilled + c >= s.prompt_tokens else 0
-            self.kv.grow(s, s.prefilled + c + s.generated + produced)
+        # allocate KV for what actually ran
+        tokens_after = prefilled + chunks + generated + np.where(completes, n, 0)
+        grow = np.maximum(self.kv.blocks_for(tokens_after) - held, 0)
+        if int(grow.sum()) > self.kv.free_blocks:
+            raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free")
+        self.kv.used_blocks += int(grow.sum())
+        for s, g in zip(seqs, grow.tolist()):
+            s.kv_blocks += g
         yield self.env.timeout(result.duration_s)
         end = self.env.now
         eos_at = getattr(result, "eos_at", None) or {}
