@@ -50,8 +50,8 @@ def mean_rate(trace: Trace) -> float:
 
 
 def is_offline(trace: Trace) -> bool:
-    a = trace.arrival_s
-    return bool(len(a) == 0 or a[-1] == a[0])
+    """True when every request arrives at t = 0 (no recorded timestamps to replay)."""
+    return not bool(np.any(trace.arrival_s != 0))
 
 
 def offline(trace: Trace) -> Trace:
@@ -233,7 +233,7 @@ def apply_arrival(trace: Trace, kind: str | None = None, *, rate: float | None =
                              "(gap coefficient of variation; 1 = Poisson, >1 = bursty)")
         return gamma(trace, rate, cv, seed)
     # replay
-    if not recorded and len(trace) > 1:
+    if not recorded:
         raise TraceError(f"{trace.name}: --arrival replay needs recorded timestamps, but every "
                          "request arrives at the same time; use --arrival poisson --rate R")
     if speedup is not None and rate is not None:

@@ -302,6 +302,7 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
         header = next(csv.reader([header_line]))
     except csv.Error:
         header = header_line.split(",")
+    raw_header = list(header)
     header = [h.strip() for h in header]
     if header and all(_is_number(h) for h in header if h):
         raise TraceError(f"{src.path}: line 1: no header row (found {header_line[:60]!r}); "
@@ -313,7 +314,7 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
     cmap = _resolve(header, FORMATS[name].required)
     if len(cmap) < len(FORMATS[name].required):
         raise TraceError(f"{src.path}: {_mismatch(header, name)}")
-    string_cols = {header[i] for i, h in enumerate(header) if _key(h) in conv.string_keys}
+    string_cols = {raw_header[i] for i, h in enumerate(header) if _key(h) in conv.string_keys}
     column_types = {c: pa.string() for c in string_cols}
     bad_rows: list = []
 
@@ -323,7 +324,7 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
 
     read_opts = pacsv.ReadOptions(block_size=1 << 22)
     parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
-    conv_opts = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
+    conv_opts = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False)
 
     def open_stream():
         return src.open_binary() if src.compression else src.path
@@ -348,8 +349,9 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
             raise TraceError(src.find_bad_utf8())
     if table.num_rows == 0:
         if src_rows is not None:
-            raise TraceError(f"{src.path}: no requests in the selected rows/window "
-                             f"(rows={rows}, window={window}); widen the selection")
+            sel = " and ".join(x for x in (window and f"the window {_span(window)} s",
+                                           rows and f"rows {_span(rows)}") if x)
+            raise TraceError(f"{src.path}: no request arrives in {sel}; widen the selection")
         raise TraceError(f"{src.path}: the file has a header but no requests")
     df = table.to_pandas()
     df.columns = [c.strip() for c in df.columns]
@@ -415,6 +417,10 @@ def _stream_csv(stream, read_opts, parse_opts, conv_opts, rows, window, conv, cm
     table = pa.Table.from_batches(kept, schema=schema) if kept else schema.empty_table()
     src_rows = np.concatenate(kept_rows) if kept_rows else np.zeros(0, np.int64)
     return table, src_rows, t0_state
+
+
+def _span(pair) -> str:
+    return ":".join("" if v is None else f"{v:g}" for v in pair)
 
 
 def _arrow_csv_message(src: _Source, msg: str) -> str:
@@ -602,7 +608,8 @@ def _finish(src: _Source, df: pd.DataFrame, name: str, locate: Locate, skip_inva
     for suffix in (".gz", ".csv", ".jsonl", ".json", ".parquet"):
         stem = stem.removesuffix(suffix)
     df = normalise_frame(out, str(src.path), locate=locate, columns=names,
-                         skip_invalid=skip_invalid)
+                         skip_invalid=skip_invalid,
+                         ids_unique=bool(out.attrs.get("generated_ids")))
     return Trace._trusted(df, stem)
 
 
@@ -640,8 +647,9 @@ def _native(df, cmap, src, locate, options, rownums):
     })
     if idcol:
         used.add(idcol)
-        if out["id"].isna().any():
-            r = int(np.flatnonzero(out["id"].isna().to_numpy())[0])
+        empty = (out["id"].isna() | (out["id"].astype(str).str.strip() == "")).to_numpy()
+        if empty.any():
+            r = int(np.flatnonzero(empty)[0])
             raise TraceError(f"{src.path}: {locate(r)}: id is empty; give every request an id "
                              "(or drop the id column to number rows automatically)")
     for c in df.columns:
@@ -653,7 +661,16 @@ def _native(df, cmap, src, locate, options, rownums):
 def _timestamps(series: pd.Series, src: _Source, locate: Locate, col: str) -> np.ndarray:
     """Date-time strings -> int64 nanoseconds since the epoch (UTC if an offset is given)."""
     import pyarrow as pa
-    arr = pa.array(series.to_numpy(dtype=object, na_value=None), type=pa.string())
+    if pd.api.types.is_datetime64_any_dtype(series) and not series.isna().any():
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        return series.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    if pd.api.types.is_string_dtype(series):
+        arr = pa.array(series, type=pa.string(), from_pandas=True)
+    else:
+        obj = series.astype(object).where(series.notna(), None)
+        arr = pa.array(obj.map(lambda v: v if v is None else str(v)).to_numpy(dtype=object),
+                       type=pa.string())
     for typ in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
         try:
             ts = arr.cast(typ)
@@ -691,6 +708,7 @@ def _azure(df, cmap, src, locate, options, rownums):
     for c in df.columns:
         if c not in used:
             out[c] = df[c].to_numpy()
+    out.attrs["generated_ids"] = True
     return out, names, None
 
 
@@ -734,6 +752,7 @@ def _splitwise(df, cmap, src, locate, options, rownums):
             out[c] = df[c].to_numpy()
     names = {"arrival_s": cmap["arrived_at"], "prompt_tokens": cmap["num_prefill_tokens"],
              "output_tokens": cmap["num_decode_tokens"]}
+    out.attrs["generated_ids"] = True
     return out, names, None
 
 
@@ -784,6 +803,7 @@ def _burstgpt(df, cmap, src, locate, options, rownums):
         out["log_type"] = sel[full["Log Type"]].to_numpy()
     names = {"arrival_s": cmap["Timestamp"], "prompt_tokens": cmap["Request tokens"],
              "output_tokens": cmap["Response tokens"]}
+    out.attrs["generated_ids"] = True
     return out, names, (keep if not keep.all() else None)
 
 
@@ -806,6 +826,7 @@ def _mooncake(df, cmap, src, locate, options, rownums):
             out[c] = df[c].tolist() if df[c].dtype == object else df[c].to_numpy()
     names = {"arrival_s": cmap["timestamp"] + " (ms)", "prompt_tokens": cmap["input_length"],
              "output_tokens": cmap["output_length"]}
+    out.attrs["generated_ids"] = True
     return out, names, None
 
 

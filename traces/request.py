@@ -123,7 +123,7 @@ class Trace:
 def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
                     locate: Callable[[int], str] | None = None,
                     columns: dict[str, str] | None = None,
-                    skip_invalid: bool = False) -> pd.DataFrame:
+                    skip_invalid: bool = False, ids_unique: bool = False) -> pd.DataFrame:
     """Validate the required columns and types, sort by arrival (stable), reset the index.
 
     `name` starts every error message (readers pass the file path); `locate(row)` turns a row
@@ -131,7 +131,8 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
     required column to the name the user's file gives it (e.g. output_tokens ->
     GeneratedTokens) so messages speak the file's language. With `skip_invalid`, rows with a
     missing, non-numeric, negative, infinite or zero token count (or a bad arrival time) are
-    dropped and counted in a warning instead of raising. Rows out of arrival order are sorted
+    dropped and counted in a warning instead of raising. `ids_unique` skips the duplicate-id
+    check for ids the caller generated. Rows out of arrival order are sorted
     (stable) and counted in a warning on the ``seqsched.traces`` logger.
     """
     locate = locate or (lambda row: f"row {row}")
@@ -156,7 +157,7 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
         problems = (
             (~np.isfinite(v), lambda r: _not_a_number(raw.iloc[r])),
             ((v != np.floor(v)) if col != "arrival_s" else np.zeros(len(v), bool),
-             lambda r: f"is {raw.iloc[r]!r}, not a whole number of tokens"),
+             lambda r: f"is {_fmt(v[r])}, not a whole number of tokens"),
             (v < low, lambda r: (f"is {_fmt(v[r])}; zero-length prompts cannot be scheduled"
                                  if col == "prompt_tokens" and v[r] == 0 else
                                  f"is {_fmt(v[r])}, must be >= {low}")),
@@ -193,7 +194,7 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
     df["output_tokens"] = values["output_tokens"].astype(np.int64)
     if not (pd.api.types.is_string_dtype(df["id"]) and not df["id"].isna().any()):
         df["id"] = df["id"].astype(str)
-    dup = df["id"].duplicated().to_numpy()
+    dup = np.zeros(len(df), bool) if ids_unique else df["id"].duplicated().to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
         src = int(positions[row]) if positions is not None else row
