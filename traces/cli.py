@@ -264,7 +264,7 @@ def histogram_png(trace: Trace, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, col, color in zip(axes, ("prompt_tokens", "output_tokens"), ("C0", "C1")):
         v = df[col].to_numpy()
-        log = v.min() > 0 and v.max() / max(v.min(), 1) > 100
+        log = bool(v.min() > 0 and v.max() / max(v.min(), 1) > 100)
         sns.histplot(pd.Series(v, name=col), bins=60, log_scale=log, ax=ax, color=color)
         ax.set_xlabel(col.replace("_", " ") + (" (log scale)" if log else ""))
         ax.axvline(float(np.median(v)), color="k", lw=1, ls="--", label="median")

@@ -1,0 +1,88 @@
+"""Synthetic workloads reproduce the statistics they were derived from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from traces.request import TraceError
+from traces.synthetic import (GENERATOR_INFO, GENERATORS, alpaca_vicuna, generate,
+                              load_figures)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_registry():
+    assert set(GENERATORS) == {"alpaca-vicuna", "azure-conv", "azure-code", "uniform",
+                               "lognormal"}
+    assert set(GENERATOR_INFO) == set(GENERATORS)
+    assert all(info["source"] for info in GENERATOR_INFO.values())
+
+
+@pytest.mark.parametrize("name,n_published,prompt_mean,prompt_median,out_mean,out_median", [
+    ("azure-conv", 19_400, 1155, 1020, 211, 129),
+    ("azure-code", 8_800, 2048, 1500, 28, 13),
+])
+def test_azure_matches_published_statistics(name, n_published, prompt_mean, prompt_median,
+                                            out_mean, out_median):
+    t = generate(name, 100_000, seed=0)
+    assert t.prompt_tokens.mean() == pytest.approx(prompt_mean, rel=0.03)
+    assert np.median(t.prompt_tokens) == pytest.approx(prompt_median, rel=0.03)
+    assert t.output_tokens.mean() == pytest.approx(out_mean, rel=0.05)
+    assert np.median(t.output_tokens) == pytest.approx(out_median, rel=0.08)
+    # Poisson at the published rate: requests per hour
+    rate = len(t) / t.arrival_s[-1]
+    assert rate * 3600 == pytest.approx(n_published, rel=0.02)
+    assert t.prompt_tokens.min() >= 1 and t.output_tokens.min() >= 1
+
+
+def test_azure_rate_override_and_offline():
+    assert (generate("azure-code", 50, seed=1, rate=0).arrival_s == 0).all()
+    t = generate("azure-conv", 20_000, seed=1, rate=50.0)
+    assert len(t) / t.arrival_s[-1] == pytest.approx(50, rel=0.03)
+
+
+def test_uniform_bounds_and_seed():
+    t = generate("uniform", 5000, seed=4, prompt_min=10, prompt_max=20, output_min=3,
+                 output_max=3)
+    assert t.prompt_tokens.min() == 10 and t.prompt_tokens.max() == 20
+    assert (t.output_tokens == 3).all() and (t.arrival_s == 0).all()
+    assert generate("uniform", 10, 4).df.equals(generate("uniform", 10, 4).df)
+    with pytest.raises(TraceError, match="prompt_min <= prompt_max"):
+        generate("uniform", 10, prompt_min=30, prompt_max=20)
+
+
+def test_lognormal_median_and_cap():
+    t = generate("lognormal", 50_000, seed=0, prompt_median=300, prompt_sigma=0.5,
+                 output_median=50, output_sigma=2.0, max_output_tokens=400)
+    assert np.median(t.prompt_tokens) == pytest.approx(300, rel=0.03)
+    assert np.median(t.output_tokens) == pytest.approx(50, rel=0.05)
+    assert t.output_tokens.max() == 400
+
+
+def test_alpaca_vicuna_still_matches_its_figures():
+    fig = load_figures("alpaca_vicuna")
+    t = alpaca_vicuna(20_000, seed=0)
+    assert t.output_tokens.mean() == pytest.approx(fig["mean_output_tokens"], rel=0.03)
+    assert (t.df["max_of_samples"] >= t.output_tokens).all()
+
+
+def test_generate_checks_name_and_params():
+    with pytest.raises(TraceError, match="did you mean 'azure-conv'"):
+        generate("azure-conversation", 10)
+    with pytest.raises(TraceError, match="has no parameter.*foo.*takes rate"):
+        generate("azure-code", 10, foo=1)
+    with pytest.raises(TraceError, match=">= 1"):
+        generate("uniform", 0)
+
+
+def test_derive_script_reproduces_shipped_figures(tmp_path):
+    out = tmp_path / "azure.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts/derive_azure_figures.py"), "--out",
+                    str(out)], check=True, capture_output=True, timeout=60)
+    assert json.loads(out.read_text()) == load_figures("azure_2023")
