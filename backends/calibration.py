@@ -46,7 +46,7 @@ GRIDS = {
                 chunk_points=[(1, 32, 16), (4, 32, 16), (1, 128, 64), (4, 128, 64), (8, 64, 32)],
                 mixed_points=[(16, 4, 32), (64, 4, 128), (16, 16, 64), (64, 16, 128),
                               (32, 8, 256)],
-                max_prefill_tokens=2048, decode_iterations=8, warmup=1, repeats=3),
+                max_prefill_tokens=2048, decode_iterations=8, warmup=1, repeats=5),
     # a quick grid for tests
     "quick": Grid([1, 4], [8, 32], [1, 4, 8], [16, 64],
                   chunk_points=[(1, 16, 8), (4, 16, 8)], mixed_points=[(8, 2, 16), (16, 4, 32)],

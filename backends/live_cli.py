@@ -1,0 +1,378 @@
+"""`seqsched calibrate` and `seqsched validate`: the live backend's commands.
+
+    register(subparsers)      # sim/cli.py adds both commands; each sets func(args) -> exit code
+
+calibrate: measure a live model on a grid of batch shapes, fit the profile cost model, write the
+profile JSON (metadata, raw points, coefficients, fit errors).
+validate: run one trace live (LiveExecutor) and in simulation (the profile's cost model) with
+the same policy, predictor and seed through `sim.run.simulate`; print and save the table of
+simulated vs measured metrics with relative errors, and a per-request latency scatter PNG.
+
+`python -m backends.live_cli calibrate|validate ...` works on its own too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from sim.errors import UserError
+
+# metric key in analysis.metrics.summarize -> label in the validation table
+VALIDATION_METRICS = {
+    "throughput_rps": "throughput (req/s)",
+    "output_tokens_per_s": "output tokens/s",
+    "makespan_s": "makespan (s)",
+    "e2e_s_mean": "e2e latency mean (s)",
+    "e2e_s_p50": "e2e latency p50 (s)",
+    "e2e_s_p99": "e2e latency p99 (s)",
+    "ttft_s_mean": "TTFT mean (s)",
+    "ttft_s_p50": "TTFT p50 (s)",
+    "tpot_s_mean": "TPOT mean (s)",
+    "batches": "batches",
+}
+
+
+# -- argument parsing ------------------------------------------------------------------------
+def _add_model_args(p: argparse.ArgumentParser, default_model: str = "tiny") -> None:
+    p.add_argument("--model", default=default_model,
+                   help="a model shape (backends/specs.py, random weights) or a local Hugging "
+                        f"Face folder (default {default_model})")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--dtype", default=None,
+                   help="float16, bfloat16, float32 or float64 (default float16 on cuda, "
+                        "float32 on cpu)")
+    p.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
+                   help="attention implementation (default eager, the paper's HF stack)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0, help="random-weight and run seed")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate", help="measure a live model and fit a profile cost model",
+        description="Measure prefill (batch x prompt length, chunked and mixed) and decode "
+                    "(batch x context) step times of a live model with warm-up and repeats "
+                    "(median), fit the profile cost model, and write the profile JSON.")
+    _add_model_args(p)
+    p.add_argument("--out", default="profile.json", help="profile JSON to write")
+    p.add_argument("--grid", default=None,
+                   help="measurement grid: cpu, quick or gpu (default gpu on cuda, cpu on cpu)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per point")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs per point")
+    p.add_argument("--decode-iterations", type=int, default=None,
+                   help="decode iterations per decode point")
+    p.add_argument("--name", default=None, help="profile name (default model-device-dtype)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
+
+    v = subparsers.add_parser(
+        "validate", help="run a trace live and in simulation and compare",
+        description="Run a trace live (a real model, LiveExecutor) and in simulation (the "
+                    "profile's cost model) with the same policy, predictor and seed; print and "
+                    "save simulated vs measured metrics with relative errors and a per-request "
+                    "latency scatter plot.")
+    v.add_argument("--trace", required=True, help="trace file (any format traces.io reads)")
+    v.add_argument("--policy", default="vanilla", help="scheduling policy (default vanilla)")
+    v.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="policy parameter, e.g. batch_size=16, vbs=true (repeatable)")
+    v.add_argument("--predictor", default="oracle", help="length predictor (default oracle)")
+    v.add_argument("--predictor-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="predictor parameter (repeatable)")
+    v.add_argument("--profile", required=True,
+                   help="profile JSON from `seqsched calibrate` (or a built-in profile name)")
+    _add_model_args(v)
+    v.add_argument("--requests", type=int, default=None, help="use the first N requests")
+    v.add_argument("--max-new-tokens", type=int, default=None,
+                   help="clip every response to this many tokens (the run's cap)")
+    v.add_argument("--gpu", default="A100-80GB",
+                   help="GPU spec for the engine's KV-memory accounting (default A100-80GB)")
+    v.add_argument("--kv-model", default=None,
+                   help="model spec for KV accounting (default: --model if it is a shape, "
+                        "else llama-7b)")
+    v.add_argument("--length-mode", default="forced", choices=["forced", "natural"],
+                   help="forced: emit the trace's lengths (any weights); natural: stop at EOS")
+    v.add_argument("--out", default="validate_out", help="output folder")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_validate)
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(items: list[str], what: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"{what} {item!r} is not KEY=VALUE; write e.g. batch_size=16")
+        k, val = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = _parse_value(val.strip())
+    return out
+
+
+def _setup_torch(args) -> str:
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.dtype:
+        return args.dtype
+    return "float16" if str(args.device).startswith("cuda") else "float32"
+
+
+# -- calibrate -------------------------------------------------------------------------------
+def run_calibrate(model: str = "tiny", device: str = "cpu", dtype: str = "float32",
+                  out: str | Path = "profile.json", grid: str | None = None, *,
+                  attn: str = "eager", seed: int = 0, repeats: int | None = None,
+                  warmup: int | None = None, decode_iterations: int | None = None,
+                  name: str | None = None, progress: bool = False) -> dict:
+    """Calibrate and write the profile; returns the profile dict."""
+    import dataclasses
+
+    from backends.calibration import GRIDS, calibrate
+    from backends.live.executor import LiveExecutor
+    from backends.profile import save_profile
+
+    grid_name = grid or ("gpu" if str(device).startswith("cuda") else "cpu")
+    if grid_name not in GRIDS:
+        raise UserError(f"unknown calibration grid {grid_name!r}; choose one of "
+                        f"{', '.join(GRIDS)}")
+    g = GRIDS[grid_name]
+    changes = {k: v for k, v in (("repeats", repeats), ("warmup", warmup),
+                                 ("decode_iterations", decode_iterations)) if v is not None}
+    for k, v in changes.items():
+        if v < (0 if k == "warmup" else 1):
+            raise UserError(f"--{k.replace('_', '-')} must be >= {0 if k == 'warmup' else 1}")
+    g = dataclasses.replace(g, **changes)
+    ex = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn, seed=seed)
+    profile = calibrate(ex, g, progress=progress, name=name)
+    profile["settings"]["grid"] = grid_name
+    save_profile(profile, out)
+    return profile
+
+
+def profile_table(profile: dict) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for part in ("prefill", "decode"):
+        sec = profile[part]
+        fit = sec["fit"]
+        coef = ", ".join(f"{n}={c:.3g}" for n, c in zip(sec["features"], sec["coef"]))
+        rows.append([part, fit["n"], f"{100 * fit['mean_rel_err']:.1f}%",
+                     f"{100 * fit['max_rel_err']:.1f}%", f"{sec['knot']:g}", coef])
+    return tabulate(rows, headers=["part", "points", "mean rel err", "max rel err", "knot",
+                                   "coefficients (s)"])
+
+
+def cmd_calibrate(args) -> int:
+    dtype = _setup_torch(args)
+    t0 = time.perf_counter()
+    profile = run_calibrate(args.model, args.device, dtype, args.out, args.grid,
+                            attn=args.attn, seed=args.seed, repeats=args.repeats,
+                            warmup=args.warmup, decode_iterations=args.decode_iterations,
+                            name=args.name, progress=not args.no_progress and sys.stderr.isatty())
+    dev = profile["device"]
+    print(f"calibrated {profile['model']['name']} ({profile['dtype']}, {profile['attn_implementation']}) "
+          f"on {dev['type']} {dev['name']} in {time.perf_counter() - t0:.1f} s")
+    print(profile_table(profile))
+    print(f"wrote {args.out}")
+    return 0
+
+
+# -- validate --------------------------------------------------------------------------------
+def load_trace_any(path: str):
+    try:
+        from traces.io import load_trace
+    except ImportError:           # the multi-format reader is optional
+        from traces.native import read_jsonl as load_trace
+    return load_trace(path)
+
+
+def rel_err(sim: float, live: float) -> float:
+    if live is None or sim is None or not math.isfinite(live) or not math.isfinite(sim):
+        return float("nan")
+    if live == 0:
+        return 0.0 if sim == 0 else float("inf")
+    return (sim - live) / abs(live)
+
+
+def comparison_table(sim: dict, live: dict):
+    import pandas as pd
+
+    rows = []
+    for key, label in VALIDATION_METRICS.items():
+        s, m = float(sim.get(key, float("nan"))), float(live.get(key, float("nan")))
+        rows.append({"metric": key, "label": label, "simulated": s, "measured": m,
+                     "rel_error": rel_err(s, m)})
+    return pd.DataFrame(rows)
+
+
+def scatter_png(sim_records, live_records, path: Path, title: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    merged = live_records[["id", "arrival_s", "finish_s"]].merge(
+        sim_records[["id", "arrival_s", "finish_s"]], on="id", suffixes=("_live", "_sim"))
+    x = (merged["finish_s_live"] - merged["arrival_s_live"]).to_numpy(dtype=float)
+    y = (merged["finish_s_sim"] - merged["arrival_s_sim"]).to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    ax.scatter(x, y, s=10, alpha=0.6, edgecolors="none")
+    hi = float(max(np.nanmax(x), np.nanmax(y))) * 1.05 if len(x) else 1.0
+    ax.plot([0, hi], [0, hi], color="grey", lw=1, ls="--", label="sim = live")
+    ax.set_xlim(0, hi)
+    ax.set_ylim(0, hi)
+    ax.set_xlabel("measured end-to-end latency (s)")
+    ax.set_ylabel("simulated end-to-end latency (s)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None = None,
+                 predictor: str = "oracle", predictor_params: dict | None = None,
+                 profile: str, model: str = "tiny", device: str = "cpu",
+                 dtype: str = "float32", attn: str = "eager", seed: int = 0,
+                 max_new_tokens: int | None = None, gpu: str = "A100-80GB",
+                 kv_model: str | None = None, length_mode: str = "forced",
+                 out: str | Path | None = None, progress: bool = False,
+                 executor=None) -> dict:
+    """Run `trace` live and simulated; return {table, sim, live, executor, files}."""
+    from backends.live.executor import LiveExecutor
+    from backends.profile import BUILTIN_DIR, load_profile
+    from backends.specs import MODELS
+    from sim.run import RunConfig, simulate
+
+    prof_path = Path(profile)
+    if not prof_path.is_file() and (BUILTIN_DIR / f"{profile}.json").is_file():
+        prof_path = BUILTIN_DIR / f"{profile}.json"
+    cost = load_profile(prof_path)                    # fail fast on a bad profile
+    if kv_model is None:
+        kv_model = model if model in MODELS else "llama-7b"
+    cfg = RunConfig(policy=policy, policy_params=dict(policy_params or {}), predictor=predictor,
+                    predictor_params=dict(predictor_params or {}), gpu=gpu, model=kv_model,
+                    profile=str(prof_path), seed=seed, max_new_tokens=max_new_tokens)
+    t0 = time.perf_counter()
+    sim = simulate(trace, cfg)
+    sim_wall = time.perf_counter() - t0
+    if executor is None:
+        executor = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn,
+                                seed=seed, length_mode=length_mode)
+        executor.warmup()
+    import dataclasses
+    t0 = time.perf_counter()
+    live = simulate(trace, dataclasses.replace(cfg, progress=progress), executor=executor)
+    live_wall = time.perf_counter() - t0
+    table = comparison_table(sim.summary, live.summary)
+    result = {"table": table, "sim": sim, "live": live, "executor": executor,
+              "sim_wall_s": sim_wall, "live_wall_s": live_wall, "cost_model": cost.name,
+              "files": {}}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = result["files"]
+        table.to_csv(out / "validation.csv", index=False)
+        files["table_csv"] = out / "validation.csv"
+        (out / "validation.md").write_text(markdown_table(table) + "\n", encoding="utf-8")
+        files["table_md"] = out / "validation.md"
+        sim.records.to_csv(out / "records_sim.csv", index=False)
+        live.records.to_csv(out / "records_live.csv", index=False)
+        executor.log_frame().to_csv(out / "steps_live.csv", index=False)
+        files["records"] = out / "records_live.csv"
+        meta = {"trace": getattr(trace, "name", "trace"), "requests": len(trace),
+                "policy": policy, "policy_params": policy_params or {},
+                "predictor": predictor, "model": model, "device": device, "dtype": dtype,
+                "attn": attn, "profile": str(prof_path), "seed": seed,
+                "max_new_tokens": max_new_tokens, "length_mode": length_mode,
+                "live_wall_s": live_wall, "sim_wall_s": sim_wall,
+                "summary_sim": sim.summary, "summary_live": live.summary}
+        (out / "validation.json").write_text(json.dumps(meta, indent=1, default=float) + "\n",
+                                             encoding="utf-8")
+        files["json"] = out / "validation.json"
+        tp = table.set_index("metric")["rel_error"]
+        title = (f"{policy} on {len(trace)} requests, {model}: throughput err "
+                 f"{100 * tp['throughput_rps']:+.1f}%, p50 e2e err {100 * tp['e2e_s_p50']:+.1f}%")
+        files["scatter"] = scatter_png(sim.records, live.records, out / "latency_scatter.png",
+                                       title)
+    return result
+
+
+def markdown_table(table) -> str:
+    from tabulate import tabulate
+
+    rows = [[r.label, _fmt(r.simulated), _fmt(r.measured),
+             "n/a" if not math.isfinite(r.rel_error) else f"{100 * r.rel_error:+.1f}%"]
+            for r in table.itertuples()]
+    return tabulate(rows, headers=["metric", "simulated", "measured", "rel. error"],
+                    tablefmt="github")
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "nan"
+    if v == int(v) and abs(v) >= 1:
+        return f"{int(v)}"
+    return f"{v:.4g}"
+
+
+def cmd_validate(args) -> int:
+    dtype = _setup_torch(args)
+    if args.requests is not None and args.requests < 1:
+        raise UserError(f"--requests must be >= 1, got {args.requests}")
+    trace = load_trace_any(args.trace)
+    if args.requests is not None and args.requests < len(trace):
+        from traces.request import Trace
+        trace = Trace(trace.df.iloc[:args.requests].copy(), name=trace.name)
+    res = run_validate(trace, policy=args.policy,
+                       policy_params=parse_params(args.param, "--param"),
+                       predictor=args.predictor,
+                       predictor_params=parse_params(args.predictor_param, "--predictor-param"),
+                       profile=args.profile, model=args.model, device=args.device, dtype=dtype,
+                       attn=args.attn, seed=args.seed, max_new_tokens=args.max_new_tokens,
+                       gpu=args.gpu, kv_model=args.kv_model, length_mode=args.length_mode,
+                       out=args.out, progress=not args.no_progress and sys.stderr.isatty())
+    print(f"{args.policy} on {len(trace)} requests of {trace.name}: live {args.model} on "
+          f"{args.device} ({res['live_wall_s']:.1f} s wall) vs {res['cost_model']}")
+    print(markdown_table(res["table"]))
+    for label, path in res["files"].items():
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backends.live_cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
