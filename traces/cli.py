@@ -61,7 +61,7 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
                    f"synth:NAME ({', '.join(GENERATORS)})")
     if positional:
         g.add_argument("trace", nargs="?", metavar="TRACE", help=source_help)
-    add("--trace", dest="trace_path", metavar="TRACE", help=source_help + " (option form)")
+    add("--trace", dest="trace_path", metavar="TRACE", help="the same, as an option")
     add("--format", dest="trace_format", choices=list(FORMATS), default=None,
         help="override format detection")
     add("-n", "--num-requests", type=int, default=None, metavar="N",
@@ -279,9 +279,33 @@ def histogram_png(trace: Trace, path: str | Path) -> Path:
 # ---------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at emit time (safe under output capture)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def install_warning_handler() -> None:
+    """Print ``seqsched.traces`` warnings as `seqsched: warning: ...` lines on stderr, unless
+    the application already configured logging. Called by the CLI, not on import."""
+    log = logging.getLogger("seqsched.traces")
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("seqsched: warning: %(message)s"))
+        log.addHandler(handler)
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `trace inspect | convert | synth` to a subparsers object."""
     from traces.synthetic import GENERATOR_INFO
+    install_warning_handler()
     p = subparsers.add_parser("trace", help="inspect, convert and synthesise request traces",
                               description="Inspect, convert and synthesise request traces.")
     sub = p.add_subparsers(dest="trace_command", metavar="{inspect,convert,synth}")
@@ -357,8 +381,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     args = parser.parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="seqsched: warning: %(message)s")
     try:
         return int(args.func(args) or 0)
     except UserError as e:
