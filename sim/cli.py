@@ -109,19 +109,19 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
 
     from analysis.output import output_folder
     from analysis.report import summary_frame, terminal_table, write_report, write_run
-    from sim.run import simulate
+    from sim.run import execute, prepare
 
     from tqdm import tqdm
 
-    for cfg in configs.values():          # fail fast on bad input, before any file exists
-        cfg.resolved().validate()
+    # every run is validated and built before any file exists: bad input leaves nothing behind
+    prepared = {label: prepare(trace, cfg) for label, cfg in configs.items()}
     results = {}
     with (output_folder(out, overwrite) if out else nullcontext()) as folder:
-        bar = tqdm(configs.items(), desc="runs", unit="run", leave=False,
-                   disable=len(configs) < 2 or not sys.stderr.isatty())
-        for label, cfg in bar:
+        bar = tqdm(prepared.items(), desc="runs", unit="run", leave=False,
+                   disable=len(prepared) < 2 or not sys.stderr.isatty())
+        for label, run in bar:
             bar.set_postfix_str(label)
-            results[label] = simulate(trace, cfg)
+            results[label] = execute(run)
             if folder is not None:
                 write_run(folder, label, results[label])      # finished work is kept
         if folder is not None:
@@ -150,11 +150,12 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from policies import STATIC_POLICIES
     from traces.cli import trace_from_args
     configs = {}
     for spec in args.policies:
         name, params = parse_policy_spec(spec)
-        if args.batch_size is not None:
+        if args.batch_size is not None and name in STATIC_POLICIES:
             params.setdefault("batch_size", args.batch_size)
         configs[spec] = config_from_args(args, name, params)
     trace = trace_from_args(args)
@@ -218,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", nargs="+", required=True, metavar="SPEC",
                    help="NAME[:KEY=VALUE...], e.g. vanilla sorted binned:vbs=false fcfs sjf; "
                         "the first is the baseline")
-    p.add_argument("--batch-size", type=int, default=None, help="static batch size")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size of the static policies (vanilla, sorted, binned)")
     add_run_options(p)
     p.set_defaults(func=cmd_compare)
 

@@ -118,14 +118,27 @@ def make_seqs(trace: Trace, predicted: np.ndarray, cap: int | None) -> list[Seq]
                 out.tolist(), predicted.tolist(), prompts, target.tolist()))]
 
 
-def simulate(trace: Trace, config: RunConfig, predictor=None, executor=None) -> RunResult:
-    """Run `trace` under `config`. `predictor` / `executor` objects override the config's
-    (the live executor of backends/live plugs in here)."""
+@dataclass
+class PreparedRun:
+    """A validated run, ready to execute: everything bad input can break has been built."""
+
+    config: RunConfig
+    engine: Engine
+    capacity: int
+
+
+def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> PreparedRun:
+    """Validate `config` against `trace` and build the engine; raises UserError on bad input.
+    `predictor` / `executor` objects override the config's (the live executor plugs in here)."""
     config = config.resolved()
     config.validate()
-    make_policy(config.policy, **policy_params(config))     # fail fast on bad parameters
     if predictor is None:
-        predictor = make_predictor(config.predictor, **config.predictor_params)
+        try:
+            predictor = make_predictor(config.predictor, **config.predictor_params)
+        except UserError:
+            raise
+        except (ValueError, TypeError) as e:   # unknown name, bad or unknown parameter
+            raise UserError(f"predictor {config.predictor}: {e}") from None
     predicted = np.asarray(predictor.predict(trace), dtype=np.int64)
     if len(predicted) != len(trace):
         raise UserError(f"predictor {predictor.name} returned {len(predicted)} predictions for "
@@ -149,12 +162,22 @@ def simulate(trace: Trace, config: RunConfig, predictor=None, executor=None) -> 
         policy = make_policy(config.policy, **policy_params(config))
         engine.replicas.append(Replica(engine, r, policy, executor,
                                        KVCache(capacity, config.block_size), cost))
+    return PreparedRun(config, engine, capacity)
+
+
+def execute(run: PreparedRun) -> RunResult:
+    engine = run.engine
     t0 = time.perf_counter()
     engine.run()
     wall = time.perf_counter() - t0
     if engine.unfinished:
         raise RuntimeError(f"{engine.unfinished} requests never finished (engine bug)")
     records, steps = engine.records(), engine.steps()
-    summary = summarize(records, steps, capacity, config.replicas)
+    summary = summarize(records, steps, run.capacity, run.config.replicas)
     summary["sim_wall_s"] = wall
-    return RunResult(config, records, steps, summary, wall, capacity)
+    return RunResult(run.config, records, steps, summary, wall, run.capacity)
+
+
+def simulate(trace: Trace, config: RunConfig, predictor=None, executor=None) -> RunResult:
+    """Run `trace` under `config`. `predictor` / `executor` objects override the config's."""
+    return execute(prepare(trace, config, predictor, executor))
