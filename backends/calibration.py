@@ -34,6 +34,7 @@ class Grid:
     chunk_points: list[tuple[int, int, int]] = field(default_factory=list)   # (rows, past, new)
     mixed_points: list[tuple[int, int, int]] = field(default_factory=list)   # (new, D, context)
     max_prefill_tokens: int = 1 << 30       # B * L bound for prefill points
+    max_decode_tokens: int = 1 << 30        # B * context bound for decode points
     decode_iterations: int = 8
     warmup: int = 1
     repeats: int = 3
@@ -41,12 +42,13 @@ class Grid:
 
 GRIDS = {
     # the CPU tiny model (CI profile): seconds of work
-    "cpu": Grid([1, 2, 4, 8, 16], [8, 16, 32, 64, 128], [1, 2, 4, 8, 16, 32],
-                [16, 64, 128, 256],
+    "cpu": Grid([1, 4, 16, 64, 256], [16, 64, 128, 256, 448], [1, 4, 16, 64, 256],
+                [32, 128, 384, 768],
                 chunk_points=[(1, 32, 16), (4, 32, 16), (1, 128, 64), (4, 128, 64), (8, 64, 32)],
                 mixed_points=[(16, 4, 32), (64, 4, 128), (16, 16, 64), (64, 16, 128),
                               (32, 8, 256)],
-                max_prefill_tokens=2048, decode_iterations=8, warmup=1, repeats=5),
+                max_prefill_tokens=65536, max_decode_tokens=32768, decode_iterations=8,
+                warmup=1, repeats=5),
     # a quick grid for tests
     "quick": Grid([1, 4], [8, 32], [1, 4, 8], [16, 64],
                   chunk_points=[(1, 16, 8), (4, 16, 8)], mixed_points=[(8, 2, 16), (16, 4, 32)],
@@ -54,12 +56,13 @@ GRIDS = {
     # a GPU serving a 7B-class model: the paper's shapes (prompts up to ~450 tokens, outputs up
     # to 512, batches 16..256)
     "gpu": Grid([1, 2, 4, 8, 16, 32, 64, 128, 256], [16, 32, 64, 128, 256, 512, 1024],
-                [1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256], [64, 128, 256, 512, 768, 1024],
+                [1, 4, 16, 32, 64, 128, 192, 256], [64, 256, 512, 1024],
                 chunk_points=[(1, 256, 128), (4, 256, 128), (1, 512, 512), (8, 128, 64),
                               (16, 256, 32)],
                 mixed_points=[(128, 8, 256), (512, 8, 512), (128, 32, 256), (256, 64, 384),
                               (64, 128, 512), (512, 32, 768)],
-                max_prefill_tokens=65536, decode_iterations=8, warmup=2, repeats=5),
+                max_prefill_tokens=65536, max_decode_tokens=131072, decode_iterations=8,
+                warmup=1, repeats=3),
 }
 
 
@@ -225,7 +228,8 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
             jobs.append(("mixed", new, d, ctx))
     for b in grid.decode_batches:
         for ctx in grid.decode_contexts:
-            if budget.fits(b, ctx, grid.decode_iterations) and budget.fits(b, 1, ctx + 16):
+            if (b * ctx <= grid.max_decode_tokens and budget.fits(b, ctx, grid.decode_iterations)
+                    and budget.fits(b, 1, ctx + 16)):
                 jobs.append(("decode", b, ctx))
     executor.warmup()
     prefill_points, decode_points, skipped = [], [], []

@@ -79,7 +79,8 @@ def register(subparsers) -> None:
                     "latency scatter plot.")
     v.add_argument("--trace", required=True, help="trace file (any format traces.io reads)")
     v.add_argument("--policy", default="vanilla", help="scheduling policy (default vanilla)")
-    v.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+    v.add_argument("--policy-param", "--param", dest="param", action="append", default=[],
+                   metavar="KEY=VALUE",
                    help="policy parameter, e.g. batch_size=16, vbs=true (repeatable)")
     v.add_argument("--predictor", default="oracle", help="length predictor (default oracle)")
     v.add_argument("--predictor-param", action="append", default=[], metavar="KEY=VALUE",
@@ -347,7 +348,7 @@ def cmd_validate(args) -> int:
         from traces.request import Trace
         trace = Trace(trace.df.iloc[:args.requests].copy(), name=trace.name)
     res = run_validate(trace, policy=args.policy,
-                       policy_params=parse_params(args.param, "--param"),
+                       policy_params=parse_params(args.param, "--policy-param"),
                        predictor=args.predictor,
                        predictor_params=parse_params(args.predictor_param, "--predictor-param"),
                        profile=args.profile, model=args.model, device=args.device, dtype=dtype,

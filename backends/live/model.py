@@ -171,7 +171,7 @@ def _build_shape(spec: ModelSpec, dev, dtype_name, torch_dtype, attn, seed) -> L
     torch.manual_seed(seed)
     with torch.device(dev):
         m = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype, attn_implementation=attn)
-    m.eval().requires_grad_(False)
+    m.to(dev).eval().requires_grad_(False)      # a no-op when the device context was honoured
     return LoadedModel(m, spec.name, "shape", dev, torch_dtype, dtype_name, attn,
                        eos_token_id=cfg.eos_token_id, pad_token_id=0, shape=shape)
 

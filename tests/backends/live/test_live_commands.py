@@ -49,7 +49,7 @@ def test_validate_produces_table_and_plot(quick_profile, tmp_path, capsys):
     path = save_trace(trace, tmp_path / "t.jsonl")
     out = tmp_path / "val"
     rc = live_cli.main(["validate", "--trace", str(path), "--policy", "vanilla",
-                        "--param", "batch_size=8", "--profile", str(quick_profile),
+                        "--policy-param", "batch_size=8", "--profile", str(quick_profile),
                         "--model", "tiny", "--threads", "1", "--out", str(out),
                         "--no-progress"])
     assert rc == 0
