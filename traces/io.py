@@ -190,7 +190,8 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
             if df[col].dtype == object and df[col].map(
                     lambda v: isinstance(v, (list, tuple, dict, np.ndarray))).any():
                 df[col] = df[col].map(_json_cell)
-        df.to_csv(path, index=False)
+        # quote every text field: a bare \r inside a prompt would otherwise end the row
+        df.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
     else:
         df.to_json(path, orient="records", lines=True, force_ascii=False, double_precision=15)
     return path

@@ -192,13 +192,20 @@ def test_burstgpt_filter_matches_nothing(tmp_path):
 
 
 # -- CLI contract: exit code 2, one line, no traceback ----------------------------------
+# a fresh interpreter runs the CLI, then checks the sim path never imported torch
+CLI = ("import sys; from traces.cli import main; rc = main(sys.argv[1:]); "
+       "bad = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
+       "sys.exit(99 if bad else rc)")
+
+
 def run_cli(*argv, cwd):
-    return subprocess.run([sys.executable, "-m", "traces.cli", *map(str, argv)], cwd=cwd,
+    return subprocess.run([sys.executable, "-c", CLI, *map(str, argv)], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
-def test_cli_bad_input_exit_2_one_line(tmp_path):
+def test_cli_bad_input_exit_2_one_line_and_no_torch(tmp_path):
+    # exit code 99 instead of 2 would mean the trace path imported torch/transformers
     p = write(tmp_path, "a.csv", HEADER + ROW1 + "2023-11-16 18:15:50.99,abc,109\n")
     r = run_cli("trace", "inspect", p, "--no-plot", cwd=tmp_path)
     assert r.returncode == 2

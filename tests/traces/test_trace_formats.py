@@ -176,6 +176,7 @@ def test_sharegpt_with_tokenizer_file(tmp_path, word_tokenizer):
     assert t.df["token_count"].iloc[0] == "tokenizer:tokenizer.json"
 
 
+@pytest.mark.live
 def test_sharegpt_with_hf_tokenizer_dir(tmp_path, word_tokenizer):
     pytest.importorskip("transformers")
     from transformers import PreTrainedTokenizerFast
@@ -291,3 +292,27 @@ def test_column_names_case_and_space_insensitive(tmp_path):
     text = " timestamp , contexttokens,GENERATEDTOKENS\n2023-11-16 18:15:46.68,10,2\n"
     t = load_trace(write(tmp_path, "a.csv", text))
     assert t.prompt_tokens.tolist() == [10]
+
+
+# -- properties ---------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.floats(0, 1e6, allow_nan=False), st.integers(1, 10**6),
+                               st.integers(1, 10**5), st.text(max_size=12)),
+                     min_size=1, max_size=30),
+       ext=st.sampled_from([".jsonl", ".csv", ".parquet"]))
+def test_round_trip_property(tmp_path, rows, ext):
+    df = pd.DataFrame({"id": [f"q{i}" for i in range(len(rows))],
+                       "arrival_s": [r[0] for r in rows], "prompt_tokens": [r[1] for r in rows],
+                       "output_tokens": [r[2] for r in rows], "note": [r[3] for r in rows]})
+    t = Trace(df, name="prop")
+    back = load_trace(save_trace(t, tmp_path / f"prop{ext}"))
+    assert back.ids.tolist() == t.ids.tolist()
+    np.testing.assert_allclose(back.arrival_s, t.arrival_s, rtol=1e-14, atol=1e-9)
+    assert back.prompt_tokens.tolist() == t.prompt_tokens.tolist()
+    assert back.output_tokens.tolist() == t.output_tokens.tolist()
+    assert np.all(np.diff(back.arrival_s) >= 0)
+
