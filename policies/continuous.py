@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from policies.step import Step
 from sim.errors import UserError
 from sim.sequence import Seq
@@ -83,14 +81,11 @@ class ContinuousPolicy:
         if not rows:
             return None
 
-        # 3. how many iterations this batch may run unchanged before KV runs out
-        tokens = np.fromiter((s.context_tokens + c for s, c in zip(rows, chunks)), np.int64)
-        held = np.fromiter((s.kv_blocks for s in rows), np.int64)
+        # 3. the batch may run unchanged until a completion or an arrival; the engine also
+        #    stops it where the KV blocks run out (the next step then preempts)
         complete = all(s.prefilled + c >= s.prompt_tokens for s, c in zip(rows, chunks))
-        limit = self.max_iterations if complete else 1
-        k = kv.max_iterations(tokens, held, kv.free_blocks + sum(p.kv_blocks for p in preempt),
-                              limit)
-        return Step(rows, chunks, max_iterations=max(k, 1), preempt=preempt)
+        return Step(rows, chunks, max_iterations=self.max_iterations if complete else 1,
+                    preempt=preempt)
 
     def _chunk(self, s: Seq, budget: int) -> int:
         """Prompt tokens `s` processes next (0 = decode row, or no budget for it)."""

@@ -5,7 +5,8 @@ One Step is one SimPy event. Iteration 0 processes each row's `prefill_tokens` (
 0 for a decode row) and one decode token for rows already past prefill; iterations 1..k-1 are
 pure decode of every row. The engine picks k (`iterations`): up to `max_iterations` for a
 continuous batch, cut at the first completion and at the first iteration boundary after the
-next arrival; for a padded static batch, until every row is done or `cap` is reached.
+next arrival, and where the KV blocks would run out; for a padded static batch, until every
+row is done or `cap` is reached.
 """
 
 from __future__ import annotations

@@ -64,14 +64,21 @@ class KVCache:
         """Largest k <= limit such that rows that will hold `tokens + k` tokens after k
         iterations fit: sum(blocks_for(tokens + k) - held) <= free_blocks. 0 if even k=1
         does not fit."""
-        def fits(k: int) -> bool:
-            return int((self.blocks_for(tokens + k) - held_blocks).clip(min=0).sum()) <= free_blocks
-        if limit < 1 or not fits(1):
+        bs = self.block_size
+        base = tokens + (bs - 1)
+
+        def extra(k: int) -> int:
+            need = (base + k) // bs - held_blocks
+            return int(need[need > 0].sum())
+
+        if limit < 1 or extra(1) > free_blocks:
             return 0
-        lo, hi = 1, limit
-        while lo < hi:              # invariant: fits(lo)
+        if extra(limit) <= free_blocks:
+            return limit
+        lo, hi = 1, limit                # invariant: extra(lo) fits, extra(hi + 1) may not
+        while lo < hi:
             mid = (lo + hi + 1) // 2
-            if fits(mid):
+            if extra(mid) <= free_blocks:
                 lo = mid
             else:
                 hi = mid - 1
