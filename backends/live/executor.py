@@ -78,7 +78,8 @@ class LiveExecutor:
         self.predictions: dict[str, int] = {}
         self.log: list[dict] = []
         self.iteration_s: list[float] = []
-        self._kv: dict[str, torch.Tensor] = {}       # id -> [layers, 2, kv_heads, len, head_dim]
+        # id -> per layer (K, V), each [len, kv_heads, head_dim] (views of a packed tensor)
+        self._kv: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._prompts: dict[str, list[int]] = {}
         self._min = torch.finfo(self.dtype).min
         self._cuda = self.device.type == "cuda"
@@ -106,7 +107,7 @@ class LiveExecutor:
 
     def cached_tokens(self, seq_id: str) -> int:
         kv = self._kv.get(seq_id)
-        return 0 if kv is None else int(kv.shape[-2])
+        return 0 if kv is None else int(kv[0][0].shape[0])
 
     def log_frame(self):
         import pandas as pd
@@ -287,7 +288,7 @@ class LiveExecutor:
         ids, valid, pos = ids.to(self.device), valid.to(self.device), pos.to(self.device)
         cache = self._new_cache()
         if big_p > 0:
-            self._gather(cache, seqs, past, big_p)
+            self._gather(cache, seqs, past, big_p, valid[:, :big_p])
         tok = self._forward(ids, valid, pos, cache)
         length = torch.tensor([p + len(x) for p, x in zip(past, new_ids)], device=self.device)
         ready_t = torch.tensor(ready, dtype=torch.bool, device=self.device)[:, None]
@@ -327,24 +328,46 @@ class LiveExecutor:
                      new_tokens=sum(chunks), past_sum=sum(past), width=big_p + q)
         return StepResult(duration, n_run, times[0], eos_at if natural else None)
 
-    def _gather(self, cache, seqs: list[Seq], past: list[int], big_p: int) -> None:
-        """Load the rows' caches, right-aligned at column big_p, into `cache`."""
-        some = next(self._kv[s.id] for s, p in zip(seqs, past) if p > 0)
-        layers, two, heads, _, dim = some.shape
-        batch = torch.zeros((layers, two, len(seqs), heads, big_p, dim), dtype=some.dtype,
-                            device=some.device)
-        for r, (s, p) in enumerate(zip(seqs, past)):
-            if p > 0:
-                batch[:, :, r, :, big_p - p:] = self._kv[s.id]
-        for layer in range(layers):
-            cache.update(batch[layer, 0], batch[layer, 1], layer)
+    def _gather(self, cache, seqs: list[Seq], past: list[int], big_p: int,
+                valid_past: torch.Tensor) -> None:
+        """Load the rows' caches, right-aligned at column big_p, into `cache`: per layer one
+        concatenation of the rows' packed K (and V) and one masked write into the padded
+        batch tensor (no per-row kernel launches)."""
+        have = [s.id for s, p in zip(seqs, past) if p > 0]
+        first = self._kv[have[0]][0][0]                     # [len, kv_heads, head_dim]
+        heads, dim = first.shape[1], first.shape[2]
+        for layer in range(len(self._kv[have[0]])):
+            kv = []
+            for j in (0, 1):
+                packed = torch.cat([self._kv[i][layer][j] for i in have])
+                pad = torch.zeros((len(seqs), heads, big_p, dim), dtype=first.dtype,
+                                  device=first.device)
+                pad.transpose(1, 2)[valid_past] = packed
+                kv.append(pad)
+            self._set_layer(cache, layer, kv[0], kv[1])
+
+    @staticmethod
+    def _set_layer(cache, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        lay = cache.layers[layer] if layer < len(cache.layers) else None
+        if lay is not None and hasattr(lay, "lazy_initialization") and hasattr(lay, "keys"):
+            lay.lazy_initialization(keys, values)           # dtype/device, flags
+            lay.keys, lay.values = keys, values             # no concatenation copy
+        else:                                               # other cache layouts
+            cache.update(keys, values, layer)
 
     def _scatter(self, cache, seqs: list[Seq], valid: torch.Tensor) -> None:
-        """Store each row's valid KV columns (in order) as its own cache."""
-        stacked = torch.stack([torch.stack((lay.keys, lay.values)) for lay in cache.layers])
-        for r, s in enumerate(seqs):
-            cols = valid[r].nonzero().squeeze(1)
-            self._kv[s.id] = stacked[:, :, r].index_select(-2, cols)
+        """Store each row's valid KV columns (in order) as its own cache: per layer one masked
+        read into a packed [sum of lengths, kv_heads, head_dim] tensor, split into views."""
+        lengths = valid.sum(1).tolist()
+        per_row: list[list] = [[] for _ in seqs]
+        for lay in cache.layers:
+            ks = lay.keys.transpose(1, 2)[valid].split(lengths)
+            vs = lay.values.transpose(1, 2)[valid].split(lengths)
+            lay.keys = lay.values = None                    # free the batch layer as we go
+            for r in range(len(seqs)):
+                per_row[r].append((ks[r], vs[r]))
+        for s, kv in zip(seqs, per_row):
+            self._kv[s.id] = kv
 
     # -- the length query with a live predictor -------------------------------------------
     def _run_predictor(self, step: Step, iterations: int) -> StepResult:
