@@ -600,6 +600,7 @@ def _finish(src: _Source, df: pd.DataFrame, name: str, locate: Locate, skip_inva
                                                     if conv.options else ""))
     cols = [str(c) for c in df.columns]
     cmap = _resolve(cols, FORMATS[name].required)
+    options = dict(options, _skip_invalid=skip_invalid)
     out, names, keep = conv.convert(df, cmap, src, locate, options, rownums)
     if keep is not None:  # rows dropped by the converter: re-map positions for messages
         positions = np.flatnonzero(keep)
@@ -659,8 +660,10 @@ def _native(df, cmap, src, locate, options, rownums):
     return out, {k: v for k, v in cmap.items()}, None
 
 
-def _timestamps(series: pd.Series, src: _Source, locate: Locate, col: str) -> np.ndarray:
-    """Date-time strings -> int64 nanoseconds since the epoch (UTC if an offset is given)."""
+def _timestamps(series: pd.Series, src: _Source, locate: Locate, col: str,
+                lenient: bool = False) -> np.ndarray:
+    """Date-time strings -> int64 nanoseconds since the epoch (UTC if an offset is given).
+    lenient: unparseable stamps become NaN (float array) instead of raising."""
     import pyarrow as pa
     if pd.api.types.is_datetime64_any_dtype(series) and not series.isna().any():
         if getattr(series.dt, "tz", None) is not None:
@@ -683,6 +686,10 @@ def _timestamps(series: pd.Series, src: _Source, locate: Locate, col: str) -> np
             continue
     parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
+    if bad.any() and lenient:
+        ns = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(float)
+        ns[bad] = np.nan
+        return ns
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         v = series.iloc[r]
@@ -694,8 +701,9 @@ def _timestamps(series: pd.Series, src: _Source, locate: Locate, col: str) -> np
 
 
 def _azure(df, cmap, src, locate, options, rownums):
-    ns = _timestamps(df[cmap["TIMESTAMP"]], src, locate, cmap["TIMESTAMP"])
-    t0 = options.get("_t0_ns", ns.min())  # a streamed window keeps the file's origin
+    ns = _timestamps(df[cmap["TIMESTAMP"]], src, locate, cmap["TIMESTAMP"],
+                     lenient=bool(options.get("_skip_invalid")))
+    t0 = options.get("_t0_ns", np.nanmin(ns))  # a streamed window keeps the file's origin
     arrival = (ns - t0) / 1e9
     out = pd.DataFrame({
         "id": _ids(rownums),

@@ -102,6 +102,8 @@ def test_skip_invalid_rows_drops_and_counts(tmp_path, caplog):
         t = load_trace(p, skip_invalid=True)
     assert t.ids.tolist() == ["0", "3"]
     assert "skipped 2 invalid row(s)" in caplog.text and "line 3" in caplog.text
+    p = write(tmp_path, "b.csv", HEADER + ROW1 + "not-a-date,3,4\n" + ROW2)
+    assert load_trace(p, skip_invalid=True).ids.tolist() == ["0", "2"]
 
 
 def test_unsorted_timestamps_sorted_with_counted_warning(tmp_path, caplog):
