@@ -1,13 +1,50 @@
-"""Length predictors. `make_predictor(name, **params)` builds one by its CLI name."""
+"""Length predictors. `make_predictor(name, **params)` builds one by its CLI name.
+
+Model-based predictors (proxy, llm-*) are registered through small factories that import their
+modules on first use, so `import predictors` stays free of torch / transformers."""
 
 from predictors.base import Predictor, PredictorCost
-from predictors.basic import PREDICTORS
+from predictors.basic import PREDICTORS as BASIC_PREDICTORS
+from predictors.from_file import ColumnPredictor, FromFilePredictor
+from sim.errors import UserError
+
+
+def _proxy(**params):
+    from predictors.proxy import ProxyPredictor
+
+    return ProxyPredictor(**params)
+
+
+def _llm_perception(**params):
+    from predictors.llm import make_perception
+
+    return make_perception(**params)
+
+
+def _llm_lora(**params):
+    from predictors.llm import make_lora
+
+    return make_lora(**params)
+
+
+PREDICTORS = {
+    **BASIC_PREDICTORS,
+    "from-file": FromFilePredictor,
+    "column": ColumnPredictor,
+    "proxy": _proxy,
+    "llm-perception": _llm_perception,
+    "llm-lora": _llm_lora,
+}
 
 
 def make_predictor(name: str, **params) -> Predictor:
     if name not in PREDICTORS:
-        raise ValueError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}")
-    return PREDICTORS[name](**params)
+        raise UserError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}")
+    try:
+        return PREDICTORS[name](**params)
+    except TypeError as e:
+        raise UserError(f"predictor {name}: bad parameter ({e}); see `seqsched predict --help`"
+                        ) from None
 
 
 __all__ = ["Predictor", "PredictorCost", "PREDICTORS", "make_predictor"]

@@ -1,0 +1,68 @@
+"""Fixtures: a tiny random LLaMA with a tokenizer trained in-process, and small traces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from traces.request import Trace
+
+WORDS = ("write explain list describe summarize translate classify name give poem essay story "
+         "words sentence paragraph short long detailed one three five ten about the a of "
+         "for and in to cat dog city river science history music").split()
+
+
+def make_trace(n: int = 24, seed: int = 0) -> Trace:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        instr = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 9))))
+        prompt = ("A chat between a curious user and an artificial intelligence assistant. "
+                  "USER: Below is an instruction that describes a task. Write a response that "
+                  f"appropriately completes the request.\n\n### Instruction:\n{instr}\n\n"
+                  "### Response: ASSISTANT:")
+        base = 20 + 15 * len(instr.split()) + (200 if "essay" in instr else 0)
+        lens = np.maximum(base + rng.integers(-10, 30, size=4), 1)
+        rows.append({"id": f"r{i}", "arrival_s": 0.0, "prompt_tokens": 40 + len(instr.split()),
+                     "output_tokens": int(lens[0]), "prompt": prompt,
+                     **{f"len_t{t}": int(v) for t, v in zip(("0.0", "0.3", "0.5", "0.7"), lens)}})
+    return Trace(pd.DataFrame(rows), name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_trace() -> Trace:
+    return make_trace()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, tiny_trace):
+    """A folder with a 2-layer random LlamaForCausalLM and its locally trained BPE tokenizer."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY
+
+    torch.manual_seed(0)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = tiny_trace.df["prompt"].tolist() + [LENGTH_QUERY, PERCEPTION_QUERY] + [
+        str(50 * k) for k in range(1, 12)] * 5
+    tok.train_from_iterator(corpus, trainer)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>",
+                                                eos_token="</s>", unk_token="<unk>",
+                                                pad_token="<pad>")
+    cfg = transformers.LlamaConfig(vocab_size=fast.vocab_size, hidden_size=32,
+                                   intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=4,
+                                   max_position_embeddings=512, bos_token_id=fast.bos_token_id,
+                                   eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
+    model = transformers.LlamaForCausalLM(cfg)
+    path = tmp_path_factory.mktemp("tiny_llama")
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
