@@ -43,7 +43,8 @@ class ContinuousPolicy:
         # 1. room for one more token (or the next prompt chunk) for every running row;
         #    preempt the lowest-priority rows (recompute) until the rest fit
         bs = kv.block_size
-        need = [max(-(-(s.context_tokens + (self._chunk(s, self.max_batched_tokens) or 1)) // bs)
+        # a row holds its context, this step's prompt chunk and the token the step produces
+        need = [max(-(-(s.context_tokens + self._chunk(s, self.max_batched_tokens) + 1) // bs)
                     - s.kv_blocks, 0) for s in running]
         total = sum(need)
         while running and total > free:

@@ -148,6 +148,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         executor = CostModelExecutor(build_cost_model(config))
     capacity = kv_capacity_tokens(get_gpu(config.gpu), get_model(config.model),
                                   config.memory_fraction)
+    capacity -= capacity % config.block_size        # whole blocks only
     seqs = make_seqs(trace, predicted, config.max_new_tokens)
     need = trace.prompt_tokens + np.fromiter((s.target_tokens for s in seqs), np.int64)
     if need.max() > capacity:
