@@ -1,0 +1,246 @@
+"""`seqsched predict train | eval | annotate`.
+
+    seqsched predict train --predictor proxy --data FILE --target max-over-samples --out DIR
+    seqsched predict train --predictor llm-lora --base-model LLAMA_DIR --data FILE --out DIR
+    seqsched predict eval --model DIR --data FILE [--out REPORT_DIR]
+    seqsched predict annotate --trace FILE --predictor proxy --param model=DIR --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sim.errors import UserError
+
+TRAINABLE = ("proxy", "llm-lora")
+
+
+def _params(items: list[str] | None) -> dict:
+    from sim.cli import parse_params
+
+    return parse_params(items, "predictor")
+
+
+def read_trace(path: str):
+    from traces.io import load_trace
+
+    if not Path(path).exists():
+        raise UserError(f"{path}: no such file; give the path of a trace / length data file")
+    return load_trace(path)
+
+
+def _split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 <= holdout < 1:
+        raise UserError(f"--holdout must be in [0, 1), got {holdout}")
+    perm = np.random.default_rng(seed).permutation(n)
+    k = int(round(n * holdout))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def _subset(trace, idx):
+    from traces.request import Trace
+
+    return Trace(trace.df.iloc[idx].reset_index(drop=True), name=trace.name)
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("predict", help="train, evaluate and apply length predictors",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="predict_command", metavar="{train,eval,annotate}")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a proxy model or a LoRA length adapter")
+    t.add_argument("--predictor", choices=TRAINABLE, default="proxy")
+    t.add_argument("--data", required=True, help="trace / length file with prompts and lengths")
+    t.add_argument("--target", choices=("max-over-samples", "greedy"),
+                   default="max-over-samples",
+                   help="what to predict: max over sampled lengths (the paper) or greedy length")
+    t.add_argument("--out", required=True, help="model folder to write")
+    t.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction held out (seeded) and reported after training")
+    t.add_argument("--seed", type=int, default=0)
+    g = t.add_argument_group("proxy")
+    g.add_argument("--head", choices=("regression", "classification", "quantile"),
+                   default="classification")
+    g.add_argument("--encoder", default=None,
+                   help="local sentence-transformers / HF encoder folder (default: the packaged "
+                        "all-MiniLM-L6-v2)")
+    g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--ensemble", type=int, default=None)
+    g.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
+    g = t.add_argument_group("llm-lora")
+    g.add_argument("--base-model", help="local LLaMA-family Hugging Face model folder")
+    g.add_argument("--steps", type=int, default=1000)
+    g.add_argument("--lr", type=float, default=2e-4)
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--lora-r", type=int, default=8)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="accuracy of a trained model (or any predictor) on a file")
+    e.add_argument("--model", help="model folder from `predict train`")
+    e.add_argument("--predictor", help="or evaluate any predictor by name (with --param)")
+    e.add_argument("--param", action="append", metavar="KEY=VALUE")
+    e.add_argument("--data", required=True)
+    e.add_argument("--target", choices=("max-over-samples", "greedy"), default=None,
+                   help="default: max-over-samples when the file has sampled lengths")
+    e.add_argument("--out", help="folder for metrics.json, scatter.png, error_hist.png")
+    e.set_defaults(func=cmd_eval)
+
+    a = sub.add_parser("annotate", help="add a `predicted` column to a trace file")
+    a.add_argument("--trace", required=True)
+    a.add_argument("--predictor", default=None, help="predictor name (default: from --model)")
+    a.add_argument("--model", help="model folder (shortcut for the predictor's model/adapter)")
+    a.add_argument("--param", action="append", metavar="KEY=VALUE")
+    a.add_argument("--out", required=True, help="output trace (.jsonl, .csv, .parquet)")
+    a.set_defaults(func=cmd_annotate)
+    return p
+
+
+def predictor_for(model: str | None, name: str | None, params: dict):
+    """A predictor from a model folder (kind read from its config.json) or a name."""
+    from predictors import make_predictor
+
+    if model:
+        cfg_path = Path(model) / "config.json"
+        if not cfg_path.is_file():
+            raise UserError(f"{model}: no config.json; give a folder written by "
+                            "`seqsched predict train`")
+        fmt = json.loads(cfg_path.read_text()).get("format")
+        if fmt == "seqsched-proxy":
+            name, params = name or "proxy", {"model": model, "progress": True, **params}
+        elif fmt == "seqsched-llm-lora":
+            name, params = name or "llm-lora", {"adapter": model, "progress": True, **params}
+        else:
+            raise UserError(f"{model}: unknown model folder format {fmt!r}; train one with "
+                            "`seqsched predict train`")
+    if not name:
+        raise UserError("give --model DIR or --predictor NAME")
+    return make_predictor(name, **params)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from predictors.metrics import evaluate, target_lengths
+
+    trace = read_trace(args.data)
+    y = target_lengths(trace, args.target)
+    train_idx, hold_idx = _split(len(trace), args.holdout, args.seed)
+    train = _subset(trace, train_idx)
+    out = Path(args.out)
+    if args.predictor == "proxy":
+        from predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
+
+        cfg = ProxyConfig(head=args.head, target=args.target, seed=args.seed,
+                          encoder=args.encoder or ProxyConfig.encoder)
+        if args.epochs:
+            cfg.epochs = args.epochs
+        if args.ensemble:
+            cfg.ensemble = args.ensemble
+        model = ProxyModel.train(trace_prompts(train), train.prompt_tokens, y[train_idx], cfg,
+                                 progress=True, use_cache=not args.no_cache)
+        if len(hold_idx):
+            hold = _subset(trace, hold_idx)
+            point, quant, _ = model.predict(trace_prompts(hold), hold.prompt_tokens,
+                                            use_cache=not args.no_cache)
+            cfg.report = {"holdout": evaluate(point, y[hold_idx], quant)}
+        model.save(out)
+    else:
+        if not args.base_model:
+            raise UserError("--predictor llm-lora needs --base-model DIR (a local LLaMA-family "
+                            "Hugging Face model folder)")
+        from predictors.llm import LoraSettings, build_tuning_set, lora_tune
+
+        examples = build_tuning_set(train, target=args.target)
+        settings = LoraSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                                r=args.lora_r, alpha=2 * args.lora_r, seed=args.seed)
+        lora_tune(args.base_model, examples, out, settings, progress=True)
+        if len(hold_idx):
+            from predictors.llm import make_lora
+
+            hold = _subset(trace, hold_idx)
+            pred = make_lora(adapter=str(out), progress=True)
+            rep = evaluate(pred.predict(hold), y[hold_idx])
+            rep["fallbacks"] = pred.fallbacks
+            cfg = json.loads((out / "config.json").read_text())
+            cfg["report"]["holdout"] = rep
+            (out / "config.json").write_text(json.dumps(cfg, indent=1))
+    print(f"model saved to {out}")
+    rep = json.loads((out / "config.json").read_text()).get("report", {}).get("holdout")
+    if rep:
+        print(_table({"holdout": rep}))
+    return 0
+
+
+def _table(rows: dict[str, dict]) -> str:
+    from tabulate import tabulate
+
+    keys = ["n", "mae", "acc50", "acc100", "spearman", "kendall", "bias"]
+    extra = sorted({k for r in rows.values() for k in r if k.startswith(("coverage", "fallb"))})
+    data = [[name] + [r.get(k) for k in keys + extra] for name, r in rows.items()]
+    return tabulate(data, headers=["target"] + keys + extra, floatfmt=".3f")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from predictors.basic import sample_columns
+    from predictors.metrics import error_plots, evaluate, target_lengths
+
+    trace = read_trace(args.data)
+    pred = predictor_for(args.model, args.predictor, _params(args.param))
+    point = np.asarray(pred.predict(trace), np.int64)
+    quant = pred.predict_quantiles(trace) if hasattr(pred, "predict_quantiles") else {}
+    has_samples = bool(sample_columns(trace)) or "max_of_samples" in trace.df.columns
+    targets = [args.target] if args.target else (
+        ["max-over-samples", "greedy"] if has_samples else ["greedy"])
+    rows = {}
+    for tgt in targets:
+        rows[tgt] = evaluate(point, target_lengths(trace, tgt), quant)
+        if hasattr(pred, "fallbacks"):
+            rows[tgt]["fallbacks"] = pred.fallbacks
+    cost = pred.cost(trace)
+    if cost.seconds is not None:
+        rows[targets[0]]["prompts_per_s"] = float(1.0 / max(np.mean(cost.seconds), 1e-12))
+    print(_table(rows))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(rows, indent=1))
+        error_plots(point, target_lengths(trace, targets[0]), out,
+                    title=f"{pred.name} vs {targets[0]}")
+        print(f"metrics.json, scatter.png, error_hist.png written to {out}")
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from traces.io import save_trace
+
+    from predictors.from_file import QUANTILE_COLUMNS
+
+    trace = read_trace(args.trace)
+    pred = predictor_for(args.model, args.predictor, _params(args.param))
+    cols = {"predicted": np.asarray(pred.predict(trace), np.int64)}
+    if hasattr(pred, "predict_quantiles"):
+        for q, v in pred.predict_quantiles(trace).items():
+            if q in QUANTILE_COLUMNS:
+                cols[QUANTILE_COLUMNS[q]] = np.asarray(v, np.int64)
+    save_trace(trace.with_columns(**cols), args.out)
+    print(f"{len(trace)} predictions ({', '.join(cols)}) by {pred.name} written to {args.out}; "
+          "simulate with --predictor column")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (the project CLI `seqsched predict ...` calls `register`)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="seqsched")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"seqsched: error: {e}", file=sys.stderr)
+        return 2
