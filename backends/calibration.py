@@ -231,6 +231,10 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
             if (b * ctx <= grid.max_decode_tokens and budget.fits(b, ctx, grid.decode_iterations)
                     and budget.fits(b, 1, ctx + 16)):
                 jobs.append(("decode", b, ctx))
+    # measure in a seeded random order: a burst of load on a shared machine (or a clock
+    # change) then spreads over the grid instead of biasing one corner of it
+    import random
+    random.Random(0).shuffle(jobs)
     executor.warmup()
     prefill_points, decode_points, skipped = [], [], []
     w, r = grid.warmup, grid.repeats
@@ -273,6 +277,7 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
         "python": platform.python_version(),
         "dtype": lm.dtype_name,
         "attn_implementation": lm.attn_implementation,
+        "clock": getattr(executor, "clock", "wall"),
         "executor": "backends.live.LiveExecutor (HF DynamicCache, 4-D mask, greedy)",
         "model": {**lm.shape, "source": lm.source, "weights": "random" if lm.source == "shape"
                   else "folder"},

@@ -51,6 +51,9 @@ def _add_model_args(p: argparse.ArgumentParser, default_model: str = "tiny") -> 
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="random-weight and run seed")
+    p.add_argument("--clock", default="wall", choices=["wall", "thread"],
+                   help="wall: wall time, CUDA-synchronised (default); thread: this thread's "
+                        "CPU time, for single-threaded CPU runs on a shared machine")
 
 
 def register(subparsers) -> None:
@@ -144,7 +147,8 @@ def run_calibrate(model: str = "tiny", device: str = "cpu", dtype: str = "float3
                   out: str | Path = "profile.json", grid: str | None = None, *,
                   attn: str = "eager", seed: int = 0, repeats: int | None = None,
                   warmup: int | None = None, decode_iterations: int | None = None,
-                  name: str | None = None, progress: bool = False) -> dict:
+                  name: str | None = None, progress: bool = False,
+                  clock: str = "wall") -> dict:
     """Calibrate and write the profile; returns the profile dict."""
     import dataclasses
 
@@ -163,7 +167,8 @@ def run_calibrate(model: str = "tiny", device: str = "cpu", dtype: str = "float3
         if v < (0 if k == "warmup" else 1):
             raise UserError(f"--{k.replace('_', '-')} must be >= {0 if k == 'warmup' else 1}")
     g = dataclasses.replace(g, **changes)
-    ex = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn, seed=seed)
+    ex = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn, seed=seed,
+                      clock=clock)
     profile = calibrate(ex, g, progress=progress, name=name)
     profile["settings"]["grid"] = grid_name
     save_profile(profile, out)
@@ -190,7 +195,8 @@ def cmd_calibrate(args) -> int:
     profile = run_calibrate(args.model, args.device, dtype, args.out, args.grid,
                             attn=args.attn, seed=args.seed, repeats=args.repeats,
                             warmup=args.warmup, decode_iterations=args.decode_iterations,
-                            name=args.name, progress=not args.no_progress and sys.stderr.isatty())
+                            name=args.name, progress=not args.no_progress and sys.stderr.isatty(),
+                            clock=args.clock)
     dev = profile["device"]
     print(f"calibrated {profile['model']['name']} ({profile['dtype']}, {profile['attn_implementation']}) "
           f"on {dev['type']} {dev['name']} in {time.perf_counter() - t0:.1f} s")
@@ -260,7 +266,7 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                  max_new_tokens: int | None = None, gpu: str = "A100-80GB",
                  kv_model: str | None = None, length_mode: str = "forced",
                  out: str | Path | None = None, progress: bool = False,
-                 executor=None) -> dict:
+                 executor=None, clock: str = "wall") -> dict:
     """Run `trace` live and simulated; return {table, sim, live, executor, files}."""
     from backends.live.executor import LiveExecutor
     from backends.profile import BUILTIN_DIR, load_profile
@@ -281,7 +287,7 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
     sim_wall = time.perf_counter() - t0
     if executor is None:
         executor = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn,
-                                seed=seed, length_mode=length_mode)
+                                seed=seed, length_mode=length_mode, clock=clock)
         executor.warmup()
     import dataclasses
     t0 = time.perf_counter()
@@ -308,6 +314,7 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                 "predictor": predictor, "model": model, "device": device, "dtype": dtype,
                 "attn": attn, "profile": str(prof_path), "seed": seed,
                 "max_new_tokens": max_new_tokens, "length_mode": length_mode,
+                "clock": getattr(executor, "clock", "wall"),
                 "live_wall_s": live_wall, "sim_wall_s": sim_wall,
                 "summary_sim": sim.summary, "summary_live": live.summary}
         (out / "validation.json").write_text(json.dumps(meta, indent=1, default=float) + "\n",
@@ -354,7 +361,8 @@ def cmd_validate(args) -> int:
                        profile=args.profile, model=args.model, device=args.device, dtype=dtype,
                        attn=args.attn, seed=args.seed, max_new_tokens=args.max_new_tokens,
                        gpu=args.gpu, kv_model=args.kv_model, length_mode=args.length_mode,
-                       out=args.out, progress=not args.no_progress and sys.stderr.isatty())
+                       out=args.out, progress=not args.no_progress and sys.stderr.isatty(),
+                       clock=args.clock)
     print(f"{args.policy} on {len(trace)} requests of {trace.name}: live {args.model} on "
           f"{args.device} ({res['live_wall_s']:.1f} s wall) vs {res['cost_model']}")
     print(markdown_table(res["table"]))

@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", default=None, help="calibration grid (default by device)")
     ap.add_argument("--gpu", default="A100-80GB", help="GPU spec for KV accounting")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--clock", default="wall", choices=["wall", "thread"],
+                    help="thread: single-threaded CPU time (a shared CPU sandbox)")
     ap.add_argument("--out", default=None, help="output folder (default benchmarks/out/...)")
     args = ap.parse_args(argv)
 
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
                f"{args.device.split(':')[0]}")
     out.mkdir(parents=True, exist_ok=True)
     ex = LiveExecutor(args.model, device=args.device, dtype=dtype,
-                      attn_implementation=args.attn, seed=args.seed)
+                      attn_implementation=args.attn, seed=args.seed, clock=args.clock)
     if args.profile is None:
         from backends.calibration import GRIDS, calibrate
         grid = args.grid or ("gpu" if args.device.startswith("cuda") else "cpu")
@@ -93,12 +95,14 @@ def main(argv=None) -> int:
     if args.requests < len(trace):
         trace = Trace(trace.df.iloc[:args.requests].copy(), name=trace.name)
     summary = {"model": args.model, "device": args.device, "dtype": dtype, "attn": args.attn,
+               "clock": args.clock,
                "device_name": prof["device"]["name"], "torch": torch.__version__,
                "profile": args.profile, "profile_fit": {k: prof[k]["fit"]
                                                         for k in ("prefill", "decode")},
                "trace": trace.name, "requests": len(trace),
                "max_new_tokens": args.max_new_tokens, "runs": {}}
-    md = [f"model {args.model} ({dtype}, {args.attn}) on {prof['device']['name']}; "
+    md = [f"model {args.model} ({dtype}, {args.attn}, {args.clock} clock) on "
+          f"{prof['device']['name']}; "
           f"{len(trace)} requests of {trace.name}; cap {args.max_new_tokens}; "
           f"profile {Path(args.profile).name} (fit mean rel err prefill "
           f"{100 * prof['prefill']['fit']['mean_rel_err']:.1f}%, decode "

@@ -43,6 +43,10 @@ from policies.step import Step, StepResult
 from sim.sequence import Seq
 
 LENGTH_MODES = ("forced", "natural")
+# "wall": wall time (CUDA-synchronised), the default and the only choice on a GPU. "thread": the
+# calling thread's CPU time, for single-threaded CPU runs on a shared machine (other processes'
+# load does not count), i.e. the time the step would take on an otherwise idle core.
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
 class LiveExecutor:
@@ -58,13 +62,20 @@ class LiveExecutor:
     def __init__(self, model: LoadedModel | str = "tiny", *, device: str = "cpu",
                  dtype: str = "float32", length_mode: str = "forced", predictor: Any = None,
                  attn_implementation: str = "eager", seed: int = 0,
-                 name: str | None = None) -> None:
+                 name: str | None = None, clock: str = "wall") -> None:
+        from sim.errors import UserError
         if length_mode not in LENGTH_MODES:
-            from sim.errors import UserError
             raise UserError(f"unknown length mode {length_mode!r}; choose forced or natural")
+        if clock not in CLOCKS:
+            raise UserError(f"unknown clock {clock!r}; choose wall or thread")
         if isinstance(model, str):
             model = load_model(model, device, dtype, attn_implementation=attn_implementation,
                                seed=seed)
+        if clock == "thread" and model.device.type != "cpu":
+            raise UserError("clock 'thread' (this thread's CPU time) only measures CPU runs; "
+                            "use --clock wall on a GPU")
+        self.clock = clock
+        self._clock = CLOCKS[clock]
         self.lm = model
         self.model = model.model
         self.device = model.device
@@ -185,7 +196,7 @@ class LiveExecutor:
         if not predict:
             for s in seqs:
                 self.outputs[s.id] = []
-        t0 = time.perf_counter()
+        t0 = self._clock()
         ids = torch.full((b, width), self.pad_token_id, dtype=torch.long)
         valid = torch.zeros((b, width), dtype=torch.bool)
         for r, (s, n) in enumerate(zip(seqs, lengths)):
@@ -218,7 +229,7 @@ class LiveExecutor:
                 elif natural and step.cap is not None and len(out) >= step.cap:
                     done[r] = True
             self._sync()
-            times.append(time.perf_counter() - t0)
+            times.append(self._clock() - t0)
             n_run += 1
             if n_run >= iterations or (natural and all(done)):
                 break
@@ -231,7 +242,7 @@ class LiveExecutor:
             length = length + 1
         del cache
         self._sync()
-        duration = time.perf_counter() - t0
+        duration = self._clock() - t0
         self.iteration_s = np.diff([0.0] + times).tolist()
         self._record(step, iterations, n_run, duration, times[0], emitted, len(eos_at),
                      new_tokens=b * width, past_sum=0, width=width)
@@ -248,7 +259,7 @@ class LiveExecutor:
         if len(chunks) != b:
             raise ValueError(f"{b} rows but {len(chunks)} prefill entries")
         natural = self.length_mode == "natural"
-        t0 = time.perf_counter()
+        t0 = self._clock()
         past, new_ids, ready = [], [], []
         for s, c in zip(seqs, chunks):
             if c > 0:
@@ -308,7 +319,7 @@ class LiveExecutor:
                     eos_at[s.id] = n_run
                     stop = True
             self._sync()
-            times.append(time.perf_counter() - t0)
+            times.append(self._clock() - t0)
             n_run += 1
             if stop or n_run >= iterations or not any(ready):
                 break
@@ -322,7 +333,7 @@ class LiveExecutor:
         self._scatter(cache, seqs, valid)
         del cache
         self._sync()
-        duration = time.perf_counter() - t0
+        duration = self._clock() - t0
         self.iteration_s = np.diff([0.0] + times).tolist()
         self._record(step, iterations, n_run, duration, times[0], emitted, len(eos_at),
                      new_tokens=sum(chunks), past_sum=sum(past), width=big_p + q)
@@ -376,10 +387,10 @@ class LiveExecutor:
         reqs = [Request(s.id, 0.0, s.prompt_tokens, max(s.output_tokens, 1), s.prompt)
                 for s in step.seqs]
         self._sync()
-        t0 = time.perf_counter()
+        t0 = self._clock()
         pred = self.predictor.predict(Trace.from_requests(reqs, name="predict-step"))
         self._sync()
-        duration = time.perf_counter() - t0
+        duration = self._clock() - t0
         for s, p in zip(step.seqs, np.asarray(pred).tolist()):
             self.predictions[s.id] = int(p)
         self.iteration_s = [duration]

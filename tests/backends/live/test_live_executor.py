@@ -211,3 +211,14 @@ def test_iteration_times_are_positive(tiny64):
     seqs = [_seq(i, 8, 6) for i in range(2)]
     ex.run(Step(seqs, [8, 8], padded=True), 6, None)
     assert len(ex.iteration_s) == 6 and np.all(np.asarray(ex.iteration_s) > 0)
+
+
+def test_thread_clock_and_bad_options(tiny64):
+    ex = make_executor(tiny64, clock="thread")
+    seqs = [_seq(i, 8, 4) for i in range(2)]
+    r = ex.run(Step(seqs, [8, 8], padded=True), 4, None)
+    assert r.iterations == 4 and 0 < r.first_iteration_s <= r.duration_s
+    with pytest.raises(UserError, match="clock"):
+        make_executor(tiny64, clock="sundial")
+    with pytest.raises(UserError, match="length mode"):
+        make_executor(tiny64, length_mode="maybe")
