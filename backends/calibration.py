@@ -33,6 +33,7 @@ class Grid:
     decode_contexts: list[int]
     chunk_points: list[tuple[int, int, int]] = field(default_factory=list)   # (rows, past, new)
     mixed_points: list[tuple[int, int, int]] = field(default_factory=list)   # (new, D, context)
+    step_points: list[tuple[int, int]] = field(default_factory=list)        # (D, context)
     max_prefill_tokens: int = 1 << 30       # B * L bound for prefill points
     max_decode_tokens: int = 1 << 30        # B * context bound for decode points
     decode_iterations: int = 8
@@ -47,11 +48,13 @@ GRIDS = {
                 chunk_points=[(1, 32, 16), (4, 32, 16), (1, 128, 64), (4, 128, 64), (8, 64, 32)],
                 mixed_points=[(16, 4, 32), (64, 4, 128), (16, 16, 64), (64, 16, 128),
                               (32, 8, 256)],
+                step_points=[(4, 64), (16, 128), (32, 256), (64, 128), (16, 512), (128, 64)],
                 max_prefill_tokens=65536, max_decode_tokens=32768, decode_iterations=8,
                 warmup=1, repeats=5),
     # a quick grid for tests
     "quick": Grid([1, 4], [8, 32], [1, 4, 8], [16, 64],
                   chunk_points=[(1, 16, 8), (4, 16, 8)], mixed_points=[(8, 2, 16), (16, 4, 32)],
+                  step_points=[(2, 16), (4, 32), (8, 16)],
                   max_prefill_tokens=512, decode_iterations=4, warmup=1, repeats=2),
     # a GPU serving a 7B-class model: the paper's shapes (prompts up to ~450 tokens, outputs up
     # to 512, batches 16..256)
@@ -61,6 +64,8 @@ GRIDS = {
                               (16, 256, 32)],
                 mixed_points=[(128, 8, 256), (512, 8, 512), (128, 32, 256), (256, 64, 384),
                               (64, 128, 512), (512, 32, 768)],
+                step_points=[(8, 256), (32, 256), (64, 512), (128, 256), (16, 1024),
+                             (192, 128)],
                 max_prefill_tokens=65536, max_decode_tokens=131072, decode_iterations=8,
                 warmup=1, repeats=3),
 }
@@ -182,6 +187,23 @@ def measure_mixed(executor, new: int, decode_rows: int, context: int, warmup: in
     return statistics.median(times)
 
 
+def measure_step(executor, rows: int, context: int, warmup: int, repeats: int) -> float:
+    """One pure-decode iteration of a continuous step: `rows` rows attending to `context`
+    positions each (their KV is gathered from and scattered back to per-request caches)."""
+    from policies.step import Step
+    times = []
+    for i in range(warmup + repeats):
+        seqs = _seqs(f"cs{i}", rows, context - 1)
+        executor.run(Step(seqs, [context - 1] * rows), 1, None)
+        for s in seqs:
+            s.prefilled, s.generated = context - 1, 1
+        res = executor.run(Step(seqs, [0] * rows), 1, None)
+        _cleanup(executor, seqs)
+        if i >= warmup:
+            times.append(res.duration_s)
+    return statistics.median(times)
+
+
 def measure_decode(executor, rows: int, context: int, iterations: int, warmup: int,
                    repeats: int) -> tuple[float, float]:
     """Median decode-iteration seconds of a padded batch of `rows` x `context` prompt tokens,
@@ -226,6 +248,9 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
     for (new, d, ctx) in grid.mixed_points:
         if budget.fits(d + 1, new, ctx):
             jobs.append(("mixed", new, d, ctx))
+    for (d, ctx) in grid.step_points:
+        if budget.fits(d, ctx, 0):
+            jobs.append(("step", d, ctx))
     for b in grid.decode_batches:
         for ctx in grid.decode_contexts:
             if (b * ctx <= grid.max_decode_tokens and budget.fits(b, ctx, grid.decode_iterations)
@@ -236,7 +261,7 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
     import random
     random.Random(0).shuffle(jobs)
     executor.warmup()
-    prefill_points, decode_points, skipped = [], [], []
+    prefill_points, decode_points, step_points, skipped = [], [], [], []
     w, r = grid.warmup, grid.repeats
     for job in tqdm(jobs, desc="calibrating", unit="pt", disable=not progress, leave=False):
         try:
@@ -256,6 +281,11 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
                 prefill_points.append({"kind": "mixed", "new": [new], "past": [0],
                                        "decode_rows": d, "decode_context": d * ctx,
                                        "seconds": t})
+            elif job[0] == "step":
+                _, d, ctx = job
+                t = measure_step(executor, d, ctx, w, r)
+                step_points.append({"kind": "step", "new": [], "past": [], "decode_rows": d,
+                                    "decode_context": d * ctx, "seconds": t})
             else:
                 _, b, ctx = job
                 t, csum = measure_decode(executor, b, ctx, grid.decode_iterations, w, r)
@@ -284,8 +314,9 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
         "settings": {"grid": grid_name, "warmup": w, "repeats": r, "statistic": "median",
                      "decode_iterations": grid.decode_iterations, "skipped": skipped},
     }
-    return build_profile(prefill_points, decode_points, meta)
+    return build_profile(prefill_points, decode_points, meta, step_points)
 
 
 __all__ = ["Grid", "GRIDS", "calibrate", "measure_prefill_static", "measure_decode",
+           "measure_step",
            "measure_chunk", "measure_mixed", "device_meta"]

@@ -179,12 +179,14 @@ def profile_table(profile: dict) -> str:
     from tabulate import tabulate
 
     rows = []
-    for part in ("prefill", "decode"):
+    for part in ("prefill", "decode", "step"):
+        if part not in profile:
+            continue
         sec = profile[part]
         fit = sec["fit"]
         coef = ", ".join(f"{n}={c:.3g}" for n, c in zip(sec["features"], sec["coef"]))
         rows.append([part, fit["n"], f"{100 * fit['mean_rel_err']:.1f}%",
-                     f"{100 * fit['max_rel_err']:.1f}%", f"{sec['knot']:g}", coef])
+                     f"{100 * fit['max_rel_err']:.1f}%", f"{sec.get('knot', 0):g}", coef])
     return tabulate(rows, headers=["part", "points", "mean rel err", "max rel err", "knot",
                                    "coefficients (s)"])
 
@@ -269,13 +271,11 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                  executor=None, clock: str = "wall") -> dict:
     """Run `trace` live and simulated; return {table, sim, live, executor, files}."""
     from backends.live.executor import LiveExecutor
-    from backends.profile import BUILTIN_DIR, load_profile
+    from backends.profile import load_profile, resolve_profile_path
     from backends.specs import MODELS
     from sim.run import RunConfig, simulate
 
-    prof_path = Path(profile)
-    if not prof_path.is_file() and (BUILTIN_DIR / f"{profile}.json").is_file():
-        prof_path = BUILTIN_DIR / f"{profile}.json"
+    prof_path = resolve_profile_path(profile)
     cost = load_profile(prof_path)                    # fail fast on a bad profile
     if kv_model is None:
         kv_model = model if model in MODELS else "llama-7b"

@@ -17,6 +17,13 @@ prefill (one iteration, rows B = prefill rows + decode rows, Q = longest chunk):
 decode (one iteration of B rows whose contexts sum to C):
     1, B, C, max(0, B - k)   (fixed, per row, KV read/attention, the compute ridge at k rows)
 
+continuous-step overhead (the live executor gathers the rows' per-request KV caches into one
+padded batch and scatters them back once per continuous step; added to iteration 0 of a
+continuous step, i.e. a `prefill_time` call with cached or decode rows):
+    1, rows, kv_tokens     (kv_tokens = cached tokens moved = sum(past) + decode_context)
+It is fitted first on one-iteration pure-decode continuous steps (their time minus the
+decode model); the continuous prefill points (chunks, mixed) are fitted net of it.
+
 The fit minimises the *relative* error (rows divided by the measured time) with non-negative
 coefficients (`scipy.optimize.nnls`), so small and large steps weigh alike and the model never
 predicts a negative or shrinking time as a batch grows.
@@ -36,6 +43,7 @@ FORMAT = "seqsched-profile"
 VERSION = 1
 PREFILL_FEATURES = ["1", "rows", "token_slots", "attention", "ridge(token_slots)"]
 DECODE_FEATURES = ["1", "rows", "context_sum", "ridge(rows)"]
+STEP_FEATURES = ["1", "rows", "kv_tokens"]
 
 
 # -- features --------------------------------------------------------------------------------
@@ -61,6 +69,22 @@ def decode_features(rows, context_sum, knot: float = 0.0) -> np.ndarray:
     ctx = np.asarray(context_sum, dtype=float)
     rows, ctx = np.broadcast_arrays(rows, ctx)
     return np.stack([np.ones_like(rows), rows, ctx, np.maximum(0.0, rows - knot)], axis=-1)
+
+
+def step_features(rows, kv_tokens) -> np.ndarray:
+    rows = np.asarray(rows, dtype=float)
+    kv = np.asarray(kv_tokens, dtype=float)
+    rows, kv = np.broadcast_arrays(rows, kv)
+    return np.stack([np.ones_like(rows), rows, kv], axis=-1)
+
+
+def _is_continuous(past, decode_rows: int) -> bool:
+    return bool(decode_rows) or bool(np.any(np.asarray(past) > 0))
+
+
+def _step_point_features(p: dict) -> np.ndarray:
+    rows = len(p["new"]) + int(p.get("decode_rows", 0))
+    return step_features(rows, float(np.sum(p["past"])) + float(p.get("decode_context", 0)))
 
 
 # -- fitting ---------------------------------------------------------------------------------
@@ -93,11 +117,18 @@ def _fit_with_knot(build, y: np.ndarray, candidates) -> tuple[float, np.ndarray,
     return best
 
 
-def fit_prefill(points: list[dict]) -> dict:
+def fit_prefill(points: list[dict], step_coef=None) -> dict:
+    """Fit the prefill model; continuous points (cached or decode rows) net of the step
+    overhead `step_coef` (STEP_FEATURES)."""
     if len(points) < len(PREFILL_FEATURES):
         raise UserError(f"{len(points)} prefill points cannot fit {len(PREFILL_FEATURES)} "
                         "coefficients; widen the calibration grid")
     y = np.array([p["seconds"] for p in points], dtype=float)
+    if step_coef is not None:
+        ovh = np.array([_step_point_features(p) @ np.asarray(step_coef)
+                        if _is_continuous(p["past"], p.get("decode_rows", 0)) else 0.0
+                        for p in points])
+        y = np.maximum(y - ovh, 0.05 * y)
 
     def build(k):
         return np.stack([prefill_features(p["new"], p["past"], p.get("decode_rows", 0),
@@ -120,6 +151,27 @@ def fit_decode(points: list[dict]) -> dict:
     return {"features": DECODE_FEATURES, "knot": knot, "coef": coef.tolist(), "fit": q}
 
 
+def fit_step(points: list[dict], decode: dict) -> dict:
+    """Continuous-step overhead from one-iteration pure-decode continuous steps: measured time
+    minus the decode model, non-negative least squares on the relative error."""
+    y = np.array([p["seconds"] for p in points], dtype=float)
+    if len(points) < len(STEP_FEATURES):
+        raise UserError(f"{len(points)} continuous-step points cannot fit "
+                        f"{len(STEP_FEATURES)} coefficients; widen the calibration grid")
+    rows = np.array([p["decode_rows"] for p in points], dtype=float)
+    ctx = np.array([p["decode_context"] for p in points], dtype=float)
+    base = decode_features(rows, ctx, decode["knot"]) @ np.asarray(decode["coef"])
+    x = step_features(rows, ctx)
+    from scipy.optimize import nnls
+
+    scale = x.max(axis=0)
+    scale[scale == 0] = 1.0
+    coef, _ = nnls((x / scale) / y[:, None], (y - base) / y, maxiter=50 * x.shape[1])
+    coef = coef / scale
+    return {"features": STEP_FEATURES, "coef": coef.tolist(),
+            "fit": fit_quality(base + x @ coef, y)}
+
+
 # -- the cost model --------------------------------------------------------------------------
 @dataclass
 class ProfileCostModel:
@@ -131,16 +183,27 @@ class ProfileCostModel:
     decode_knot: float
     name: str = "profile"
     meta: dict = field(default_factory=dict)
+    step_coef: np.ndarray = field(default_factory=lambda: np.zeros(len(STEP_FEATURES)))
+
+    def step_overhead(self, rows: int, kv_tokens: float) -> float:
+        """Per continuous step: gathering and scattering the rows' KV caches."""
+        return float(step_features(rows, kv_tokens) @ self.step_coef)
 
     def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,
                      decode_context: int = 0) -> float:
         new = np.asarray(new_tokens)
         if new.size == 0 and not decode_rows:
             return 0.0
-        if new.size == 0:   # a pure decode iteration asked through prefill_time
-            return float(self.decode_times(int(decode_rows), int(decode_context), 1)[0])
-        x = prefill_features(new, past_tokens, decode_rows, decode_context, self.prefill_knot)
-        return float(x @ self.prefill_coef)
+        past = np.asarray(past_tokens)
+        overhead = 0.0
+        if _is_continuous(past, decode_rows):
+            overhead = self.step_overhead(new.size + int(decode_rows),
+                                          float(past.sum()) + float(decode_context))
+        if new.size == 0:   # a pure decode iteration (iteration 0 of a continuous step)
+            return float(self.decode_times(int(decode_rows), int(decode_context), 1)[0]) \
+                + overhead
+        x = prefill_features(new, past, decode_rows, decode_context, self.prefill_knot)
+        return float(x @ self.prefill_coef) + overhead
 
     def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray:
         if iterations <= 0:
@@ -150,13 +213,19 @@ class ProfileCostModel:
             @ self.decode_coef
 
 
-def build_profile(prefill_points: list[dict], decode_points: list[dict], meta: dict) -> dict:
+def build_profile(prefill_points: list[dict], decode_points: list[dict], meta: dict,
+                  step_points: list[dict] | None = None) -> dict:
     """The profile dict (metadata + raw points + fitted coefficients + fit errors)."""
-    pre = fit_prefill(prefill_points)
     dec = fit_decode(decode_points)
+    step = fit_step(step_points, dec) if step_points else None
+    pre = fit_prefill(prefill_points, step["coef"] if step else None)
     pre["points"] = prefill_points
     dec["points"] = decode_points
-    return {"format": FORMAT, "version": VERSION, **meta, "prefill": pre, "decode": dec}
+    out = {"format": FORMAT, "version": VERSION, **meta, "prefill": pre, "decode": dec}
+    if step:
+        step["points"] = step_points
+        out["step"] = step
+    return out
 
 
 def save_profile(profile: dict, path: str | Path) -> Path:
@@ -192,14 +261,32 @@ def profile_from_dict(data: dict, path: str = "<profile>") -> ProfileCostModel:
         if list(sec.get("features", names)) != names:
             raise _bad(path, f"'{part}.features' are {sec.get('features')}, expected {names}")
         parts[part] = (coef, knot)
-    meta = {k: v for k, v in data.items() if k not in ("prefill", "decode")}
+    step_coef = np.zeros(len(STEP_FEATURES))
+    if "step" in data:                      # optional: continuous-step overhead
+        sec = data["step"]
+        try:
+            step_coef = np.asarray(sec["coef"], dtype=float)
+        except (KeyError, TypeError, ValueError):
+            raise _bad(path, "'step.coef' missing or not numbers") from None
+        if step_coef.shape != (len(STEP_FEATURES),) or not np.all(np.isfinite(step_coef)):
+            raise _bad(path, f"'step.coef' must be {len(STEP_FEATURES)} finite numbers "
+                             f"({', '.join(STEP_FEATURES)})")
+    meta = {k: v for k, v in data.items() if k not in ("prefill", "decode", "step")}
     name = f"profile:{data.get('name', Path(str(path)).stem)}"
     return ProfileCostModel(parts["prefill"][0], parts["prefill"][1], parts["decode"][0],
-                            parts["decode"][1], name=name, meta=meta)
+                            parts["decode"][1], name=name, meta=meta, step_coef=step_coef)
+
+
+def resolve_profile_path(path: str | Path) -> Path:
+    """A profile path as given, or the built-in profile of that name (backends/profiles/)."""
+    p = Path(path)
+    if not p.exists() and (BUILTIN_DIR / f"{path}.json").is_file():
+        return BUILTIN_DIR / f"{path}.json"
+    return p
 
 
 def read_profile(path: str | Path) -> dict:
-    path = Path(path)
+    path = resolve_profile_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -215,9 +302,7 @@ def read_profile(path: str | Path) -> dict:
 
 def load_profile(path: str | Path) -> ProfileCostModel:
     """A `CostModel` from a profile JSON (or the name of a built-in profile)."""
-    p = Path(path)
-    if not p.exists() and (BUILTIN_DIR / f"{path}.json").exists():
-        p = BUILTIN_DIR / f"{path}.json"
+    p = resolve_profile_path(path)
     return profile_from_dict(read_profile(p), str(p))
 
 
@@ -228,6 +313,7 @@ def builtin_profiles() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))
 
 
-__all__ = ["ProfileCostModel", "load_profile", "read_profile", "save_profile", "build_profile",
+__all__ = ["ProfileCostModel", "load_profile", "read_profile", "resolve_profile_path", "save_profile", "build_profile",
            "profile_from_dict", "fit_prefill", "fit_decode", "prefill_features",
-           "decode_features", "builtin_profiles", "PREFILL_FEATURES", "DECODE_FEATURES"]
+           "decode_features", "step_features", "fit_step", "builtin_profiles",
+           "PREFILL_FEATURES", "DECODE_FEATURES", "STEP_FEATURES"]

@@ -89,6 +89,8 @@ def main(argv=None) -> int:
         print(profile_table(prof))
         args.profile = str(path)
     else:
+        from backends.profile import resolve_profile_path
+        args.profile = str(resolve_profile_path(args.profile))
         prof = read_profile(args.profile)
     ex.warmup()
     trace = load_trace_any(args.trace)

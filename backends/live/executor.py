@@ -89,7 +89,7 @@ class LiveExecutor:
         self.predictions: dict[str, int] = {}
         self.log: list[dict] = []
         self.iteration_s: list[float] = []
-        # id -> per layer (K, V), each [len, kv_heads, head_dim] (views of a packed tensor)
+        # id -> per layer (K, V), each [len, kv_heads * head_dim] (views of a packed tensor)
         self._kv: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._prompts: dict[str, list[int]] = {}
         self._min = torch.finfo(self.dtype).min
@@ -341,20 +341,22 @@ class LiveExecutor:
 
     def _gather(self, cache, seqs: list[Seq], past: list[int], big_p: int,
                 valid_past: torch.Tensor) -> None:
-        """Load the rows' caches, right-aligned at column big_p, into `cache`: per layer one
-        concatenation of the rows' packed K (and V) and one masked write into the padded
-        batch tensor (no per-row kernel launches)."""
+        """Load the rows' caches, right-aligned at column big_p, into `cache`: per layer and
+        K/V one concatenation of the rows' token-major caches and one `index_copy_` into the
+        padded batch (no per-row kernel launches)."""
         have = [s.id for s, p in zip(seqs, past) if p > 0]
-        first = self._kv[have[0]][0][0]                     # [len, kv_heads, head_dim]
-        heads, dim = first.shape[1], first.shape[2]
+        first = self._kv[have[0]][0][0]                     # [len, kv_heads * head_dim]
+        b = len(seqs)
+        heads = self.model.config.num_key_value_heads
+        flat = valid_past.flatten().nonzero().squeeze(1)
         for layer in range(len(self._kv[have[0]])):
             kv = []
             for j in (0, 1):
                 packed = torch.cat([self._kv[i][layer][j] for i in have])
-                pad = torch.zeros((len(seqs), heads, big_p, dim), dtype=first.dtype,
+                pad = torch.zeros((b * big_p, first.shape[1]), dtype=first.dtype,
                                   device=first.device)
-                pad.transpose(1, 2)[valid_past] = packed
-                kv.append(pad)
+                pad.index_copy_(0, flat, packed)
+                kv.append(pad.view(b, big_p, heads, -1).transpose(1, 2))
             self._set_layer(cache, layer, kv[0], kv[1])
 
     @staticmethod
@@ -367,16 +369,21 @@ class LiveExecutor:
             cache.update(keys, values, layer)
 
     def _scatter(self, cache, seqs: list[Seq], valid: torch.Tensor) -> None:
-        """Store each row's valid KV columns (in order) as its own cache: per layer one masked
-        read into a packed [sum of lengths, kv_heads, head_dim] tensor, split into views."""
+        """Store each row's valid KV columns (in order) as its own token-major cache
+        [len, kv_heads * head_dim]: per layer and K/V one `index_select` of the valid
+        positions into a packed tensor, split into per-row views."""
+        b, width = valid.shape
         lengths = valid.sum(1).tolist()
+        flat = valid.flatten().nonzero().squeeze(1)
         per_row: list[list] = [[] for _ in seqs]
         for lay in cache.layers:
-            ks = lay.keys.transpose(1, 2)[valid].split(lengths)
-            vs = lay.values.transpose(1, 2)[valid].split(lengths)
+            out = []
+            for t in (lay.keys, lay.values):
+                out.append(t.transpose(1, 2).reshape(b * width, -1).index_select(0, flat)
+                           .split(lengths))
             lay.keys = lay.values = None                    # free the batch layer as we go
-            for r in range(len(seqs)):
-                per_row[r].append((ks[r], vs[r]))
+            for r in range(b):
+                per_row[r].append((out[0][r], out[1][r]))
         for s, kv in zip(seqs, per_row):
             self._kv[s.id] = kv
 

@@ -37,6 +37,7 @@ def test_calibrate_writes_a_valid_profile(quick_profile, capsys):
     kinds = {p["kind"] for p in data["prefill"]["points"]}
     assert kinds == {"static", "chunk", "mixed"}
     assert len(data["decode"]["points"]) == 6
+    assert len(data["step"]["points"]) == 3 and len(data["step"]["coef"]) == 3
     assert all(p["seconds"] > 0 for p in data["prefill"]["points"] + data["decode"]["points"])
     for part in ("prefill", "decode"):
         assert 0 <= data[part]["fit"]["mean_rel_err"] < 1.0

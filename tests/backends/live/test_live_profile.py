@@ -12,7 +12,8 @@ import pytest
 
 from backends.profile import (DECODE_FEATURES, PREFILL_FEATURES, build_profile,
                               builtin_profiles, decode_features, load_profile,
-                              prefill_features, profile_from_dict, save_profile)
+                              prefill_features, profile_from_dict, save_profile,
+                              step_features)
 from sim.errors import UserError
 
 
@@ -126,3 +127,28 @@ def test_simulation_path_does_not_import_torch():
 def test_feature_names_match_vectors():
     assert len(prefill_features([4], [0])) == len(PREFILL_FEATURES)
     assert decode_features(3, 30).shape[-1] == len(DECODE_FEATURES)
+
+
+def test_step_overhead_applies_to_continuous_steps_only():
+    pre, dec, _, true_d = _synthetic_points(np.random.default_rng(0))
+    step_true = np.array([1e-3, 5e-5, 2e-7])
+    steps = []
+    for d, c in ((2, 64), (8, 128), (32, 256), (64, 64), (16, 512)):
+        t = decode_features(d, d * c, knot=16) @ true_d + step_features(d, d * c) @ step_true
+        steps.append({"kind": "step", "new": [], "past": [], "decode_rows": d,
+                      "decode_context": d * c, "seconds": float(t)})
+    prof = build_profile(pre, dec, {"name": "s"}, steps)
+    np.testing.assert_allclose(prof["step"]["coef"], step_true, rtol=1e-4, atol=1e-10)
+    cm = profile_from_dict(prof)
+    static = cm.prefill_time(np.full(4, 64), np.zeros(4))
+    assert static == pytest.approx(prefill_features([64] * 4, [0] * 4, knot=1024)
+                                   @ np.asarray(prof["prefill"]["coef"]), rel=1e-9)
+    cont = cm.prefill_time(np.full(4, 64), np.full(4, 100))
+    no_step = profile_from_dict({k: v for k, v in prof.items() if k != "step"})
+    assert cont == pytest.approx(no_step.prefill_time(np.full(4, 64), np.full(4, 100))
+                                 + cm.step_overhead(4, 400), rel=1e-9)
+    pure = cm.prefill_time(np.array([], dtype=int), np.array([], dtype=int), 8, 8 * 128)
+    assert pure == pytest.approx(steps[1]["seconds"], rel=1e-4)
+    bad = dict(prof, step={"coef": [1, 2]})
+    with pytest.raises(UserError, match="step.coef"):
+        profile_from_dict(bad)
