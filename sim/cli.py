@@ -12,6 +12,7 @@ import sys
 import time
 
 from sim.errors import UserError
+from sim.params import parse_params
 
 # Packages that add their own sub-commands with `register(subparsers)`.
 COMMAND_MODULES = ("traces.cli", "predictors.cli", "backends.live_cli")
@@ -27,36 +28,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parse_value(text: str):
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_params(items: list[str] | None, what: str) -> dict:
-    params = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"{what} parameter {item!r} is not KEY=VALUE, e.g. batch_size=16")
-        key, value = item.split("=", 1)
-        params[key.strip().replace("-", "_")] = parse_value(value.strip())
-    return params
-
-
 def parse_policy_spec(spec: str) -> tuple[str, dict]:
     """`binned:vbs=false:fcr=true` -> ("binned", {"vbs": False, "fcr": True})."""
     name, *items = spec.split(":")
-    return name, parse_params(items, f"policy {name}")
+    return name, parse_params(items, f"policy {name} parameter")
 
 
 # -- shared options ---------------------------------------------------------------------
@@ -94,7 +69,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args, policy: str, policy_params: dict):
     from sim.run import RunConfig
     return RunConfig(policy=policy, policy_params=policy_params, predictor=args.predictor,
-                     predictor_params=parse_params(args.predictor_param, "predictor"),
+                     predictor_params=parse_params(args.predictor_param, "predictor parameter"),
                      backend=args.backend, gpu=args.gpu, model=args.model,
                      profile=args.profile, replicas=args.replicas, router=args.router,
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
@@ -137,7 +112,7 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
 # -- commands ---------------------------------------------------------------------------
 def cmd_simulate(args) -> int:
     from traces.cli import trace_from_args
-    params = parse_params(args.policy_param, f"policy {args.policy}")
+    params = parse_params(args.policy_param, f"policy {args.policy} parameter")
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
     cfg = config_from_args(args, args.policy, params)

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import UserError
+from sim.params import parse_params
 from traces.request import Trace, TraceError
 
 SYNTH_PREFIX = "synth:"
@@ -129,22 +131,10 @@ def _number(s: str, what: str, integer: bool):
 
 
 def _parse_options(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise TraceError(f"--trace-option must be KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = _value(v.strip())
-    return out
-
-
-def _value(v: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(v.lower(), v)
+    try:
+        return parse_params(items, "--trace-option")
+    except UserError as e:
+        raise TraceError(str(e)) from None
 
 
 def trace_source(args: argparse.Namespace) -> str:
@@ -376,16 +366,9 @@ def _safe(name: str) -> str:
 # stand-alone entry point (python -m traces.cli trace ...), same contract as sim/cli.py
 # ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    from sim.errors import UserError
-    parser = argparse.ArgumentParser(prog="seqsched")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"seqsched: error: {e}", file=sys.stderr)
-        return 2
+    """`python -m traces.cli ARGS` = `seqsched ARGS`."""
+    from sim.cli import main as seqsched_main
+    return seqsched_main(argv)
 
 
 if __name__ == "__main__":
