@@ -200,7 +200,8 @@ def cmd_calibrate(args) -> int:
                             name=args.name, progress=not args.no_progress and sys.stderr.isatty(),
                             clock=args.clock)
     dev = profile["device"]
-    print(f"calibrated {profile['model']['name']} ({profile['dtype']}, {profile['attn_implementation']}) "
+    print(f"calibrated {profile['model']['name']} ({profile['dtype']}, "
+          f"{profile['attn_implementation']}, {profile['clock']} clock) "
           f"on {dev['type']} {dev['name']} in {time.perf_counter() - t0:.1f} s")
     print(profile_table(profile))
     print(f"wrote {args.out}")

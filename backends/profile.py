@@ -313,7 +313,8 @@ def builtin_profiles() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))
 
 
-__all__ = ["ProfileCostModel", "load_profile", "read_profile", "resolve_profile_path", "save_profile", "build_profile",
+__all__ = ["ProfileCostModel", "load_profile", "read_profile", "resolve_profile_path",
+           "save_profile", "build_profile",
            "profile_from_dict", "fit_prefill", "fit_decode", "prefill_features",
            "decode_features", "step_features", "fit_step", "builtin_profiles",
            "PREFILL_FEATURES", "DECODE_FEATURES", "STEP_FEATURES"]

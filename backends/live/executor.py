@@ -418,7 +418,8 @@ class LiveExecutor:
         })
 
     # -- warm-up ---------------------------------------------------------------------------
-    def warmup(self, rows: int = 2, prompt: int = 16, iterations: int = 4, repeats: int = 2) -> None:
+    def warmup(self, rows: int = 2, prompt: int = 16, iterations: int = 4,
+               repeats: int = 2) -> None:
         """Run a few throw-away padded steps (allocator, kernels, cuBLAS handles)."""
         for i in range(repeats):
             seqs = [Seq(j, f"__warmup{i}_{j}", 0.0, prompt, iterations, iterations)
