@@ -2,7 +2,8 @@
 
 The paper's definitions (Zheng et al. 2023, src/benchmark.py): throughput = requests / wall
 time; *average processed length* = mean over requests of the padded length of the batch that
-produced the request's (final) output; *effective token ratio* = useful tokens / that padded
+produced the request's (final) output, counted as the paper's script counts it (generated
+tokens + 1); *effective token ratio* = useful tokens / that padded
 length summed; *failure ratio* (FCR recompute ratio) = share of requests recomputed.
 """
 
@@ -33,7 +34,9 @@ def summarize(records: pd.DataFrame, steps: pd.DataFrame, kv_capacity_tokens: in
     start = float(records["arrival_s"].min())
     makespan = float(records["finish_s"].max()) - start
     useful = records["generated_tokens"].to_numpy(dtype=float)
-    slots = records["slot_tokens"].to_numpy(dtype=float)
+    # the paper's `length` (src/generate.py): tokens generated in the batch that produced the
+    # final output, plus one
+    slots = records["slot_tokens"].to_numpy(dtype=float) + 1
     slots_all = records["slot_tokens_all"].to_numpy(dtype=float)
     e2e = (records["finish_s"] - records["arrival_s"]).to_numpy(dtype=float)
     ttft = (records["first_token_s"] - records["arrival_s"]).to_numpy(dtype=float)

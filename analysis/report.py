@@ -51,7 +51,8 @@ def write_report(folder: Path, title: str, results: dict, context: dict,
               "![throughput](throughput.png)", "", "![latency](latency_cdf.png)", "",
               "## Definitions", "",
               "- *avg len*: the paper's average processed length: padded length of the batch "
-              "that produced each request's final output, averaged over requests.",
+              "that produced each request's final output (+1, as the paper's script counts it), "
+              "averaged over requests.",
               "- *eff. ratio*: the paper's effective token ratio, useful tokens / those slots.",
               "- *FCR*: share of requests recomputed after hitting their bin's cap.",
               "- Latencies are from arrival; TTFT ends with the iteration that completes the "

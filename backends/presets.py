@@ -37,7 +37,7 @@ from backends.specs import get_gpu, get_model
 from sim.errors import UserError
 
 # Printed by scripts/derive_paper_preset.py (derive_overhead with the defaults).
-HF_EAGER_A100_TOKEN_OVERHEAD_S = 0.0012548
+HF_EAGER_A100_TOKEN_OVERHEAD_S = 0.00125478090
 HF_EAGER_A100_ITERATION_OVERHEAD_S = 0.020076     # the per-iteration ablation
 
 

@@ -34,6 +34,15 @@ class ContinuousPolicy:
     def priority(self, seq: Seq) -> tuple:
         return (seq.arrival_s, seq.idx)
 
+    def check_prompts(self, prompt_tokens, ids) -> None:
+        """Without chunked prefill a prompt must fit one iteration's token budget (vLLM
+        rejects such a configuration too)."""
+        longest = int(prompt_tokens.argmax())
+        if not self.chunked_prefill and prompt_tokens[longest] > self.max_batched_tokens:
+            raise UserError(f"request {ids[longest]} has a {prompt_tokens[longest]}-token prompt, "
+                            f"above max_batched_tokens={self.max_batched_tokens}; set "
+                            "chunked_prefill=true or raise max_batched_tokens")
+
     def schedule(self, view) -> Step | None:
         kv = view.kv
         running = sorted(view.running, key=self.priority)

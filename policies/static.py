@@ -32,6 +32,13 @@ def bin_up(length: int, width: int = 50) -> int:
     return max(-(-int(length) // width) * width, width)
 
 
+def fitting_batch(seqs: list[Seq], new_tokens: int, view) -> int:
+    """Largest padded batch of `seqs`-like rows (longest prompt + `new_tokens` each) that fits
+    the replica's KV memory."""
+    width = max(s.prompt_tokens for s in seqs) + new_tokens
+    return max(view.kv.capacity_tokens // width, 1)
+
+
 def _check_positive(**values) -> None:
     for name, v in values.items():
         if v is None or v <= 0:
@@ -79,9 +86,10 @@ class StaticPolicy:
             # FCR: rows of the finished pool that hit their cap, recomputed at the full cap
             self._recomputed = True
             failed = [s for s in self._pool if s.status is Status.WAITING and s.failed]
-            for i in range(0, len(failed), self.batch_size):
-                self._plan.append(Batch(failed[i:i + self.batch_size], self.max_new_tokens, False))
-            if self._plan:
+            if failed:
+                size = min(self.batch_size, fitting_batch(failed, self.max_new_tokens, view))
+                for i in range(0, len(failed), size):
+                    self._plan.append(Batch(failed[i:i + size], self.max_new_tokens, False))
                 return
         pool = [s for s in islice(view.waiting, self.pool_size)]
         if not pool:
@@ -138,13 +146,9 @@ class BinnedPolicy(StaticPolicy):
     def _cap(self, bin_value: int) -> int:
         return min(bin_value, self.max_new_tokens) if self.fcr else self.max_new_tokens
 
-    def _memory_batch(self, bin_value: int, seqs: list[Seq], view) -> int:
-        """Largest batch whose padded KV (longest prompt + bin tokens per row) fits."""
-        width = max(s.prompt_tokens for s in seqs) + min(bin_value, self.max_new_tokens)
-        return max(view.kv.capacity_tokens // width, 1)
-
     def _batch_size(self, bin_value: int, seqs: list[Seq], view) -> int:
-        fits = self._memory_batch(bin_value, seqs, view)
+        # a batch runs to its cap: the bin with FCR, the full cap without
+        fits = fitting_batch(seqs, self._cap(bin_value), view)
         if self.vbs_table == "memory":
             return min(fits, self.max_batch_size)
         return min(PAPER_VBS_TABLE.get(bin_value, PAPER_VBS_DEFAULT), fits)

@@ -13,10 +13,15 @@ from sim.sequence import Seq
 
 STEP_COLUMNS = ["replica", "start_s", "end_s", "kind", "rows", "iterations", "prefill_tokens",
                 "decode_tokens", "kv_used_tokens"]
-RECORD_COLUMNS = ["id", "replica", "arrival_s", "prompt_tokens", "output_tokens", "predicted",
-                  "generated_tokens", "first_scheduled_s", "first_token_s", "finish_s",
-                  "attempts", "preemptions", "failed_attempts", "wasted_tokens", "slot_tokens",
-                  "slot_tokens_all", "truncated"]
+# record column -> Seq attribute
+RECORD_FIELDS = {"id": "id", "replica": "replica", "arrival_s": "arrival_s",
+                 "prompt_tokens": "prompt_tokens", "output_tokens": "output_tokens",
+                 "predicted": "predicted", "generated_tokens": "generated",
+                 "first_scheduled_s": "first_scheduled_s", "first_token_s": "first_token_s",
+                 "finish_s": "finish_s", "attempts": "attempts", "preemptions": "preemptions",
+                 "wasted_tokens": "wasted_tokens", "slot_tokens": "slot_tokens",
+                 "slot_tokens_all": "slot_tokens_all", "truncated": "truncated"}
+RECORD_COLUMNS = [*list(RECORD_FIELDS)[:11], "failed_attempts", *list(RECORD_FIELDS)[11:]]
 
 
 def route_round_robin(engine: "Engine", seq: Seq) -> int:
@@ -43,7 +48,7 @@ class Engine:
     seed: int = 0
     max_new_tokens: int = 512
     progress: bool = False
-    env: simpy.Environment = field(default_factory=simpy.Environment)
+    env: simpy.Environment = field(default_factory=lambda: simpy.Environment(initial_time=0.0))
 
     def __post_init__(self) -> None:
         self.replicas = []
@@ -105,27 +110,12 @@ class Engine:
 
     # -- results -----------------------------------------------------------------------
     def records(self) -> pd.DataFrame:
+        """One RequestRecord per request, in trace order."""
         seqs = sorted(self._finished, key=lambda s: s.idx)
-        data = {
-            "id": [s.id for s in seqs],
-            "replica": [s.replica for s in seqs],
-            "arrival_s": [s.arrival_s for s in seqs],
-            "prompt_tokens": [s.prompt_tokens for s in seqs],
-            "output_tokens": [s.output_tokens for s in seqs],
-            "predicted": [s.predicted for s in seqs],
-            "generated_tokens": [s.generated for s in seqs],
-            "first_scheduled_s": [s.first_scheduled_s for s in seqs],
-            "first_token_s": [s.first_token_s for s in seqs],
-            "finish_s": [s.finish_s for s in seqs],
-            "attempts": [s.attempts for s in seqs],
-            "preemptions": [s.preemptions for s in seqs],
-            "failed_attempts": [s.attempts - 1 - s.preemptions for s in seqs],
-            "wasted_tokens": [s.wasted_tokens for s in seqs],
-            "slot_tokens": [s.slot_tokens for s in seqs],
-            "slot_tokens_all": [s.slot_tokens_all for s in seqs],
-            "truncated": [s.truncated for s in seqs],
-        }
-        return pd.DataFrame(data, columns=RECORD_COLUMNS)
+        df = pd.DataFrame({col: [getattr(s, attr) for s in seqs]
+                           for col, attr in RECORD_FIELDS.items()})
+        df["failed_attempts"] = df["attempts"] - 1 - df["preemptions"]
+        return df[RECORD_COLUMNS]
 
     def steps(self) -> pd.DataFrame:
         return pd.DataFrame(self._steps, columns=STEP_COLUMNS)

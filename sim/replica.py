@@ -17,6 +17,7 @@ import simpy
 from sortedcontainers import SortedKeyList
 
 from policies.step import Step
+from sim.errors import UserError
 from sim.kv import KVCache, KVOverflow
 from sim.sequence import Seq, Status
 
@@ -179,8 +180,8 @@ class Replica:
         width = max(s.prompt_tokens for s in step.seqs)
         try:
             self.kv.reserve_static(len(step.seqs) * (width + iterations))
-        except KVOverflow as e:
-            raise PolicyError(f"policy {self.policy.name}: {e}") from None
+        except KVOverflow as e:       # the user's batch size does not fit this GPU
+            raise UserError(f"policy {self.policy.name}: {e}") from None
         result = self.executor.run(step, iterations, None)
         yield self.env.timeout(result.duration_s)
         n = result.iterations

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -90,10 +89,10 @@ class RunResult:
 
 def build_cost_model(config: RunConfig):
     if config.profile is not None:
-        if not Path(config.profile).is_file():
-            raise UserError(f"profile {config.profile}: no such file; run `seqsched calibrate` "
-                            "first or drop --profile")
-        from backends.profile import load_profile  # the fitted model from calibration
+        from backends.profile import load_profile, resolve_profile_path
+        if not resolve_profile_path(config.profile).is_file():
+            raise UserError(f"profile {config.profile}: no such file or built-in profile; run "
+                            "`seqsched calibrate` first or drop --profile")
         return load_profile(config.profile)
     return RooflineCostModel(get_gpu(config.gpu), get_model(config.model),
                              iteration_overhead_s=config.iteration_overhead_s or 0.0,
@@ -156,6 +155,9 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         raise UserError(f"request {seqs[i].id} needs {need[i]} tokens of KV cache but a replica "
                         f"of {config.model} on {config.gpu} holds {capacity}; drop it, cap "
                         "outputs with --max-new-tokens, or pick a bigger GPU")
+    check = getattr(make_policy(config.policy, **policy_params(config)), "check_prompts", None)
+    if check is not None:
+        check(trace.prompt_tokens, trace.ids)
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
                     progress=config.progress)

@@ -93,22 +93,11 @@ def test_predictor_returning_wrong_length():
     assert "predictor short returned 1 predictions for 2 requests" in msg
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason=(
-    "bug: a prompt longer than max_batched_tokens without chunked prefill can never be "
-    "admitted (policies/continuous.py _chunk returns 0 -> head-of-line break); simulate "
-    "accepts the run and the replica raises PolicyError (RuntimeError) 'scheduled nothing "
-    "with 1 waiting and 0 running' instead of a UserError (vLLM rejects this configuration)"))
 def test_prompt_longer_than_token_budget_without_chunked_prefill():
     msg = user_error(RunConfig(policy="fcfs"), rows=[("long", 0, 9000, 5)])
     assert "9000" in msg and "8192" in msg
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason=(
-    "bug: a static batch size whose padded batch cannot fit the KV cache (vanilla/sorted, or "
-    "binned without VBS) raises PolicyError (a RuntimeError, 'policy vanilla: a padded batch "
-    "needs 28800 KV tokens but the replica holds 15488; lower the batch size or the cap') "
-    "from inside the SimPy run instead of a UserError: the message is written for the user "
-    "but the CLI, which catches only UserError, shows a traceback"))
 def test_static_batch_too_big_for_kv_is_a_user_error():
     rows = [(f"r{i}", 0, 500, 400) for i in range(32)]
     msg = user_error(RunConfig(policy="vanilla", gpu="L4", policy_params={"batch_size": 32}),

@@ -92,12 +92,6 @@ def test_zero_noise_is_the_oracle(online_trace):
     np.testing.assert_array_equal(pred, online_trace.output_tokens)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: record time columns change dtype with the data: sim/replica.py _start_row stores "
-    "env.now, which is the int 0 until the clock first advances (simpy.Environment() starts "
-    "at int 0, sim/engine.py), so a run whose requests are all scheduled at t=0 has an int64 "
-    "first_scheduled_s column (CSV '0' instead of '0.0'; step log start_s likewise) while "
-    "other runs have float64 - concatenated sweep tables and Parquet schemas differ"))
 def test_record_time_columns_are_always_float():
     t = Trace(pd.DataFrame({"id": ["a", "b"], "arrival_s": [0.0, 0.0],
                             "prompt_tokens": [10, 20], "output_tokens": [3, 2]}))

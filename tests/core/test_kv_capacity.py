@@ -129,11 +129,6 @@ def _under_predicted(n, prompt, output):
             FixedPredictor([40] * n))
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason=(
-    "bug: policies/static.py StaticPolicy._refill plans FCR recompute batches of batch_size "
-    "rows at the full cap without checking KV memory (VBS bounds only the first attempts); "
-    "llama-7b on L4 (15,488 KV tokens): 16 rows x (500 + 512) = 16,192 -> PolicyError "
-    "'a padded batch needs 16192 KV tokens'"))
 def test_fcr_recompute_batches_fit_kv_memory():
     t, pred = _under_predicted(16, 500, 600)
     res = simulate(t, RunConfig(policy="binned", gpu="L4", model="llama-7b"), predictor=pred,
@@ -142,11 +137,6 @@ def test_fcr_recompute_batches_fit_kv_memory():
     assert_kv_bounded(res)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason=(
-    "bug: policies/static.py BinnedPolicy._memory_batch sizes a bin's batch for "
-    "prompt + min(bin, max_new_tokens) tokens per row, but without FCR the batch runs to "
-    "max_new_tokens (cap = self._cap(bin) = max_new_tokens): llama-7b on L4, 28 rows "
-    "predicted 40, true 600 -> 28 x (500 + 512) = 28,336 > 15,488 -> PolicyError"))
 def test_vbs_without_fcr_batches_fit_kv_memory():
     t, pred = _under_predicted(28, 500, 600)
     res = simulate(t, RunConfig(policy="binned", gpu="L4", model="llama-7b",

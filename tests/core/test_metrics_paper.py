@@ -40,8 +40,9 @@ def test_fcr_hand_case_summary(fcr_run):
     assert s["makespan_s"] == 450.0
     assert s["throughput_rps"] == pytest.approx(4 / 450)
     assert s["output_tokens_per_s"] == pytest.approx(320 / 450)
-    assert s["avg_processed_length"] == pytest.approx(90.0)
-    assert s["effective_token_ratio"] == pytest.approx(320 / 360)
+    # the paper's length = generated + 1 per request
+    assert s["avg_processed_length"] == pytest.approx(91.0)
+    assert s["effective_token_ratio"] == pytest.approx(320 / 364)
     # all attempts: 50 + (50 + 70) + 120 + 120 = 410 slots
     assert s["compute_token_ratio"] == pytest.approx(320 / 410)
     assert s["fcr_recompute_ratio"] == 0.25
@@ -67,8 +68,8 @@ def test_vanilla_hand_case_summary():
     s = res.summary
     # batches [r0, r1] n = 4 (0 -> 13), [r2] n = 3 (13 -> 18.5)
     assert s["throughput_rps"] == pytest.approx(3 / 18.5)
-    assert s["avg_processed_length"] == pytest.approx((4 + 4 + 3) / 3)
-    assert s["effective_token_ratio"] == pytest.approx((4 + 2 + 3) / 11)
+    assert s["avg_processed_length"] == pytest.approx((5 + 5 + 4) / 3)
+    assert s["effective_token_ratio"] == pytest.approx((4 + 2 + 3) / 14)
     assert s["compute_token_ratio"] == pytest.approx(9 / 11)
     assert s["fcr_recompute_ratio"] == 0.0
 
@@ -88,8 +89,8 @@ def test_summarize_on_handmade_records():
     assert s["makespan_s"] == 10.0                       # 11 - 1
     assert s["throughput_rps"] == 0.2
     assert s["output_tokens_per_s"] == 1.3
-    assert s["avg_processed_length"] == 7.5
-    assert s["effective_token_ratio"] == 13 / 15
+    assert s["avg_processed_length"] == 8.5
+    assert s["effective_token_ratio"] == 13 / 17
     assert s["compute_token_ratio"] == 13 / 22
     assert s["fcr_recompute_ratio"] == 0.5
     assert s["wasted_tokens"] == 7 and s["preemptions"] == 1
@@ -101,13 +102,6 @@ def test_summarize_on_handmade_records():
     assert s["batches"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: analysis/metrics.py summarize: avg_processed_length = mean(slot_tokens) and "
-    "effective_token_ratio = useful / sum(slot_tokens) use the batch's iteration count, but "
-    "the paper's src/generate.py counts length = output_ids.shape[0] - l_input_ids + 1 "
-    "(iterations + 1; backends/presets.py itself uses 370.8 - 1 iterations); "
-    "benchmarks/paper_reproduction.py compares sim_len to the paper's 370.8 directly, "
-    "so the simulated length is 1 token short of the paper's definition"))
 def test_paper_average_length_counts_iterations_plus_one(fcr_run):
     s = fcr_run.summary
     lengths = np.array([50, 70, 120, 120]) + 1

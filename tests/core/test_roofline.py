@@ -106,12 +106,8 @@ def test_paper_preset_overhead_matches_its_derivation(derived):
     assert p.token_overhead_s == HF_EAGER_A100_TOKEN_OVERHEAD_S and p.kv_append_copy
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "backends/presets.py HF_EAGER_A100_TOKEN_OVERHEAD_S = 0.0012548 is stored rounded to 7 "
-    "decimals; derive_overhead() gives 0.00125478090 (relative difference 1.5e-5 > 1e-6). "
-    "Store the full value if the preset must match its derivation to 1e-6"))
 def test_paper_preset_overhead_matches_derivation_to_1e6(derived):
-    assert derived[0] == pytest.approx(HF_EAGER_A100_TOKEN_OVERHEAD_S, rel=1e-6)
+    assert derived == pytest.approx(HF_EAGER_A100_TOKEN_OVERHEAD_S, rel=1e-6)
 
 
 def test_run_config_builds_the_preset_cost_model():
