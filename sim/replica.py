@@ -175,8 +175,11 @@ class Replica:
     # -- static (padded) batches --------------------------------------------------------
     def _run_static(self, step: Step, start: float):
         cap = step.cap if step.cap is not None else self.engine.max_new_tokens
+        # a live model in natural-length mode decides the lengths: run up to the cap and let
+        # it stop when every row has emitted EOS
+        natural = getattr(self.executor, "length_mode", "forced") == "natural"
         longest = max(s.target_tokens for s in step.seqs)
-        iterations = max(min(cap, longest), 1)
+        iterations = cap if natural else max(min(cap, longest), 1)
         width = max(s.prompt_tokens for s in step.seqs)
         try:
             self.kv.reserve_static(len(step.seqs) * (width + iterations))
@@ -186,7 +189,12 @@ class Replica:
         yield self.env.timeout(result.duration_s)
         n = result.iterations
         end = self.env.now
+        eos_at = result.eos_at or {}
         for s in step.seqs:
+            if s.id in eos_at:
+                s.output_tokens = s.target_tokens = eos_at[s.id] + 1
+            elif natural:            # no EOS before the cap: longer than this batch ran
+                s.output_tokens = s.target_tokens = max(s.target_tokens, n + 1)
             s.prefilled = s.prompt_tokens
             if math.isnan(s.first_token_s):
                 s.first_token_s = start + result.first_iteration_s
@@ -250,7 +258,7 @@ class Replica:
             s.kv_blocks += g
         yield self.env.timeout(result.duration_s)
         end = self.env.now
-        eos_at = getattr(result, "eos_at", None) or {}
+        eos_at = result.eos_at or {}
         decode_tokens = 0
         for s, c, done_prefill in zip(seqs, chunks.tolist(), completes.tolist()):
             s.prefilled += c
