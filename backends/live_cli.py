@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from sim.errors import UserError
+from sim.params import parse_params
 
 # metric key in analysis.metrics.summarize -> label in the validation table
 VALIDATION_METRICS = {
@@ -104,30 +105,6 @@ def register(subparsers) -> None:
     v.add_argument("--out", default="validate_out", help="output folder")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_validate)
-
-
-def _parse_value(text: str):
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_params(items: list[str], what: str) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"{what} {item!r} is not KEY=VALUE; write e.g. batch_size=16")
-        k, val = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = _parse_value(val.strip())
-    return out
 
 
 def _setup_torch(args) -> str:
@@ -373,15 +350,9 @@ def cmd_validate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backends.live_cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """`python -m backends.live_cli ARGS` = `seqsched ARGS`."""
+    from sim.cli import main as seqsched_main
+    return seqsched_main(argv)
 
 
 if __name__ == "__main__":

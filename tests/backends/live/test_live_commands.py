@@ -85,7 +85,7 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     rc = live_cli.main(["validate", "--trace", str(trace), "--profile", str(bad)])
     assert rc == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "malformed profile" in err and "\n" not in err
+    assert err.startswith("seqsched: error:") and "malformed profile" in err and "\n" not in err
     rc = live_cli.main(["calibrate", "--model", "nope", "--out", str(tmp_path / "p.json")])
     assert rc == 2 and "unknown model" in capsys.readouterr().err
     rc = live_cli.main(["calibrate", "--model", "tiny", "--grid", "huge",
