@@ -124,9 +124,41 @@ def cmd_simulate(args) -> int:
                     "backend": args.backend or f"{args.gpu} / {args.model}"})
 
 
+def apply_experiment(args, parser: argparse.ArgumentParser) -> None:
+    """Fill options the command line left at their defaults from an experiment TOML file
+    (keys are the long option names, e.g. `policies`, `backend`, `max-new-tokens`, `trace`)."""
+    import os
+    import tomllib
+    from pathlib import Path
+
+    path = Path(args.experiment)
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"experiment {path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"experiment {path}: not valid TOML ({e})") from None
+    args.title = spec.pop("title", None)
+    known = {a.dest for a in parser._actions}       # noqa: SLF001 - argparse has no public API
+    for key, value in spec.items():
+        dest = key.replace("-", "_")
+        if dest not in known:
+            raise UserError(f"experiment {path}: unknown key {key!r}; use the long option "
+                            "names of `seqsched compare --help`")
+        if isinstance(value, str):
+            value = os.path.expandvars(value)
+        if getattr(args, dest) == parser.get_default(dest):
+            setattr(args, dest, value)
+
+
 def cmd_compare(args) -> int:
     from policies import STATIC_POLICIES
     from traces.cli import trace_from_args
+    args.title = None
+    if args.experiment:
+        apply_experiment(args, args.parser)
+    if not args.policies:
+        raise UserError("no policies to compare; pass --policies or an --experiment file")
     configs = {}
     for spec in args.policies:
         name, params = parse_policy_spec(spec)
@@ -134,7 +166,7 @@ def cmd_compare(args) -> int:
             params.setdefault("batch_size", args.batch_size)
         configs[spec] = config_from_args(args, name, params)
     trace = trace_from_args(args)
-    return run_all(trace, configs, args.out, args.overwrite, "seqsched compare",
+    return run_all(trace, configs, args.out, args.overwrite, args.title or "seqsched compare",
                    {"trace": f"{trace.name} ({len(trace)} requests)",
                     "predictor": args.predictor,
                     "backend": args.backend or f"{args.gpu} / {args.model}"},
@@ -191,13 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="several policies side by side on the same trace",
                        description="Run several policies on the same trace and backend; "
                        "prints a table, writes CSV, plots and report.md with --out.")
-    p.add_argument("--policies", nargs="+", required=True, metavar="SPEC",
+    p.add_argument("--policies", nargs="+", metavar="SPEC",
                    help="NAME[:KEY=VALUE...], e.g. vanilla sorted binned:vbs=false fcfs sjf; "
                         "the first is the baseline")
+    p.add_argument("--experiment", metavar="TOML",
+                   help="read options from an experiment file (experiments/*.toml); options "
+                        "given on the command line win")
     p.add_argument("--batch-size", type=int, default=None,
                    help="batch size of the static policies (vanilla, sorted, binned)")
     add_run_options(p)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, parser=p)
 
     p = sub.add_parser("demo", help="the paper's setup on 1,024 synthetic requests, all policies",
                        description="1,024 synthetic Alpaca/Vicuna requests (lengths derived from "

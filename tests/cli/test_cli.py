@@ -129,3 +129,29 @@ def test_demo_small(tmp_path):
     # sorting by predicted length pads less than arrival order
     assert summary.loc["sorted", "avg_processed_length"] < summary.loc["vanilla",
                                                                        "avg_processed_length"]
+
+
+def test_compare_reads_an_experiment_file(small_trace, tmp_path):
+    exp = tmp_path / "exp.toml"
+    exp.write_text(f'title = "my experiment"\ntrace = "{small_trace}"\n'
+                   'policies = ["vanilla", "sorted"]\nbatch-size = 8\n'
+                   'predictor = "max-of-samples"\n')
+    r = seqsched("compare", "--experiment", exp, "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert report.startswith("# my experiment")
+    steps = pd.read_parquet(tmp_path / "e" / "steps_vanilla.parquet")
+    assert (steps["rows"] == 8).all()
+    # the command line wins over the file
+    r = seqsched("compare", "--experiment", exp, "--batch-size", "4")
+    assert r.returncode == 0, r.stderr
+    exp.write_text('polices = ["vanilla"]\n')
+    r = seqsched("compare", "--experiment", exp)
+    assert r.returncode == 2 and "unknown key 'polices'" in r.stderr
+
+
+def test_shipped_experiment_files_parse():
+    import tomllib
+    for path in (ROOT / "experiments").glob("*.toml"):
+        spec = tomllib.loads(path.read_text())
+        assert spec["policies"], path
