@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from policies.step import Step
 from sim.errors import UserError
 from sim.sequence import Seq
@@ -45,33 +47,52 @@ class ContinuousPolicy:
 
     def schedule(self, view) -> Step | None:
         kv = view.kv
-        running = sorted(view.running, key=self.priority)
-        free = kv.free_blocks
-        preempt: list[Seq] = []
-
-        # 1. room for one more token (or the next prompt chunk) for every running row;
-        #    preempt the lowest-priority rows (recompute) until the rest fit
         bs = kv.block_size
-        # a row holds its context, this step's prompt chunk and the token the step produces
-        need = [max(-(-(s.context_tokens + self._chunk(s, self.max_batched_tokens) + 1) // bs)
-                    - s.kv_blocks, 0) for s in running]
-        total = sum(need)
-        while running and total > free:
-            victim = running.pop()              # lowest priority goes first
-            total -= need.pop()
-            preempt.append(victim)
-            free += victim.kv_blocks
-        free -= total
-
-        rows, chunks = [], []
+        free = kv.free_blocks
+        running = list(view.running)
+        n = len(running)
+        preempt: list[Seq] = []
+        rows: list[Seq] = []
+        chunks: list[int] = []
         budget = self.max_batched_tokens
-        for s in running:
-            c = self._chunk(s, budget)
-            if s.prefilled < s.prompt_tokens and c == 0:
-                continue                        # no budget left for its next chunk
-            rows.append(s)
-            chunks.append(c)
-            budget -= c if c else 1
+        complete = True                     # every prompt chunk finishes its prompt
+        if n:
+            # 1. room for every running row: its context, this step's prompt chunk (if still
+            #    prefilling) and the token the step produces; preempt the lowest-priority rows
+            #    (recompute) until the rest fit
+            ctx = np.fromiter((s.prefilled + s.generated for s in running), np.int64, n)
+            left = np.fromiter((s.prompt_tokens - s.prefilled for s in running), np.int64, n)
+            held = np.fromiter((s.kv_blocks for s in running), np.int64, n)
+            first = (np.minimum(left, budget) if self.chunked_prefill
+                     else np.where(left <= budget, left, 0))
+            need = np.maximum((ctx + first + bs) // bs - held, 0)
+            total = int(need.sum())
+            if total > free:
+                order = sorted(range(n), key=lambda i: self.priority(running[i]))
+                while order and total > free:
+                    i = order.pop()             # lowest priority goes first
+                    total -= int(need[i])
+                    free += int(held[i])
+                    preempt.append(running[i])
+                running, left = [running[i] for i in order], left[order]
+            free -= total
+            # decode rows take one token of the budget each; prompt chunks of rows still
+            # prefilling (chunked prefill) share the rest in priority order
+            prefilling = left > 0
+            budget -= int((~prefilling).sum())
+            if prefilling.any():
+                rows = [s for s, p in zip(running, prefilling.tolist()) if not p]
+                chunks = [0] * len(rows)
+                for s in sorted((s for s, p in zip(running, prefilling.tolist()) if p),
+                                key=self.priority):
+                    c = self._chunk(s, budget)
+                    if c:
+                        rows.append(s)
+                        chunks.append(c)
+                        budget -= c
+                        complete &= s.prefilled + c >= s.prompt_tokens
+            else:
+                rows, chunks = running, [0] * len(running)
 
         # 2. admit waiting requests in priority order (head-of-line: stop at the first misfit)
         if not preempt:
@@ -88,12 +109,12 @@ class ContinuousPolicy:
                 rows.append(s)
                 chunks.append(c)
                 budget -= c
+                complete &= s.prefilled + c >= s.prompt_tokens
         if not rows:
             return None
 
         # 3. the batch may run unchanged until a completion or an arrival; the engine also
         #    stops it where the KV blocks run out (the next step then preempts)
-        complete = all(s.prefilled + c >= s.prompt_tokens for s, c in zip(rows, chunks))
         return Step(rows, chunks, max_iterations=self.max_iterations if complete else 1,
                     preempt=preempt)
 

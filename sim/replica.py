@@ -136,15 +136,14 @@ class Replica:
         for s in step.preempt:
             self._preempt(s)
         for s in step.seqs:
-            self._start_row(s, start)
+            if s.status is not Status.RUNNING:
+                self._start_row(s, start)
         if step.padded:
             yield from self._run_static(step, start)
         else:
             yield from self._run_continuous(step, start)
 
     def _start_row(self, s: Seq, now: float) -> None:
-        if s.status is Status.RUNNING:
-            return
         if s.status is not Status.WAITING or s.replica != self.index:
             raise PolicyError(f"policy {self.policy.name} scheduled request {s.id} "
                               f"that is {s.status.value} (replica {s.replica})")
