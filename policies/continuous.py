@@ -5,6 +5,8 @@ request by recompute when KV blocks run out), then admit waiting requests in pri
 while KV blocks, the sequence limit and the per-iteration token budget allow. Prefill and
 decode rows share an iteration (mixed batches, as vLLM V1 and Sarathi-Serve); with
 `chunked_prefill` a prompt that does not fit the token budget is split across iterations.
+Decode rows take one token of the budget each and prompt chunks share the rest in priority
+order (decode first, as Sarathi-Serve schedules).
 
 `fcfs` orders the waiting queue by arrival, `sjf` by predicted length (shortest first).
 """
