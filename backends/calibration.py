@@ -168,6 +168,17 @@ def measure_chunk(executor, rows: int, past: int, new: int, warmup: int, repeats
     return statistics.median(times)
 
 
+def _decoding(executor, prefix: str, rows: int, context: int) -> list:
+    """`rows` requests prefilled live to `context - 1` prompt tokens plus one generated token,
+    ready for a decode iteration that attends to `context` positions."""
+    from policies.step import Step
+    seqs = _seqs(prefix, rows, context - 1)
+    executor.run(Step(seqs, [context - 1] * rows), 1, None)
+    for s in seqs:
+        s.prefilled, s.generated = context - 1, 1
+    return seqs
+
+
 def measure_mixed(executor, new: int, decode_rows: int, context: int, warmup: int,
                   repeats: int) -> float:
     """One fresh prompt of `new` tokens joining `decode_rows` rows that attend to `context`
@@ -175,10 +186,7 @@ def measure_mixed(executor, new: int, decode_rows: int, context: int, warmup: in
     from policies.step import Step
     times = []
     for i in range(warmup + repeats):
-        dec = _seqs(f"md{i}", decode_rows, context - 1)
-        executor.run(Step(dec, [context - 1] * decode_rows), 1, None)
-        for s in dec:
-            s.prefilled, s.generated = context - 1, 1
+        dec = _decoding(executor, f"md{i}", decode_rows, context)
         fresh = _seqs(f"mf{i}", 1, new)
         res = executor.run(Step(fresh + dec, [new] + [0] * decode_rows), 1, None)
         _cleanup(executor, dec + fresh)
@@ -193,10 +201,7 @@ def measure_step(executor, rows: int, context: int, warmup: int, repeats: int) -
     from policies.step import Step
     times = []
     for i in range(warmup + repeats):
-        seqs = _seqs(f"cs{i}", rows, context - 1)
-        executor.run(Step(seqs, [context - 1] * rows), 1, None)
-        for s in seqs:
-            s.prefilled, s.generated = context - 1, 1
+        seqs = _decoding(executor, f"cs{i}", rows, context)
         res = executor.run(Step(seqs, [0] * rows), 1, None)
         _cleanup(executor, seqs)
         if i >= warmup:
