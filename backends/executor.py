@@ -44,10 +44,21 @@ def iteration_times(cost: CostModel, step: Step, iterations: int) -> np.ndarray:
         prefilled = np.fromiter((s.prefilled for s in step.seqs), np.int64, rows)
         context = np.fromiter((s.context_tokens for s in step.seqs), np.int64, rows)
         is_prefill = chunks > 0
+        after = context + chunks + 1     # after iteration 0: context plus the token produced
+        if getattr(cost, "pads_to_longest", False) and rows:
+            # a padded batch (the live executor's): every row is as long as the longest, in
+            # cached tokens and in new tokens
+            past = np.where(is_prefill, prefilled, context - 1).max()
+            width = max(int(chunks.max()), 1)
+            if is_prefill.any():
+                first = cost.prefill_time(np.full(rows, width), np.full(rows, past))
+            else:
+                first = cost.prefill_time(np.zeros(0), np.zeros(0), rows, rows * (past + 1))
+            later = cost.decode_times(rows, rows * int(after.max()), iterations - 1)
+            return np.concatenate(([first], later))
         first = cost.prefill_time(chunks[is_prefill], prefilled[is_prefill],
                                   int((~is_prefill).sum()), int(context[~is_prefill].sum()))
-        # after iteration 0 each row attends to its context plus the token just produced
-        later = cost.decode_times(rows, int((context + chunks).sum()) + rows, iterations - 1)
+        later = cost.decode_times(rows, int(after.sum()), iterations - 1)
     return np.concatenate(([first], later))
 
 

@@ -183,6 +183,9 @@ class ProfileCostModel:
     decode_knot: float
     name: str = "profile"
     meta: dict = field(default_factory=dict)
+    # the live executor that measured the profile pads a continuous batch to its longest
+    # context, so every row of a decode iteration costs as much as the longest one
+    pads_to_longest: bool = True
     step_coef: np.ndarray = field(default_factory=lambda: np.zeros(len(STEP_FEATURES)))
 
     def step_overhead(self, rows: int, kv_tokens: float) -> float:
