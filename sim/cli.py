@@ -186,9 +186,11 @@ def cmd_demo(args) -> int:
     from sim.run import RunConfig
     from traces.synthetic import alpaca_vicuna
     trace = alpaca_vicuna(args.num_requests, seed=args.seed)
-    # The paper's accuracy: MAE ~62 tokens against the max over sampled lengths; the length
-    # query costs a prefill of the prompt + ~30 instruction tokens and 8 answer tokens.
-    predictor = {"base": "max-of-samples", "scale": 62.0, "seed": args.seed, "clip": 512,
+    # The paper's accuracy: MAE ~62 tokens against the max over sampled lengths (Laplace scale
+    # 76 gives MAE ~62 after clipping to [1, 512]; benchmarks/paper_reproduction.py calibrates
+    # 72-79 on the real data); the length query costs a prefill of the prompt + ~30
+    # instruction tokens and 8 answer tokens.
+    predictor = {"base": "max-of-samples", "scale": 76.0, "seed": args.seed, "clip": 512,
                  "query_tokens": 30}
     configs = {label: RunConfig(policy=name, policy_params=params, predictor="noisy",
                                 predictor_params=predictor, backend="paper-a100",
