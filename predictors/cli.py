@@ -1,6 +1,7 @@
 """`seqsched predict train | eval | annotate`.
 
     seqsched predict train --predictor proxy --data FILE --target max-over-samples --out DIR
+    seqsched predict train --predictor proxy --finetune [--finetune-layers K] --data FILE --out DIR
     seqsched predict train --predictor llm-lora --base-model LLAMA_DIR --data FILE --out DIR
     seqsched predict eval --model DIR --data FILE [--out REPORT_DIR]
     seqsched predict annotate --trace FILE --predictor proxy --param model=DIR --out FILE
@@ -73,6 +74,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=None)
     g.add_argument("--ensemble", type=int, default=None)
     g.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
+    g.add_argument("--finetune", action="store_true",
+                   help="fine-tune the encoder with one head end to end (--epochs: fine-tuning "
+                        "epochs, default 3); the model folder then holds the tuned encoder")
+    g.add_argument("--finetune-layers", type=int, default=2,
+                   help="with --finetune: tune the top K encoder layers, 0 = all (default 2; "
+                        "all is several times slower on a CPU)")
+    g.add_argument("--max-length", type=int, default=None,
+                   help="encoder input truncation in tokens (default 64)")
+    g.add_argument("--bucket", type=int, default=None,
+                   help="classification bucket width in tokens (default 50; 25 with --finetune)")
     g = t.add_argument_group("llm-lora")
     g.add_argument("--base-model", help="local LLaMA-family Hugging Face model folder")
     g.add_argument("--steps", type=int, default=1000)
@@ -136,12 +147,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         cfg = ProxyConfig(head=args.head, target=args.target, seed=args.seed,
                           encoder=args.encoder or ProxyConfig.encoder)
-        if args.epochs:
+        if args.epochs and not args.finetune:
             cfg.epochs = args.epochs
         if args.ensemble:
             cfg.ensemble = args.ensemble
+        if args.finetune:    # the settings validated on a split of the Alpaca/Vicuna data
+            cfg.finetune_layers, cfg.hidden, cfg.lr, cfg.bucket = \
+                args.finetune_layers, 256, 1e-3, 25
+        if args.bucket:
+            cfg.bucket = args.bucket
         model = ProxyModel.train(trace_prompts(train), train.prompt_tokens, y[train_idx], cfg,
-                                 progress=True, use_cache=not args.no_cache)
+                                 progress=True, use_cache=not args.no_cache,
+                                 finetune_encoder=args.finetune,
+                                 epochs=args.epochs if args.finetune else None,
+                                 max_length=args.max_length)
         if len(hold_idx):
             hold = _subset(trace, hold_idx)
             point, quant, _ = model.predict(trace_prompts(hold), hold.prompt_tokens,

@@ -125,3 +125,44 @@ def test_proxy_errors(tmp_path):
     from predictors.proxy import trace_prompts
     with pytest.raises(UserError, match="prompt"):
         trace_prompts(no_prompt)
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_finetune_encoder_save_reload(tmp_path, layers):
+    """A few fine-tuning steps (all layers, or the top 2 over cached lower states); the model
+    folder carries the tuned encoder and reloads to identical predictions."""
+    from predictors.metrics import target_lengths
+    from predictors.proxy import trace_prompts
+
+    trace = small_trace()
+    prompts, y = trace_prompts(trace), target_lengths(trace)
+    cfg = ProxyConfig(head="classification", bucket=25, max_tokens=500, finetune_layers=layers,
+                      finetune_batch_size=16, lr=5e-3, encoder_lr=1e-4, max_length=32)
+    model = ProxyModel.train(prompts, trace.prompt_tokens, y, cfg, finetune_encoder=True,
+                             epochs=2)
+    assert model.cfg.ensemble == 1 and len(model.heads) == 1
+    before = ProxyModel(ProxyConfig(max_length=32)).encoder.encode(prompts[:3])[0]
+    tuned = model.encoder.encode(prompts[:3])[0]
+    assert not np.allclose(before, tuned / np.linalg.norm(tuned, axis=1, keepdims=True))
+    point, quant, secs = model.predict(prompts, trace.prompt_tokens)
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "encoder" / "config.json").is_file()
+    again = ProxyModel.load(tmp_path / "m")
+    assert again.cfg.finetune_encoder and again.encoder.path == tmp_path / "m" / "encoder"
+    p2, q2, _ = again.predict(prompts, trace.prompt_tokens)
+    assert np.array_equal(p2, point) and all(np.array_equal(q2[q], quant[q]) for q in quant)
+    pred = make_predictor("proxy", model=str(tmp_path / "m"))
+    assert np.array_equal(pred.predict(trace), point)
+
+
+def test_cli_finetune(tmp_path, capsys):
+    from traces.io import save_trace
+
+    save_trace(small_trace(), tmp_path / "d.jsonl")
+    rc = main(["predict", "train", "--predictor", "proxy", "--data", str(tmp_path / "d.jsonl"),
+               "--finetune", "--finetune-layers", "1", "--epochs", "1", "--max-length", "24",
+               "--holdout", "0.25", "--out", str(tmp_path / "m")])
+    assert rc == 0 and "holdout" in capsys.readouterr().out
+    cfg = ProxyModel.load(tmp_path / "m").cfg
+    assert cfg.finetune_encoder and cfg.finetune_layers == 1 and cfg.max_length == 24
+    assert cfg.bucket == 25 and (tmp_path / "m" / "encoder" / "model.safetensors").is_file()
