@@ -255,6 +255,8 @@ class Replica:
         self.kv.used_blocks += int(grow.sum())
         for s, g in zip(seqs, grow.tolist()):
             s.kv_blocks += g
+        kv_used = self.kv.used_tokens     # held through the step's last iteration (logged
+                                          # before finished rows free their blocks)
         yield self.env.timeout(result.duration_s)
         end = self.env.now
         eos_at = result.eos_at or {}
@@ -278,7 +280,7 @@ class Replica:
                 s.slot_tokens_all += s.generated
                 self._finish(s, end, slot_tokens=s.generated)
         self.engine.log_step(self.index, start, end, step.kind, len(seqs), n, int(chunks.sum()),
-                             decode_tokens, self.kv.used_tokens)
+                             decode_tokens, kv_used)
 
     def _finish(self, s: Seq, now: float, slot_tokens: int) -> None:
         if s in self.running:

@@ -155,8 +155,20 @@ def test_preemption_by_recompute_hand_case():
     assert rec(res, "r0")["preemptions"] == 0
     assert res.summary["preemptions"] == 1
     assert list(res.steps["end_s"]) == [18.0, 24.0, 43.0]
-    assert list(res.steps["kv_used_tokens"]) == [32, 0, 0]
+    # KV held through each event's last iteration: 2 x 16, then 20 (r0 ends with 8 + 12)
+    assert list(res.steps["kv_used_tokens"]) == [32, 20, 20]
     assert (res.steps["kv_used_tokens"] <= 32).all()
+
+
+def test_kv_used_is_logged_while_the_rows_still_hold_it():
+    # regression: the step log read the KV after finished rows had freed their blocks, so
+    # an event that ended with a completion logged 0 and KV utilisation read 0
+    cfg = small_kv_config(32, policy="fcfs", block_size=4)
+    res = simulate(trace([("a", 0, 8, 2)]), cfg, executor=toy_executor())
+    # one event (prefill + 1 decode); a holds 8 + 2 = 10 tokens -> 3 blocks of 4 until the end
+    assert list(res.steps["kv_used_tokens"]) == [12]
+    assert res.summary["kv_peak_tokens"] == 12
+    assert res.summary["kv_utilization"] == 12 / 32
 
 
 def test_sjf_preempts_the_longest_predicted():
