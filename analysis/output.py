@@ -21,7 +21,12 @@ def output_folder(out: str | Path, overwrite: bool = False):
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
-    yield partial
+    try:
+        yield partial
+    except BaseException:
+        if not any(partial.iterdir()):     # nothing finished: leave nothing behind
+            partial.rmdir()
+        raise
     if final.exists():
         shutil.rmtree(final)
     partial.rename(final)

@@ -109,6 +109,24 @@ def test_request_longer_than_kv_capacity(tmp_path):
     assert "request huge needs 900010 tokens of KV cache" in r.stderr
 
 
+def test_error_during_the_run_leaves_no_output_folder(tmp_path):
+    # every request fits the KV cache alone, but a padded batch of 4 does not: the error is
+    # raised while the first run executes, after the output folder was opened
+    from backends.specs import get_gpu, get_model
+    m, g = get_model("tiny"), get_gpu("L4")
+    fraction = (m.weight_bytes + 400 * m.kv_bytes_per_token) / g.memory_bytes
+    trace = write_trace(tmp_path / "t.jsonl", [
+        {"id": f"r{i}", "arrival_s": 0, "prompt_tokens": 100, "output_tokens": 100}
+        for i in range(4)])
+    out = tmp_path / "never"
+    r = seqsched("simulate", trace, "--policy", "vanilla", "--batch-size", "4", "--model",
+                 "tiny", "--gpu", "L4", "--memory-fraction", repr(fraction), "--out", out)
+    assert r.returncode == 2, r.stderr
+    assert "padded batch needs 800 KV tokens" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists() and not (tmp_path / "never.partial").exists()
+
+
 def test_empty_trace_and_existing_output(tmp_path, small_trace):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
