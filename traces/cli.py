@@ -107,7 +107,12 @@ def parse_span(text: str | None, what: str, *, integer: bool = False):
         raise TraceError(f"--{what} must look like START:END (e.g. 0:3600, 1h:2h, :1000), got "
                          f"{text!r}")
     lo, hi = text.split(":", 1)
-    return (_number(lo, what, integer), _number(hi, what, integer))
+    span = (_number(lo, what, integer), _number(hi, what, integer))
+    if None not in span and span[1] <= span[0]:
+        raise TraceError(f"--{what} {text} selects nothing: END must be greater than START")
+    if integer and any(v is not None and v < 0 for v in span):
+        raise TraceError(f"--{what} {text}: row numbers start at 0 (A:B keeps rows A <= i < B)")
+    return span
 
 
 _UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -149,6 +154,13 @@ def trace_source(args: argparse.Namespace) -> str:
     return str(src)
 
 
+def synth_count(args: argparse.Namespace) -> int:
+    """-n for synth:NAME (DEFAULT_SYNTH_N when not given; 0 or less is an error, not the
+    default)."""
+    n = getattr(args, "num_requests", None)
+    return DEFAULT_SYNTH_N if n is None else n
+
+
 def load_source(source: str, args: argparse.Namespace) -> Trace:
     """Read a file or run a generator, applying --rows/--window (no arrivals, no sampling)."""
     from traces import arrivals
@@ -161,8 +173,7 @@ def load_source(source: str, args: argparse.Namespace) -> Trace:
     seed = getattr(args, "seed", 0) or 0
     if source.startswith(SYNTH_PREFIX):
         name = source[len(SYNTH_PREFIX):]
-        n = getattr(args, "num_requests", None) or DEFAULT_SYNTH_N
-        trace = generate(name, n, seed, **options)
+        trace = generate(name, synth_count(args), seed, **options)
         if rows is not None:
             trace = arrivals.slice_rows(trace, *rows)
         if window is not None:
@@ -204,7 +215,8 @@ def describe(trace: Trace) -> dict[str, Any]:
     out: dict[str, Any] = {"name": trace.name, "requests": len(trace),
                            "duration_s": float(a[-1] - a[0]) if len(a) else 0.0,
                            "offline": is_offline(trace)}
-    out["rate_per_s"] = None if out["offline"] else mean_rate(trace)
+    rate = mean_rate(trace)
+    out["rate_per_s"] = rate if np.isfinite(rate) and not out["offline"] else None
     if not out["offline"] and len(a) > 2:
         gaps = np.diff(a)
         out["gap_cv"] = float(gaps.std() / gaps.mean()) if gaps.mean() > 0 else None
@@ -223,7 +235,8 @@ def summary_table(trace: Trace) -> str:
     head = [["requests", f"{d['requests']:,}"],
             ["duration", "offline (all at t=0)" if d["offline"] else
              f"{d['duration_s']:,.1f} s"],
-            ["mean rate", "-" if d["offline"] else f"{d['rate_per_s']:.3f} req/s"]]
+            ["mean rate",
+             "-" if d["rate_per_s"] is None else f"{d['rate_per_s']:.3f} req/s"]]
     if d.get("gap_cv") is not None:
         head.append(["gap CV", f"{d['gap_cv']:.2f}"])
     if d["extra_columns"]:
@@ -350,7 +363,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     args.trace = f"{SYNTH_PREFIX}{args.name}"
     args.trace_path = None
     trace = trace_from_args(args)
-    n = getattr(args, "num_requests", None) or DEFAULT_SYNTH_N
+    n = synth_count(args)
     out = args.output or Path("out/traces") / f"{args.name}-n{n}-s{args.seed}.jsonl"
     path = save_trace(trace, out)
     print(summary_table(trace))

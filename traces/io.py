@@ -124,10 +124,12 @@ def _mismatch(columns: list[str], fmt: str | None) -> str:
     found = _resolve(cols, req)
     missing = [r for r in req if r not in found]
     hints = []
+    unused = [c for c in cols if c not in found.values()]  # a matched column is no candidate
     for m in missing:
-        close = difflib.get_close_matches(_key(m), [_key(c) for c in cols], n=1, cutoff=0.6)
+        close = difflib.get_close_matches(_key(m), [_key(c) for c in unused], n=1, cutoff=0.7)
         if close:
-            orig = next(c for c in cols if _key(c) == close[0])
+            orig = next(c for c in unused if _key(c) == close[0])
+            unused.remove(orig)
             hints.append(f"did you mean {orig!r} for {m!r}?")
     what = (f"the {name} format needs columns {', '.join(req)}" if fmt else
             f"no known trace format matches the columns ({shown}); the closest, {name}, "
@@ -214,6 +216,7 @@ class _Source:
     container: str           # parquet | json | jsonl | csv
     compression: str | None  # None | "gzip"
     head: str                # decoded first bytes (not for parquet)
+    delimiter: str = ","     # CSV: set by the reader from the header line
 
     @classmethod
     def open(cls, path: Path) -> "_Source":
@@ -263,21 +266,87 @@ class _Source:
         return gzip.open(self.path, "rb") if self.compression else self.path.open("rb")
 
     def line_of(self, nth: int, skip_header: bool) -> int:
-        """1-based line number of the nth (0-based) non-blank data line; error path only."""
+        """1-based line number where the nth (0-based) data record starts; blank lines are
+        skipped, as the readers skip them. CSV records are counted with the csv module, so a
+        quoted field spanning several lines (a prompt with newlines) counts as one record.
+        Error path only."""
+        if skip_header:
+            try:
+                return self._csv_line_of(nth)
+            except (csv.Error, UnicodeDecodeError):
+                pass  # fall back to physical lines
         seen = -1 if skip_header else 0
+        lineno = 0
         with self.open_binary() as f:
             for lineno, line in enumerate(f, 1):
                 if line.strip():
                     if seen == nth:
                         return lineno
                     seen += 1
-        return lineno + 1 if "lineno" in locals() else 1
+        return lineno + 1
+
+    def _csv_line_of(self, nth: int) -> int:
+        limit = csv.field_size_limit(1 << 30)  # long prompts exceed the 128 KiB default
+        try:
+            with self.open_binary() as raw, io.TextIOWrapper(raw, encoding="utf-8-sig",
+                                                              newline="") as text:
+                reader = csv.reader(text, delimiter=self.delimiter)
+                seen, end = -1, 0      # seen = -1: the next non-blank record is the header
+                for record in reader:
+                    start, end = end + 1, reader.line_num
+                    if not record or not any(f.strip() for f in record):
+                        continue
+                    if seen == nth:
+                        return start
+                    seen += 1
+            return end + 1
+        finally:
+            csv.field_size_limit(limit)
+
+    def tail(self) -> tuple[int, bool]:
+        """(number of lines, whether the file ends with a newline); error path only."""
+        lines, last = 0, b"\n"
+        with self.open_binary() as f:
+            while chunk := f.read(1 << 24):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        ends_with_newline = last in (b"\n", b"\r")
+        return lines + (0 if ends_with_newline else 1), ends_with_newline
 
     def locate_lines(self, skip_header: bool, rows: np.ndarray | None = None) -> Locate:
         def locate(r: int) -> str:
             n = int(rows[r]) if rows is not None else r
-            return f"line {self.line_of(n, skip_header)}"
+            line = self.line_of(n, skip_header)
+            total, ends_with_newline = self.tail()
+            if line >= total and not ends_with_newline:
+                return (f"line {line} (the last line, which has no newline at the end: the "
+                        "file looks truncated; re-download it or delete that line)")
+            return f"line {line}"
         return locate
+
+    def unterminated_quote_line(self) -> int | None:
+        """Line where a quoted CSV field opens that the file never closes (a download cut
+        inside a quoted prompt), else None. Cheap: only for uncompressed files that do not end
+        with a newline; each quote toggles the quoted state (an escaped "" toggles twice), so
+        an odd count means the file ends inside the field opened by its last quote."""
+        if self.compression:
+            return None
+        with self.path.open("rb") as f:
+            f.seek(0, io.SEEK_END)
+            if f.tell() == 0:
+                return None
+            f.seek(-1, io.SEEK_END)
+            if f.read(1) in (b"\n", b"\r"):
+                return None
+            f.seek(0)
+            quotes, newlines, line_of_last_quote = 0, 0, None
+            while chunk := f.read(1 << 24):
+                n = chunk.count(b'"')
+                if n:
+                    quotes += n
+                    line_of_last_quote = newlines + chunk[:chunk.rindex(b'"')].count(b"\n") + 1
+                newlines += chunk.count(b"\n")
+        return line_of_last_quote if quotes % 2 else None
 
     def find_bad_utf8(self) -> str:
         with self.open_binary() as f:
@@ -299,10 +368,11 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
     import pyarrow.csv as pacsv
 
     header_line = next((ln for ln in src.head.splitlines() if ln.strip()), "")
+    src.delimiter = _delimiter(header_line)
     try:
-        header = next(csv.reader([header_line]))
+        header = next(csv.reader([header_line], delimiter=src.delimiter))
     except csv.Error:
-        header = header_line.split(",")
+        header = header_line.split(src.delimiter)
     raw_header = list(header)
     header = [h.strip() for h in header]
     if header and all(_is_number(h) for h in header if h):
@@ -324,25 +394,46 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
         return "skip"
 
     read_opts = pacsv.ReadOptions(block_size=1 << 22)
-    parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
     conv_opts = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False)
 
     def open_stream():
         return src.open_binary() if src.compression else src.path
 
-    try:
+    def read(newlines_in_values: bool):
+        parse_opts = pacsv.ParseOptions(delimiter=src.delimiter,
+                                        invalid_row_handler=on_invalid,
+                                        newlines_in_values=newlines_in_values)
+        bad_rows.clear()
         if rows is None and (window is None or not conv.streams_window):
-            table = pacsv.read_csv(open_stream(), read_options=read_opts,
-                                   parse_options=parse_opts, convert_options=conv_opts)
-            src_rows = None
-        else:
-            table, src_rows, state = _stream_csv(
-                open_stream(), read_opts, parse_opts, conv_opts, rows,
-                window if conv.streams_window else None, conv, cmap)
-            if "t0_ns" in state:
-                options["_t0_ns"] = state["t0_ns"]
+            return pacsv.read_csv(open_stream(), read_options=read_opts,
+                                  parse_options=parse_opts, convert_options=conv_opts), None, {}
+        return _stream_csv(open_stream(), read_opts, parse_opts, conv_opts, rows,
+                           window if conv.streams_window else None, conv, cmap)
+
+    # A quoted field may hold newlines (prompts in native CSV); pyarrow's parallel chunker
+    # must then track quotes, which is slower, so only when the file quotes anything. Quotes
+    # first seen past the sniffed head make pyarrow report "out of sync" or rows with too
+    # few fields: read again, tracking quotes (the error path pays, not every read).
+    quoted = '"' in src.head
+    try:
+        try:
+            table, src_rows, state = read(quoted)
+            retry = not quoted and bool(bad_rows)
+        except pa.ArrowInvalid as e:
+            if quoted or "out of sync with chunker" not in str(e):
+                raise
+            retry = True
+        if retry:
+            table, src_rows, state = read(True)
     except pa.ArrowInvalid as e:
         raise TraceError(_arrow_csv_message(src, str(e))) from None
+    if "t0_ns" in state:
+        options["_t0_ns"] = state["t0_ns"]
+    line = src.unterminated_quote_line()
+    if line is not None:
+        raise TraceError(f"{src.path}: line {line}: a quoted field opens here and the file "
+                         "ends before it closes; the last line looks truncated: re-download "
+                         "the file or delete that line")
     if bad_rows:
         _raise_bad_row(src, bad_rows, len(header))
     for field in table.schema:
@@ -418,6 +509,15 @@ def _stream_csv(stream, read_opts, parse_opts, conv_opts, rows, window, conv, cm
     table = pa.Table.from_batches(kept, schema=schema) if kept else schema.empty_table()
     src_rows = np.concatenate(kept_rows) if kept_rows else np.zeros(0, np.int64)
     return table, src_rows, t0_state
+
+
+def _delimiter(header_line: str) -> str:
+    """Comma, unless the header has none and is split by tabs, semicolons or pipes."""
+    if "," in header_line:
+        return ","
+    counts = {d: header_line.count(d) for d in ("\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
 
 
 def _span(pair) -> str:
@@ -514,10 +614,10 @@ def _read_jsonl(src: _Source, fmt: str | None, *, rows, window, skip_invalid,
                     truncated = not raw.endswith(b"\n") or e.msg.startswith(
                         ("Expecting", "Unterminated"))
                     raise TraceError(
-                        f"{src.path}: line {lineno}: not valid JSON ({e.msg} at column "
-                        f"{e.colno})" + ("; the line looks truncated: re-download the file "
-                                         "or delete that line" if truncated else
-                                         "; each line must be one JSON object")) from None
+                        f"{src.path}: line {lineno}: not valid JSON ({_json_why(e)})"
+                        + ("; the line looks truncated: re-download the file or delete that "
+                           "line" if truncated else "; each line must be one JSON object")
+                    ) from None
                 if not isinstance(rec, dict):
                     raise TraceError(f"{src.path}: line {lineno}: expected a JSON object "
                                      f"{{...}}, found {type(rec).__name__}")
@@ -533,6 +633,11 @@ def _read_jsonl(src: _Source, fmt: str | None, *, rows, window, skip_invalid,
     return _from_frame(src, df, fmt, rows, window, skip_invalid, options, locate)
 
 
+def _json_why(e: json.JSONDecodeError) -> str:
+    """'Expecting value at column 5', 'Unterminated string starting at column 34'."""
+    return f"{e.msg}{'' if e.msg.endswith(' at') else ' at'} column {e.colno}"
+
+
 def _read_json(src: _Source, fmt: str | None, *, rows, window, skip_invalid,
                options) -> Trace:
     try:
@@ -541,9 +646,8 @@ def _read_json(src: _Source, fmt: str | None, *, rows, window, skip_invalid,
     except UnicodeDecodeError:
         raise TraceError(src.find_bad_utf8()) from None
     except json.JSONDecodeError as e:
-        raise TraceError(f"{src.path}: line {e.lineno}: not valid JSON ({e.msg} at column "
-                         f"{e.colno}); if that is the end of the file it is truncated: "
-                         "re-download it") from None
+        raise TraceError(f"{src.path}: line {e.lineno}: not valid JSON ({_json_why(e)}); if "
+                         "that is the end of the file it is truncated: re-download it") from None
     if isinstance(data, dict):  # {id: {...}} keyed variant
         data = [dict(v, id=k) if isinstance(v, dict) and "id" not in v else v
                 for k, v in data.items()]
@@ -931,18 +1035,28 @@ def _temperature_columns(df: pd.DataFrame, prefix: str) -> list[str]:
                   key=lambda c: float(str(c)[len(prefix):]))
 
 
+def _assumed_prompt_tokens(options: dict, src: _Source) -> int:
+    value = options.get("prompt_tokens", 100)
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        n = float("nan")
+    if not (np.isfinite(n) and n >= 1 and n == int(n)):
+        raise TraceError(f"{src.path}: --trace-option prompt_tokens={value} must be a whole "
+                         "number of tokens >= 1 (the prompt length assumed for every request)")
+    return int(n)
+
+
 def _paper_lengths(df, cmap, src, locate, options, rownums):
     temps = _temperature_columns(df, "L_t")
     idcol = _resolve(df.columns, ["id"]).get("id")
     prompt_col = _resolve(df.columns, ["prompt_tokens"]).get("prompt_tokens")
+    assumed = None if prompt_col else _assumed_prompt_tokens(options, src)
     out = pd.DataFrame({"id": df[idcol] if idcol else _ids(rownums),
                         "arrival_s": np.zeros(len(df)),
+                        "prompt_tokens": df[prompt_col] if prompt_col else assumed,
                         "output_tokens": df[cmap["L_t0.0"]]})
-    if prompt_col:
-        out["prompt_tokens"] = df[prompt_col]
-    else:
-        assumed = int(options.get("prompt_tokens", 100))
-        out["prompt_tokens"] = assumed
+    if assumed is not None:
         out["prompt_tokens_assumed"] = True
         logger.warning("%s: the paper's length file has no prompt lengths; assuming %d prompt "
                        "tokens per request (set with --trace-option prompt_tokens=N, or use "

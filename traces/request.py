@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS = ("id", "arrival_s", "prompt_tokens", "output_tokens")
+# No model has a context of a billion tokens; a larger count is a mis-mapped column (a
+# timestamp or an id), and past 2**63 it would wrap around when cast to int64.
+MAX_TOKENS = 1_000_000_000
 
 logger = logging.getLogger("seqsched.traces")
 
@@ -161,6 +164,9 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
             (v < low, lambda r: (f"is {_fmt(v[r])}; zero-length prompts cannot be scheduled"
                                  if col == "prompt_tokens" and v[r] == 0 else
                                  f"is {_fmt(v[r])}, must be >= {low}")),
+            ((v > MAX_TOKENS) if col != "arrival_s" else np.zeros(len(v), bool),
+             lambda r: (f"is {_fmt(v[r])}, more than {MAX_TOKENS:,} tokens: not a plausible "
+                        "token count (is the column mapping right?)")),
         )
         for mask, why in problems:
             mask = mask & ~invalid if skip_invalid else mask
@@ -180,9 +186,9 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
         if n_bad == len(df):
             raise TraceError(f"{name}: every row has an invalid arrival time or token count; "
                              "check the column mapping or --format")
-        logger.warning("%s: skipped %d invalid row(s) (missing, non-numeric, negative or zero "
-                       "token counts / bad arrival times); first at %s", name, n_bad,
-                       locate(int(np.flatnonzero(invalid)[0])))
+        logger.warning("%s: skipped %d invalid row(s) (missing, non-numeric, negative, zero "
+                       "or implausibly large token counts / bad arrival times); first at %s",
+                       name, n_bad, locate(int(np.flatnonzero(invalid)[0])))
         keep = ~invalid
         df = df.loc[keep]
         values = {k: v[keep] for k, v in values.items()}
@@ -218,5 +224,5 @@ def _not_a_number(value: Any) -> str:
             isinstance(value, str) and not value.strip()) or value is pd.NA:
         return "is empty (NaN); every row needs a value"
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return f"is {value!r}, not a finite number"
+        return f"is {float(value)}, not a finite number"
     return f"is {value!r}, not a number"

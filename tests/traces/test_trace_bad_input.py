@@ -231,3 +231,84 @@ def test_cli_option_messages(tmp_path, capsys, argv, expected):
     assert main(["trace", "inspect", str(p), "--no-plot", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("seqsched: error: ") and expected in err
+
+
+# -- audit of issue #3 (bad input): gaps found and fixed --------------------------------
+NATIVE = "id,arrival_s,prompt_tokens,output_tokens,prompt\n"
+
+
+def test_line_number_counts_records_not_physical_lines(tmp_path):
+    # a quoted prompt spanning lines 2-4 (one blank) is one record: the bad row is on line 5
+    p = write(tmp_path, "ml.csv", NATIVE + 'a,0,5,5,"line one\n\nline three"\nb,1,5,-5,"x"\n')
+    assert "line 5: output_tokens is -5" in error(p)
+
+
+def test_truncated_inside_a_quoted_field(tmp_path):
+    # pyarrow accepts a file that ends inside quotes; the cut is reported, not loaded
+    p = write(tmp_path, "q.csv", NATIVE + 'a,0,5,5,"x"\nb,1,5,5,"half a prom')
+    msg = error(p)
+    assert "line 3" in msg and "truncated" in msg and "quoted field" in msg
+
+
+def test_truncated_last_line_with_a_missing_value_says_truncated(tmp_path):
+    p = write(tmp_path, "t.csv", HEADER + ROW1 + "2023-11-16 18:15:50.9951690,396,")
+    msg = error(p)
+    assert "line 3 (the last line" in msg and "truncated" in msg
+    # the same row with a final newline is an ordinary empty value
+    p = write(tmp_path, "e.csv", HEADER + ROW1 + "2023-11-16 18:15:50.9951690,396,\n")
+    msg = error(p)
+    assert "line 3: GeneratedTokens (output_tokens) is empty" in msg
+    assert "looks truncated" not in msg
+
+
+def test_huge_token_count_is_an_error_not_an_int64_wraparound(tmp_path):
+    p = write(tmp_path, "big.csv", HEADER + ROW1 + "2023-11-16 18:15:50.9951690,1e20,5\n")
+    msg = error(p)
+    assert "line 3: ContextTokens (prompt_tokens) is 100000000000000000000" in msg
+    assert "not a plausible token count" in msg
+
+
+def test_infinite_value_is_printed_plainly(tmp_path):
+    p = write(tmp_path, "inf.csv", "arrival_s,prompt_tokens,output_tokens\n0,5,5\ninf,5,5\n")
+    assert "line 3: arrival_s is inf, not a finite number" in error(p)
+
+
+def test_missing_column_hint_never_offers_a_column_already_used(tmp_path):
+    # GeneratedTokens is matched; it must not be suggested for ContextTokens
+    p = write(tmp_path, "m.csv", "TIMESTAMP,GeneratedTokens\n2023-11-16 18:15:46.68,44\n")
+    msg = error(p)
+    assert "missing ContextTokens" in msg and "did you mean" not in msg
+    # an unrelated column is not offered as a misspelling either
+    p = write(tmp_path, "b.csv", "Timestamp,Model,Request tokens,Response tokens\n5,x,4,2\n")
+    msg = error(p, format="azure")
+    assert "did you mean" not in msg
+
+
+def test_json_error_wording(tmp_path):
+    p = write(tmp_path, "t.jsonl", '{"arrival_s":0,"prompt_tokens":5,"output_tokens":3}\n'
+                                   '{"arrival_s":1,"prompt_tokens":5,"output_tok')
+    msg = error(p)
+    assert "Unterminated string starting at column 34" in msg and "at at" not in msg
+
+
+def test_paper_lengths_bad_assumed_prompt_option(tmp_path):
+    p = write(tmp_path, "pl.json", json.dumps([{"id": "1", "L_gt": 3, "L_t0.0": 4}]))
+    with pytest.raises(TraceError, match="prompt_tokens=abc must be a whole number"):
+        load_trace(p, prompt_tokens="abc")
+    with pytest.raises(TraceError, match="prompt_tokens=0 must be a whole number"):
+        load_trace(p, prompt_tokens=0)
+
+
+def test_cli_bad_spans_and_request_count(tmp_path, capsys):
+    from traces.cli import main
+    p = write(tmp_path, "a.csv", HEADER + ROW1 + ROW2)
+    for argv, expected in ((["trace", "inspect", str(p), "--no-plot", "--window", "10:5"],
+                            "END must be greater than START"),
+                           (["trace", "inspect", str(p), "--no-plot", "--rows=-1:2"],
+                            "row numbers start at 0"),
+                           (["trace", "synth", "uniform", "-n", "0", "-o",
+                             str(tmp_path / "u.jsonl")], "(-n) must be >= 1, got 0")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("seqsched: error: ") and expected in err, err
+    assert not (tmp_path / "u.jsonl").exists()

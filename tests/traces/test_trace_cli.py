@@ -138,3 +138,13 @@ def test_shared_alpaca_vicuna_file():
         assert col in t.df
     assert t.df["max_of_samples"].mean() == pytest.approx(165.9, abs=0.05)
     assert (t.df["len_t0.0"] == t.df["output_tokens"]).all()
+
+
+def test_single_request_trace_has_no_rate(tmp_path, capsys):
+    # one recorded request: no span to divide by, so the rate is unknown, not "inf req/s"
+    p = tmp_path / "one.csv"
+    p.write_text("arrival_s,prompt_tokens,output_tokens\n118,5,5\n")
+    assert describe(load_trace(p))["rate_per_s"] is None
+    assert main(["trace", "inspect", str(p), "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "inf" not in out and "mean rate" in out

@@ -316,3 +316,63 @@ def test_round_trip_property(tmp_path, rows, ext):
     assert back.output_tokens.tolist() == t.output_tokens.tolist()
     assert np.all(np.diff(back.arrival_s) >= 0)
 
+
+
+# -- audit of issue #3: every reader's output survives a native round trip ----------------
+SOURCES = {"azure-2023": ("a.csv", AZURE_2023), "azure-2024": ("a24.csv", AZURE_2024),
+           "splitwise": ("s.csv", SPLITWISE), "burstgpt": ("b.csv", BURSTGPT),
+           "mooncake": ("m.jsonl", jsonl(MOONCAKE)), "sharegpt": ("sg.json", json.dumps(SHAREGPT)),
+           "paper-lengths": ("p.json", json.dumps(PAPER)), "alpaca-vicuna": ("av.jsonl",
+                                                                             jsonl(ALPACA))}
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+@pytest.mark.parametrize("ext", [".jsonl", ".csv", ".parquet"])
+def test_every_reader_round_trips_with_extras(tmp_path, source, ext):
+    """The whole frame (native columns first, then every extra: hash_ids, len_t*, prompt,
+    model, token_count, prompt_tokens_assumed, ...) comes back as it was written."""
+    fname, text = SOURCES[source]
+    t = load_trace(write(tmp_path, fname, text))
+    assert list(t.df.columns[:4]) == ["id", "arrival_s", "prompt_tokens", "output_tokens"]
+    back = load_trace(save_trace(t, tmp_path / f"native{ext}"))
+    pd.testing.assert_frame_equal(back.df, t.df, check_dtype=False)
+
+
+def _prompt(i: int) -> str:
+    return f"### Instruction:\nrequest {i}, with a comma\n\n### Response:"
+
+
+def test_native_csv_with_multiline_prompts_beyond_one_read_block(tmp_path):
+    # > 4 MiB (pyarrow's block) of quoted prompts with newlines: the chunker must track quotes
+    n = 60_000
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "arrival_s": np.arange(n) * 0.1,
+                       "prompt_tokens": 7, "output_tokens": 3,
+                       "prompt": [_prompt(i) for i in range(n)]})
+    p = save_trace(Trace(df, name="ml"), tmp_path / "ml.csv")
+    assert p.stat().st_size > 4 << 20
+    back = load_trace(p)
+    assert len(back) == n and back.df["prompt"].tolist() == df["prompt"].tolist()
+    assert len(load_trace(p, rows=(59_990, 60_000))) == 10
+
+
+@pytest.mark.parametrize("n,m,quote_ids", [(150_000, 60_000, False),  # rows split in two
+                                            (20_000, 200_000, True)])   # "out of sync"
+def test_quoted_multiline_values_first_seen_past_the_sniffed_head(tmp_path, n, m, quote_ids):
+    # the first 64 KiB has no quote, so the reader starts without pyarrow's quote tracking
+    q = '"' if quote_ids else ""
+    lines = ["id,arrival_s,prompt_tokens,output_tokens,note\n"]
+    lines += [f"q{i},{i},5,5,plain\n" for i in range(n)]
+    lines += [f'{q}q{i}{q},{i},5,5,"two\nlines, a comma"\n' for i in range(n, n + m)]
+    p = tmp_path / "late.csv"
+    p.write_text("".join(lines))
+    t = load_trace(p)
+    assert len(t) == n + m and t.df["note"].iloc[-1] == "two\nlines, a comma"
+    assert t.ids[-1] == f"q{n + m - 1}"
+
+
+@pytest.mark.parametrize("sep", ["\t", ";"])
+def test_tab_and_semicolon_separated_files(tmp_path, sep):
+    text = AZURE_2023.replace(",", sep)
+    t = load_trace(write(tmp_path, "a.tsv", text))
+    assert t.prompt_tokens.tolist() == [374, 396, 879]
+    assert t.arrival_s[1] == pytest.approx(4.314579)

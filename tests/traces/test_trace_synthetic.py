@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from traces.request import TraceError
@@ -87,3 +88,48 @@ def test_derive_script_reproduces_shipped_figures(tmp_path, monkeypatch, capsys)
     runpy.run_path(str(ROOT / "scripts/derive_azure_figures.py"), run_name="__main__")
     assert json.loads(out.read_text()) == load_figures("azure_2023")
     assert "azure-conv: rate 5.3889/s" in capsys.readouterr().out
+
+
+SHARED = Path("/work/shared/data/alpaca_vicuna_lengths_train.jsonl")
+
+
+def test_derive_azure_figures_from_released_csvs(tmp_path, monkeypatch, capsys):
+    """The --conv/--code path: figures measured from Azure-format CSVs (made here from the
+    shipped generator), so the re-derived workload matches the file it was fitted to."""
+    paths = {}
+    for name, n in (("azure-conv", 3000), ("azure-code", 2000)):
+        t = generate(name, n, seed=5)
+        stamps = (np.datetime64("2023-11-11T10:00:00", "ns")
+                  + (t.arrival_s * 1e9).astype("timedelta64[ns]"))
+        df = pd.DataFrame({"TIMESTAMP": pd.Series(stamps).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+                           + "0", "ContextTokens": t.prompt_tokens,
+                           "GeneratedTokens": t.output_tokens})
+        paths[name] = tmp_path / f"{name}.csv"
+        df.to_csv(paths[name], index=False)
+    out = tmp_path / "azure.json"
+    monkeypatch.setattr(sys, "argv", ["derive_azure_figures.py", "--conv",
+                                      str(paths["azure-conv"]), "--code",
+                                      str(paths["azure-code"]), "--out", str(out)])
+    runpy.run_path(str(ROOT / "scripts/derive_azure_figures.py"), run_name="__main__")
+    fig = json.loads(out.read_text())
+    for name, n in (("azure-conv", 3000), ("azure-code", 2000)):
+        t = generate(name, n, seed=5)
+        entry = fig[name]
+        assert entry["origin"] == f"measured from {name}.csv"
+        assert entry["requests"] == n
+        assert entry["prompt"]["median"] == np.median(t.prompt_tokens)
+        assert entry["output"]["mean"] == pytest.approx(t.output_tokens.mean())
+        assert entry["rate_per_s"] == pytest.approx(n / (t.arrival_s[-1] - t.arrival_s[0]),
+                                                    abs=1e-4)
+        # the fitted log-normal is close to the one that generated the file
+        shipped = load_figures("azure_2023")[name]
+        assert entry["output"]["sigma"] == pytest.approx(shipped["output"]["sigma"], rel=0.1)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared data /work/shared/data is absent")
+def test_derive_workloads_reproduces_shipped_alpaca_vicuna_figures(tmp_path, monkeypatch):
+    out = tmp_path / "av.json"
+    monkeypatch.setattr(sys, "argv", ["derive_workloads.py", "--data", str(SHARED),
+                                      "--out", str(out)])
+    runpy.run_path(str(ROOT / "scripts/derive_workloads.py"), run_name="__main__")
+    assert json.loads(out.read_text()) == load_figures("alpaca_vicuna")
