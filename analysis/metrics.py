@@ -59,6 +59,8 @@ def summarize(records: pd.DataFrame, steps: pd.DataFrame, kv_capacity_tokens: in
         "compute_token_ratio": float(useful.sum() / slots_all.sum()) if slots_all.sum() else 0.0,
         "fcr_recompute_ratio": float((records["failed_attempts"] > 0).mean()),
         "wasted_tokens": int(records["wasted_tokens"].sum()),
+        "recomputed_tokens": (int(records["recomputed_tokens"].sum())
+                              if "recomputed_tokens" in records else 0),
         "preemptions": int(records["preemptions"].sum()),
         "truncated": int(records["truncated"].sum()),
         "batches": int(len(gen_steps)),

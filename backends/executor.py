@@ -26,6 +26,10 @@ class Executor(Protocol):
     def release(self, seq: Seq) -> None:
         """`seq` left the running set (finished, failed or preempted): free what it holds."""
 
+    # Optional: `resumes_preempted = True` declares that a row resumed after a recompute
+    # preemption can be run as a prefill of its prompt plus its kept output (`seq.recomputed`
+    # tokens of it); without it the replica restarts preempted requests from scratch.
+
 
 def iteration_times(cost: CostModel, step: Step, iterations: int) -> np.ndarray:
     """Seconds of each of the step's `iterations` iterations under `cost`."""
@@ -66,6 +70,7 @@ def iteration_times(cost: CostModel, step: Step, iterations: int) -> np.ndarray:
 class CostModelExecutor:
     cost: CostModel
     name: str = "cost-model"
+    resumes_preempted = True   # a recompute-preempted row resumes by prefilling prompt + output
 
     def run(self, step: Step, iterations: int, stop_after_s: float | None) -> StepResult:
         times = iteration_times(self.cost, step, iterations)

@@ -1,12 +1,19 @@
 """Continuous (iteration-level) batching, vLLM-style.
 
-Every step: make room for the running rows to grow (preempting the lowest-priority running
-request by recompute when KV blocks run out), then admit waiting requests in priority order
-while KV blocks, the sequence limit and the per-iteration token budget allow. Prefill and
+Every step: give the running rows their tokens for this iteration (one per decode row; prompt
+chunks of rows still prefilling share the rest of the token budget in priority order, decode
+first as Sarathi-Serve schedules), make room in KV memory for what that step adds (preempting
+the lowest-priority running request when blocks run out), then admit waiting requests in
+priority order while KV blocks, the sequence limit and the token budget allow. Prefill and
 decode rows share an iteration (mixed batches, as vLLM V1 and Sarathi-Serve); with
 `chunked_prefill` a prompt that does not fit the token budget is split across iterations.
-Decode rows take one token of the budget each and prompt chunks share the rest in priority
-order (decode first, as Sarathi-Serve schedules).
+
+Preemption (`preemption`): "recompute", as vLLM does, frees the victim's KV blocks and keeps
+its output tokens; when it is admitted again, its prompt plus those tokens are prefilled as one
+prompt (split into budget-sized chunks if they no longer fit one iteration) and decoding goes
+on from there. "restart" throws the output away and starts the request from scratch (what an
+executor that cannot resume does). Either way the discarded KV tokens are recorded
+(`recomputed_tokens`); a restart also counts its thrown-away output (`wasted_tokens`).
 
 `fcfs` orders the waiting queue by arrival, `sjf` by predicted length (shortest first).
 """
@@ -21,6 +28,8 @@ from policies.step import Step
 from sim.errors import UserError
 from sim.sequence import Seq
 
+PREEMPTION_MODES = ("recompute", "restart")
+
 
 @dataclass
 class ContinuousPolicy:
@@ -28,12 +37,16 @@ class ContinuousPolicy:
     max_batched_tokens: int = 8192   # per-iteration token budget (vLLM max_num_batched_tokens)
     chunked_prefill: bool = False
     max_iterations: int = 4096       # upper bound on iterations per event
+    preemption: str = "recompute"    # "recompute" (vLLM: keep the output) or "restart"
     name: str = "fcfs"
 
     def __post_init__(self) -> None:
         for key in ("max_num_seqs", "max_batched_tokens", "max_iterations"):
             if getattr(self, key) <= 0:
                 raise UserError(f"{key.replace('_', '-')} must be > 0, got {getattr(self, key)}")
+        if self.preemption not in PREEMPTION_MODES:
+            raise UserError(f"unknown preemption {self.preemption!r}; use "
+                            f"{' or '.join(PREEMPTION_MODES)}")
 
     def priority(self, seq: Seq) -> tuple:
         return (seq.arrival_s, seq.idx)
@@ -59,44 +72,49 @@ class ContinuousPolicy:
         budget = self.max_batched_tokens
         complete = True                     # every prompt chunk finishes its prompt
         if n:
-            # 1. room for every running row: its context, this step's prompt chunk (if still
-            #    prefilling) and the token the step produces; preempt the lowest-priority rows
-            #    (recompute) until the rest fit
-            ctx = np.fromiter((s.prefilled + s.generated for s in running), np.int64, n)
-            left = np.fromiter((s.prompt_tokens - s.prefilled for s in running), np.int64, n)
+            # 1. this iteration's tokens for every running row: one per decode row; prompt
+            #    chunks of rows still prefilling share the rest of the budget in priority order
+            ctx = np.fromiter((s.context_tokens for s in running), np.int64, n)
+            left = np.fromiter((s.prefill_len - s.prefilled for s in running), np.int64, n)
             held = np.fromiter((s.kv_blocks for s in running), np.int64, n)
-            first = (np.minimum(left, budget) if self.chunked_prefill
-                     else np.where(left <= budget, left, 0))
-            need = np.maximum((ctx + first + bs) // bs - held, 0)
+            prefilling = left > 0
+            chunk = np.zeros(n, dtype=np.int64)
+            budget -= int((~prefilling).sum())
+            prefill_order = []
+            if prefilling.any():
+                prefill_order = sorted(np.flatnonzero(prefilling).tolist(),
+                                       key=lambda i: self.priority(running[i]))
+                for i in prefill_order:
+                    c = self._chunk(running[i], budget)
+                    chunk[i] = c
+                    budget -= c
+            runs = ~prefilling | (chunk > 0)
+            # 2. KV room for what the step adds (context + chunk + the token it produces);
+            #    preempt the lowest-priority rows until the rest fit. A victim's chunk is not
+            #    handed on: the remaining rows never need more than was counted for them
+            need = np.where(runs, np.maximum((ctx + chunk + bs) // bs - held, 0), 0)
             total = int(need.sum())
+            keep = np.ones(n, dtype=bool)
             if total > free:
                 order = sorted(range(n), key=lambda i: self.priority(running[i]))
                 while order and total > free:
                     i = order.pop()             # lowest priority goes first
                     total -= int(need[i])
                     free += int(held[i])
+                    keep[i] = False
                     preempt.append(running[i])
-                running, left = [running[i] for i in order], left[order]
             free -= total
-            # decode rows take one token of the budget each; prompt chunks of rows still
-            # prefilling (chunked prefill) share the rest in priority order
-            prefilling = left > 0
-            budget -= int((~prefilling).sum())
-            if prefilling.any():
-                rows = [s for s, p in zip(running, prefilling.tolist()) if not p]
-                chunks = [0] * len(rows)
-                for s in sorted((s for s, p in zip(running, prefilling.tolist()) if p),
-                                key=self.priority):
-                    c = self._chunk(s, budget)
-                    if c:
-                        rows.append(s)
-                        chunks.append(c)
-                        budget -= c
-                        complete &= s.prefilled + c >= s.prompt_tokens
-            else:
-                rows, chunks = running, [0] * len(running)
+            # decode rows first (running order), then prompt chunks in priority order
+            rows = [s for s, d, k in zip(running, prefilling.tolist(), keep.tolist())
+                    if k and not d]
+            chunks = [0] * len(rows)
+            for i in prefill_order:
+                if keep[i] and chunk[i] > 0:
+                    rows.append(running[i])
+                    chunks.append(int(chunk[i]))
+                    complete &= bool(chunk[i] >= left[i])
 
-        # 2. admit waiting requests in priority order (head-of-line: stop at the first misfit)
+        # 3. admit waiting requests in priority order (head-of-line: stop at the first misfit)
         if not preempt:
             for s in view.waiting:
                 if len(rows) >= self.max_num_seqs or budget <= 0:
@@ -104,30 +122,34 @@ class ContinuousPolicy:
                 c = self._chunk(s, budget)
                 if c == 0:
                     break
-                need = kv.blocks_for(s.prefilled + c + 1)
+                need = kv.blocks_for(s.context_tokens + c + 1)
                 if need > free:
                     break
                 free -= need
                 rows.append(s)
                 chunks.append(c)
                 budget -= c
-                complete &= s.prefilled + c >= s.prompt_tokens
+                complete &= s.prefilled + c >= s.prefill_len
         if not rows:
             return None
 
-        # 3. the batch may run unchanged until a completion or an arrival; the engine also
+        # 4. the batch may run unchanged until a completion or an arrival; the engine also
         #    stops it where the KV blocks run out (the next step then preempts)
         return Step(rows, chunks, max_iterations=self.max_iterations if complete else 1,
                     preempt=preempt)
 
     def _chunk(self, s: Seq, budget: int) -> int:
-        """Prompt tokens `s` processes next (0 = decode row, or no budget for it)."""
-        left = s.prompt_tokens - s.prefilled
-        if left <= 0:
+        """Tokens of its prefill `s` processes next (0 = decode row, or no budget for it)."""
+        left = s.prefill_len - s.prefilled
+        if left <= 0 or budget <= 0:
             return 0
         if left <= budget:
             return left
-        return budget if self.chunked_prefill else 0
+        # without chunked prefill only a resumed request's recompute (its prompt plus the
+        # output kept) may exceed a whole iteration's budget; it is split rather than stuck
+        if self.chunked_prefill or left > self.max_batched_tokens:
+            return budget
+        return 0
 
 
 @dataclass

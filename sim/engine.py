@@ -19,7 +19,8 @@ RECORD_FIELDS = {"id": "id", "replica": "replica", "arrival_s": "arrival_s",
                  "predicted": "predicted", "generated_tokens": "generated",
                  "first_scheduled_s": "first_scheduled_s", "first_token_s": "first_token_s",
                  "finish_s": "finish_s", "attempts": "attempts", "preemptions": "preemptions",
-                 "wasted_tokens": "wasted_tokens", "slot_tokens": "slot_tokens",
+                 "wasted_tokens": "wasted_tokens", "recomputed_tokens": "recomputed_tokens",
+                 "slot_tokens": "slot_tokens",
                  "slot_tokens_all": "slot_tokens_all", "truncated": "truncated"}
 RECORD_COLUMNS = [*list(RECORD_FIELDS)[:11], "failed_attempts", *list(RECORD_FIELDS)[11:]]
 

@@ -8,6 +8,7 @@ iterations in one event), and then applies what happened to every row.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -70,6 +71,11 @@ class Replica:
                             if prediction is not None and not prediction.is_free else None)
         self._wake: simpy.Event | None = None
         self._admitted = 0
+        # recompute preemption keeps a victim's output and prefills it again with the prompt;
+        # an executor that cannot resume that way (`resumes_preempted`) restarts it instead
+        wants = getattr(policy, "preemption", "restart") == "recompute"
+        self._resume = wants and bool(getattr(executor, "resumes_preempted", False))
+        self._warn_restart = wants and not self._resume
         self.process = self.env.process(self._loop())
 
     # -- arrivals -----------------------------------------------------------------------
@@ -162,11 +168,22 @@ class Replica:
             raise PolicyError(f"policy {self.policy.name} preempted request {s.id} "
                               f"that is not running")
         self.running.remove(s)
+        s.recomputed_tokens += s.context_tokens
         self.kv.free(s)
         self.executor.release(s)
-        s.wasted_tokens += s.generated
-        s.slot_tokens_all += s.generated
-        s.prefilled = s.generated = 0
+        if self._resume:
+            s.recomputed = s.generated          # prompt + kept output: the next prefill
+        else:
+            if self._warn_restart:
+                self._warn_restart = False
+                warnings.warn(f"executor {getattr(self.executor, 'name', '?')} cannot resume a "
+                              "preempted request from its output; preempted requests restart "
+                              "from scratch (policy parameter preemption=restart simulates "
+                              "the same)", RuntimeWarning, stacklevel=2)
+            s.wasted_tokens += s.generated
+            s.slot_tokens_all += s.generated
+            s.generated = s.recomputed = 0
+        s.prefilled = 0
         s.preemptions += 1
         s.status = Status.WAITING
         self.waiting.add(s)
@@ -225,8 +242,9 @@ class Replica:
         if len(chunks) != len(seqs):
             raise PolicyError(f"policy {self.policy.name}: {len(seqs)} rows but "
                               f"{len(chunks)} prefill entries")
-        prompt = np.fromiter((s.prompt_tokens for s in seqs), np.int64, len(seqs))
+        prompt = np.fromiter((s.prefill_len for s in seqs), np.int64, len(seqs))
         prefilled = np.fromiter((s.prefilled for s in seqs), np.int64, len(seqs))
+        context = np.fromiter((s.context_tokens for s in seqs), np.int64, len(seqs))
         generated = np.fromiter((s.generated for s in seqs), np.int64, len(seqs))
         target = np.fromiter((s.target_tokens for s in seqs), np.int64, len(seqs))
         if np.any(prefilled + chunks > prompt) or np.any((chunks == 0) & (prefilled < prompt)):
@@ -239,8 +257,7 @@ class Replica:
         else:
             limit = 1
         held = np.fromiter((s.kv_blocks for s in seqs), np.int64, len(seqs))
-        k = self.kv.max_iterations(prefilled + chunks + generated, held, self.kv.free_blocks,
-                                   max(limit, 1))
+        k = self.kv.max_iterations(context + chunks, held, self.kv.free_blocks, max(limit, 1))
         if k == 0:
             raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free "
                               f"({self.kv.free_blocks} blocks)")
@@ -248,7 +265,7 @@ class Replica:
         result = self.executor.run(step, k, stop_after)
         n = result.iterations
         # allocate KV for what actually ran
-        tokens_after = prefilled + chunks + generated + np.where(completes, n, 0)
+        tokens_after = context + chunks + np.where(completes, n, 0)
         grow = np.maximum(self.kv.blocks_for(tokens_after) - held, 0)
         if int(grow.sum()) > self.kv.free_blocks:
             raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free")

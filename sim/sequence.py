@@ -28,8 +28,11 @@ class Seq:
     target_tokens: int = 0      # tokens it will generate: true length clipped to the run's cap
     prompt: str | None = None
     status: Status = Status.WAITING
-    prefilled: int = 0          # prompt tokens in the KV cache, current attempt
-    generated: int = 0          # output tokens generated, current attempt
+    prefilled: int = 0          # tokens of this attempt's prefill in the KV cache
+    generated: int = 0          # output tokens so far (kept by a recompute preemption; a
+                                # restart or an FCR failure resets them)
+    recomputed: int = 0         # output tokens folded into this attempt's prefill (resumed
+                                # after a recompute preemption, as vLLM treats them: a prompt)
     attempts: int = 0           # times started (>1 after FCR recompute or preemption)
     failed: bool = False        # collected by FCR, waiting to be recomputed
     preemptions: int = 0
@@ -40,15 +43,23 @@ class Seq:
     first_scheduled_s: float = float("nan")
     first_token_s: float = float("nan")
     finish_s: float = float("nan")
-    wasted_tokens: int = 0      # tokens computed in attempts that were thrown away
+    wasted_tokens: int = 0      # output tokens computed in attempts that were thrown away
+    recomputed_tokens: int = 0  # KV-cache tokens preemptions discarded (computed again later)
     slot_tokens: int = 0        # padded length of the batch that produced the final output
     slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end
 
     @property
+    def prefill_len(self) -> int:
+        """Tokens this attempt prefills: the prompt, plus the kept output tokens of a request
+        resumed after a recompute preemption."""
+        return self.prompt_tokens + self.recomputed
+
+    @property
     def context_tokens(self) -> int:
-        return self.prefilled + self.generated
+        """Tokens in the KV cache (prompt and output so far) when the next iteration starts."""
+        return self.prefilled + self.generated - self.recomputed
 
     @property
     def prefill_done(self) -> bool:
-        return self.prefilled >= self.prompt_tokens
+        return self.prefilled >= self.prefill_len

@@ -53,7 +53,8 @@ def continuous_params(draw, small_kv=False):
             # without chunked prefill every prompt must fit the token budget
             "max_batched_tokens": draw(st.integers(8, 96)) if chunked else
             draw(st.integers(64, 200)),
-            "max_iterations": draw(st.sampled_from([1, 3, 4096]))}
+            "max_iterations": draw(st.sampled_from([1, 3, 4096])),
+            "preemption": draw(st.sampled_from(["recompute", "restart"]))}
 
 
 @st.composite
@@ -128,12 +129,32 @@ def check_conservation(t, cfg, res):
         # every generated token (kept or thrown away) is in the step log: one per prefill
         # completion (one per attempt) plus the logged decode tokens
         decoded = gen["decode_tokens"].sum()
-        if not cfg.policy_params.get("chunked_prefill"):
-            assert decoded + rec["attempts"].sum() == rec["slot_tokens_all"].sum()
-            # whole prompts, once per attempt
-            assert gen["prefill_tokens"].sum() == (rec["prompt_tokens"] * rec["attempts"]).sum()
+        restart = cfg.policy_params.get("preemption", "recompute") == "restart"
+        params = cfg.policy_params
+        # without chunked prefill a prefill runs whole in one iteration, unless a resumed
+        # request's prompt + kept output exceeds the token budget (then it is split)
+        whole = not params.get("chunked_prefill") and (
+            restart or (rec["prompt_tokens"] + rec["generated_tokens"]).max()
+            <= params.get("max_batched_tokens", 8192))
+        if restart:
+            # a restart throws its output away; a recompute keeps it
+            assert (rec["wasted_tokens"] == 0).sum() >= (rec["preemptions"] == 0).sum()
         else:
-            # an attempt preempted mid-prompt produced no token
+            assert (rec["wasted_tokens"] == 0).all()
+            assert (rec["slot_tokens_all"] == rec["generated_tokens"]).all()
+        assert ((rec["recomputed_tokens"] > 0) == (rec["preemptions"] > 0)).all()
+        if whole:
+            assert decoded + rec["attempts"].sum() == rec["slot_tokens_all"].sum()
+            # every attempt prefills its prompt (+ the kept output when resumed): the first
+            # attempt's prompt plus the KV tokens each preemption discarded
+            if restart:
+                assert (gen["prefill_tokens"].sum()
+                        == (rec["prompt_tokens"] * rec["attempts"]).sum())
+            else:
+                assert (gen["prefill_tokens"].sum()
+                        == rec["prompt_tokens"].sum() + rec["recomputed_tokens"].sum())
+        else:
+            # an attempt preempted mid-prefill produced no token
             assert decoded + n <= rec["slot_tokens_all"].sum() <= decoded + rec["attempts"].sum()
             assert gen["prefill_tokens"].sum() >= rec["prompt_tokens"].sum()
     # steps: positive iterations, no overlap within a replica, KV within capacity

@@ -128,9 +128,9 @@ def test_chunked_prefill_shares_the_token_budget_with_decode_rows():
     assert list(res.steps["end_s"]) == [3.0, 5.875, 8.75, 13.0, 14.5]
 
 
-def _preempt_run(policy, predicted=None):
+def _preempt_run(policy, predicted=None, **params):
     # KV: 32 tokens in blocks of 4 -> 8 blocks; each request needs 8 + 12 = 20 tokens (5 blocks)
-    cfg = small_kv_config(32, policy=policy, block_size=4)
+    cfg = small_kv_config(32, policy=policy, block_size=4, policy_params=params)
     t = trace([("r0", 0, 8, 12), ("r1", 0, 8, 12)])
     pred = FixedPredictor(predicted) if predicted is not None else None
     res = simulate(t, cfg, predictor=pred, executor=toy_executor())
@@ -144,20 +144,65 @@ def test_preemption_by_recompute_hand_case():
     #     KV bounds the event: 2 * blocks(8 + k) <= 8 -> k = 8 iterations: + 7 * 2 -> 18
     #     each row holds 16 tokens (8 generated), all 8 blocks used
     # e2: both need a 5th block, none free -> preempt the lowest priority (r1, later index);
+    #     its 16 KV tokens are freed, its 8 output tokens kept (vLLM's recompute)
     #     r0 runs its last 4 tokens: 4 * 1.5 = 6 -> 24
-    # e3: r1 from scratch: 2.5 + 11 * 1.5 = 19 -> 43
+    # e3: r1 resumes: its prompt + 8 kept tokens are one 16-token prefill, which produces
+    #     token 9: 1 + 0.5 + 0.125*16 = 3.5 -> 27.5; 3 more decodes * 1.5 -> 32
+    assert times(res, "r0") == (0.0, 4.0, 24.0)
+    r1 = rec(res, "r1")
+    assert (r1["first_scheduled_s"], r1["first_token_s"], r1["finish_s"]) == (0.0, 4.0, 32.0)
+    assert (r1["attempts"], r1["preemptions"], r1["failed_attempts"]) == (2, 1, 0)
+    assert (r1["wasted_tokens"], r1["recomputed_tokens"]) == (0, 16)
+    assert (r1["generated_tokens"], r1["slot_tokens"], r1["slot_tokens_all"]) == (12, 12, 12)
+    assert rec(res, "r0")["preemptions"] == 0 and rec(res, "r0")["recomputed_tokens"] == 0
+    assert res.summary["preemptions"] == 1 and res.summary["recomputed_tokens"] == 16
+    assert res.summary["wasted_tokens"] == 0
+    st = res.steps
+    assert list(st["end_s"]) == [18.0, 24.0, 32.0]
+    assert list(st["prefill_tokens"]) == [16, 0, 16]
+    assert list(st["decode_tokens"]) == [14, 4, 3]
+    assert list(st["iterations"]) == [8, 4, 4]
+    # KV held through each event's last iteration: 2 x 16, then 20 (8 + 12) each
+    assert list(st["kv_used_tokens"]) == [32, 20, 20]
+
+
+def test_preemption_restart_throws_the_output_away():
+    res = _preempt_run("fcfs", preemption="restart")
+    # as above until 24; e3: r1 from scratch: 2.5 + 11 * 1.5 = 19 -> 43
     assert times(res, "r0") == (0.0, 4.0, 24.0)
     r1 = rec(res, "r1")
     assert (r1["first_scheduled_s"], r1["first_token_s"], r1["finish_s"]) == (0.0, 4.0, 43.0)
     assert (r1["attempts"], r1["preemptions"], r1["failed_attempts"]) == (2, 1, 0)
-    assert r1["wasted_tokens"] == 8
+    assert (r1["wasted_tokens"], r1["recomputed_tokens"]) == (8, 16)
     assert (r1["generated_tokens"], r1["slot_tokens"], r1["slot_tokens_all"]) == (12, 12, 20)
-    assert rec(res, "r0")["preemptions"] == 0
-    assert res.summary["preemptions"] == 1
     assert list(res.steps["end_s"]) == [18.0, 24.0, 43.0]
-    # KV held through each event's last iteration: 2 x 16, then 20 (r0 ends with 8 + 12)
+    assert list(res.steps["prefill_tokens"]) == [16, 0, 8]
     assert list(res.steps["kv_used_tokens"]) == [32, 20, 20]
-    assert (res.steps["kv_used_tokens"] <= 32).all()
+
+
+def test_resumed_prefill_above_the_token_budget_is_split():
+    # no chunked prefill, budget 12: both 6-token prompts fit one iteration; r1's resume
+    # (6 + 10 kept = 16 tokens) never can: it is split 12 + 4 instead of waiting forever
+    cfg = small_kv_config(32, policy="fcfs", block_size=4,
+                          policy_params={"max_batched_tokens": 12})
+    res = simulate(trace([("r0", 0, 6, 12), ("r1", 0, 6, 12)]), cfg, executor=toy_executor())
+    # e1: both prefill: 1 + 1 + 0.125*12 = 3.5; KV: 2 * blocks(6 + k) <= 8 -> k = 10:
+    #     + 9 * 2 -> 21.5; each row holds 16 tokens (10 generated) in 4 blocks
+    # e2: both need a 5th block -> r1 preempted (16 KV tokens freed, 10 output kept);
+    #     r0's last 2 tokens: 2 * 1.5 -> 24.5
+    # e3: r1's 16-token resume > budget: chunk 12, no token: 1 + 0.5 + 1.5 = 3 -> 27.5
+    # e4: chunk 4 completes it and produces token 11: 1 + 0.5 + 0.5 = 2 -> 29.5;
+    #     token 12: + 1.5 -> 31
+    st = res.steps
+    assert list(st["prefill_tokens"]) == [12, 0, 12, 4]
+    assert list(st["iterations"]) == [10, 2, 1, 2]
+    assert list(st["end_s"]) == [21.5, 24.5, 27.5, 31.0]
+    assert times(res, "r0") == (0.0, 3.5, 24.5)
+    assert times(res, "r1") == (0.0, 3.5, 31.0)
+    r1 = rec(res, "r1")
+    assert (r1["attempts"], r1["preemptions"], r1["recomputed_tokens"]) == (2, 1, 16)
+    assert (r1["generated_tokens"], r1["wasted_tokens"]) == (12, 0)
+    assert (st["kv_used_tokens"] <= 32).all()
 
 
 def test_kv_used_is_logged_while_the_rows_still_hold_it():
@@ -175,7 +220,7 @@ def test_sjf_preempts_the_longest_predicted():
     res = _preempt_run("sjf", predicted=[20, 5])
     # same as above with the roles swapped: r0 (pred 20) is the victim
     assert times(res, "r1") == (0.0, 4.0, 24.0)
-    assert times(res, "r0") == (0.0, 4.0, 43.0)
+    assert times(res, "r0") == (0.0, 4.0, 32.0)
     assert rec(res, "r0")["preemptions"] == 1 and rec(res, "r1")["preemptions"] == 0
 
 

@@ -30,21 +30,37 @@ def assert_kv_bounded(res):
 
 @pytest.mark.parametrize("policy", ["fcfs", "sjf"])
 @pytest.mark.parametrize("replicas", [1, 2])
-def test_small_kv_forces_preemption_and_everyone_finishes(policy, replicas):
+@pytest.mark.parametrize("mode", ["recompute", "restart"])
+def test_small_kv_forces_preemption_and_everyone_finishes(policy, replicas, mode):
     t = crowd()
     cfg = small_kv_config(256, policy=policy, replicas=replicas, predictor="noisy",
-                          predictor_params={"scale": 20.0})
+                          predictor_params={"scale": 20.0}, policy_params={"preemption": mode})
     res = simulate(t, cfg)
     assert res.kv_capacity_tokens == 256
     assert res.summary["preemptions"] > 0
     assert len(res.records) == len(t) and res.records["id"].is_unique
     np.testing.assert_array_equal(res.records["generated_tokens"], t.output_tokens)
-    assert (res.records["wasted_tokens"] > 0).sum() >= 1
     assert_kv_bounded(res)
-    # a preempted request restarts from scratch: its wasted tokens were thrown away
     pre = res.records[res.records["preemptions"] > 0]
     assert (pre["attempts"] == pre["preemptions"] + 1).all()
+    assert (pre["recomputed_tokens"] > 0).all()
     assert (pre["slot_tokens_all"] == pre["generated_tokens"] + pre["wasted_tokens"]).all()
+    if mode == "restart":
+        # a restarted request starts from scratch: its output so far was thrown away
+        assert (res.records["wasted_tokens"] > 0).sum() >= 1
+    else:
+        # recompute keeps the output; only the KV cache is computed again
+        assert res.summary["wasted_tokens"] == 0
+
+
+def test_recompute_preemption_is_cheaper_than_restart():
+    t = crowd(n=16)
+    runs = {m: simulate(t, small_kv_config(256, policy="fcfs",
+                                           policy_params={"preemption": m}))
+            for m in ("recompute", "restart")}
+    assert runs["recompute"].summary["preemptions"] > 0
+    assert runs["restart"].summary["wasted_tokens"] > 0
+    assert runs["recompute"].summary["makespan_s"] < runs["restart"].summary["makespan_s"]
 
 
 def test_kv_bounded_online_with_chunked_prefill_when_no_row_is_starved():
