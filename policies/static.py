@@ -170,10 +170,12 @@ class BinnedPolicy(StaticPolicy):
         for j, key in enumerate(keys):
             rows = bins[key]
             size = self._batch_size(key, rows, view)
+            # the paper's rule: a short leftover batch (the bin's last, under half a batch or
+            # under 16 rows) joins the next longer bin; a full batch is never a leftover
+            short = min(size, max(size // 2, PAPER_VBS_DEFAULT))
             for i in range(0, len(rows), size):
                 chunk = rows[i:i + size]
-                # the paper's rule: a short leftover batch joins the next longer bin
-                if j + 1 < len(keys) and len(chunk) < max(size // 2, PAPER_VBS_DEFAULT):
+                if j + 1 < len(keys) and i + size >= len(rows) and len(chunk) < short:
                     bins[keys[j + 1]][:0] = chunk
                     break
                 batches.append(Batch(chunk, self._cap(key), self.fcr))

@@ -94,6 +94,20 @@ def test_vbs_batches_are_bounded_by_kv_memory():
     assert_kv_bounded(res)
 
 
+def test_vbs_batches_below_16_rows_are_not_all_leftovers():
+    # regression: with KV for fewer than 16 rows per batch every batch of a bin counted as a
+    # "short leftover": the first was merged into the next bin and the rest of the bin left
+    # out of the plan (re-pooled later, after the longer bin)
+    # bin 50: 40 rows of 30 + 50 tokens -> 1000 // 80 = 12 per batch: 12, 12, 12, then a
+    # leftover of 4 that joins bin 150 (with b: 5 rows of 30 + 150 fit exactly)
+    rows = [(f"a{i:02d}", 0, 30, 40) for i in range(40)] + [("b", 0, 30, 120)]
+    res = simulate(trace(rows), small_kv_config(1000, policy="binned"),
+                   executor=toy_executor())
+    assert list(res.steps["rows"]) == [12, 12, 12, 5]
+    assert list(res.steps["iterations"]) == [40, 40, 40, 120]
+    assert_kv_bounded(res)
+
+
 def test_vbs_memory_table_fills_kv():
     t = trace([(f"r{i:02d}", 0, 30, 40) for i in range(40)])
     res = simulate(t, small_kv_config(2000, policy="binned",
