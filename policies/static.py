@@ -146,6 +146,12 @@ class BinnedPolicy(StaticPolicy):
     def _cap(self, bin_value: int) -> int:
         return min(bin_value, self.max_new_tokens) if self.fcr else self.max_new_tokens
 
+    def _batch(self, rows: list[Seq], bin_value: int) -> Batch:
+        # a row that reaches the full cap is done (truncated): recomputing it at the same
+        # cap could only repeat the work, so FCR applies to caps below it
+        cap = self._cap(bin_value)
+        return Batch(rows, cap, self.fcr and cap < self.max_new_tokens)
+
     def _batch_size(self, bin_value: int, seqs: list[Seq], view) -> int:
         # a batch runs to its cap: the bin with FCR, the full cap without
         fits = fitting_batch(seqs, self._cap(bin_value), view)
@@ -159,8 +165,7 @@ class BinnedPolicy(StaticPolicy):
             batches = []
             for i in range(0, len(ordered), self.batch_size):
                 rows = ordered[i:i + self.batch_size]
-                batches.append(Batch(rows, self._cap(bin_up(rows[-1].predicted, self.bin_width)),
-                                     self.fcr))
+                batches.append(self._batch(rows, bin_up(rows[-1].predicted, self.bin_width)))
             return batches
         bins: dict[int, list[Seq]] = {}
         for s in ordered:
@@ -178,5 +183,5 @@ class BinnedPolicy(StaticPolicy):
                 if j + 1 < len(keys) and i + size >= len(rows) and len(chunk) < short:
                     bins[keys[j + 1]][:0] = chunk
                     break
-                batches.append(Batch(chunk, self._cap(key), self.fcr))
+                batches.append(self._batch(chunk, key))
         return batches

@@ -155,6 +155,21 @@ def test_binned_fcr_recompute_happens_before_the_next_pool():
     assert rec(res, "r2")["finish_s"] == rec(res, "r3")["finish_s"] == 450.0
 
 
+def test_binned_fcr_row_reaching_the_full_cap_is_truncated_not_recomputed():
+    # regression: with the policy's cap (100) below a bin (150), a row that reached the cap
+    # was failed by FCR and recomputed at the same cap: the same 100 tokens twice
+    res = run_toy([("a", 0, 8, 150), ("b", 0, 8, 20)], "binned", predicted=[120, 20],
+                  policy_params={"max_new_tokens": 100, "vbs": False, "batch_size": 1})
+    # [b] cap 50: n = 20: 2.5 + 19 * 1.5 = 31; [a] cap min(150, 100): n = 100:
+    #   31 + 2.5 + 99 * 1.5 = 182, truncated at its first attempt
+    a, b = rec(res, "a"), rec(res, "b")
+    assert (a["generated_tokens"], a["truncated"], a["attempts"]) == (100, True, 1)
+    assert (a["wasted_tokens"], a["failed_attempts"], a["finish_s"]) == (0, 0, 182.0)
+    assert b["finish_s"] == 31.0
+    assert list(res.steps["iterations"]) == [20, 100]
+    assert res.summary["fcr_recompute_ratio"] == 0.0
+
+
 def test_binned_without_vbs_and_fcr_is_sorted_at_full_cap():
     res = run_toy(FCR_ROWS, "binned", predicted=FCR_PRED,
                   policy_params={"batch_size": 2, "vbs": False, "fcr": False})
