@@ -132,7 +132,8 @@ def _cleanup(executor, seqs) -> None:
 
 
 def _is_oom(e: BaseException) -> bool:
-    return "out of memory" in str(e).lower()
+    text = str(e).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 def _empty_cache(executor) -> None:

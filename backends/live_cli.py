@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from sim.errors import UserError
 from sim.params import parse_params
 
@@ -86,7 +88,13 @@ def register(subparsers) -> None:
     v.add_argument("--policy-param", "--param", dest="param", action="append", default=[],
                    metavar="KEY=VALUE",
                    help="policy parameter, e.g. batch_size=16, vbs=true (repeatable)")
-    v.add_argument("--predictor", default="oracle", help="length predictor (default oracle)")
+    v.add_argument("--predictor", default="oracle",
+                   help="length predictor (default oracle). Its cost is on both timelines; "
+                        "live, llm-lora / llm-perception run their length query on the served "
+                        "model (a folder with a tokenizer; the LoRA adapter attached to it) "
+                        "and every predict step is timed; a predictor that charges a query "
+                        "shape (e.g. noisy with query_tokens=30) has that shape timed on the "
+                        "served model; proxy charges its own measured seconds")
     v.add_argument("--predictor-param", action="append", default=[], metavar="KEY=VALUE",
                    help="predictor parameter (repeatable)")
     v.add_argument("--profile", required=True,
@@ -144,8 +152,13 @@ def run_calibrate(model: str = "tiny", device: str = "cpu", dtype: str = "float3
         if v < (0 if k == "warmup" else 1):
             raise UserError(f"--{k.replace('_', '-')} must be >= {0 if k == 'warmup' else 1}")
     g = dataclasses.replace(g, **changes)
-    ex = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn, seed=seed,
-                      clock=clock)
+    try:
+        ex = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn, seed=seed,
+                          clock=clock)
+    except RuntimeError as e:
+        if not _is_oom(e):
+            raise
+        raise _oom_error(e, f"loading {model}", device, LOAD_HINT) from None
     profile = calibrate(ex, g, progress=progress, name=name)
     profile["settings"]["grid"] = grid_name
     save_profile(profile, out)
@@ -239,6 +252,71 @@ def scatter_png(sim_records, live_records, path: Path, title: str) -> Path:
     return path
 
 
+def _is_oom(e: BaseException) -> bool:
+    text = str(e).lower()
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def _oom_error(e: BaseException, what: str, device: str, hint: str | None = None) -> UserError:
+    first = " ".join(str(e).split())
+    first = ". ".join(first.split(". ")[:2])[:240]
+    hint = hint or ("use smaller batches (--policy-param batch_size=N), cap outputs "
+                    "(--max-new-tokens), fewer requests, a 2-byte --dtype or a bigger device")
+    return UserError(f"{what} ran out of {device} memory ({first}); {hint}")
+
+
+LOAD_HINT = "use a smaller model shape, a 2-byte --dtype (float16) or a bigger device"
+
+
+SHAPE_KEYS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size")
+
+
+def profile_mismatches(meta: dict, executor) -> list[str]:
+    """What differs between the setup a profile was measured on and the live executor (model
+    shape, dtype, device type, attention implementation, clock): each item makes the
+    comparison measure the mismatch rather than the simulator."""
+    lm = getattr(executor, "lm", None)
+    if lm is None or not meta:
+        return []
+    out = []
+    shape = meta.get("model") or {}
+    if any(k in shape and shape[k] != lm.shape.get(k) for k in SHAPE_KEYS):
+        out.append(f"model shape {shape.get('name', '?')} vs live {lm.name}")
+    for label, theirs, ours in (
+            ("dtype", meta.get("dtype"), lm.dtype_name),
+            ("device", (meta.get("device") or {}).get("type"), executor.device.type),
+            ("attention", meta.get("attn_implementation"), lm.attn_implementation),
+            ("clock", meta.get("clock", "wall"), getattr(executor, "clock", "wall"))):
+        if theirs is not None and theirs != ours:
+            out.append(f"{label} {theirs} vs live {ours}")
+    return out
+
+
+def make_run_predictor(predictor: str, params: dict, executor=None):
+    """The predictor object both runs share. An LLM length predictor (llm-lora,
+    llm-perception) runs on the served model itself when that is a folder with a tokenizer
+    (`backends.live.predictor.ServedLengthPredictor`: the LoRA adapter attached to the served
+    weights, the query timed live in every predict step); otherwise `predictors.make_predictor`
+    (an LLM predictor then answers from its own copy of the model, and the live run times its
+    query on the served model with the charged prompt + query shape)."""
+    from predictors import make_predictor
+
+    if executor is not None and predictor in ("llm-lora", "llm-perception"):
+        from backends.live.predictor import ServedLengthPredictor, can_serve
+        if can_serve(executor):
+            mode = "lora" if predictor == "llm-lora" else "perception"
+            try:
+                return ServedLengthPredictor(executor, mode=mode, **params)
+            except TypeError as e:
+                raise UserError(f"predictor {predictor}: bad parameter ({e})") from None
+    try:
+        return make_predictor(predictor, **params)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise UserError(f"predictor {predictor}: {e}") from None
+
+
 def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None = None,
                  predictor: str = "oracle", predictor_params: dict | None = None,
                  profile: str, model: str = "tiny", device: str = "cpu",
@@ -247,7 +325,12 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                  kv_model: str | None = None, length_mode: str = "forced",
                  out: str | Path | None = None, progress: bool = False,
                  executor=None, clock: str = "wall") -> dict:
-    """Run `trace` live and simulated; return {table, sim, live, executor, files}."""
+    """Run `trace` live and simulated; return {table, sim, live, executor, files}.
+
+    Order: the profile, then the live model (a bad or too big model fails before any run),
+    then one predictor object shared by both runs (same predictions, same charged cost), the
+    simulation, the live run. A live predictor (see `make_run_predictor`) is the executor's
+    predictor for the live run: its predict steps run and are timed on the served model."""
     from backends.live.executor import LiveExecutor
     from backends.profile import load_profile, resolve_profile_path
     from backends.specs import MODELS
@@ -260,21 +343,46 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
     cfg = RunConfig(policy=policy, policy_params=dict(policy_params or {}), predictor=predictor,
                     predictor_params=dict(predictor_params or {}), gpu=gpu, model=kv_model,
                     profile=str(prof_path), seed=seed, max_new_tokens=max_new_tokens)
-    t0 = time.perf_counter()
-    sim = simulate(trace, cfg)
-    sim_wall = time.perf_counter() - t0
     if executor is None:
-        executor = LiveExecutor(model, device=device, dtype=dtype, attn_implementation=attn,
-                                seed=seed, length_mode=length_mode, clock=clock)
-        executor.warmup()
-    import dataclasses
+        try:
+            executor = LiveExecutor(model, device=device, dtype=dtype,
+                                    attn_implementation=attn, seed=seed,
+                                    length_mode=length_mode, clock=clock)
+            executor.warmup()
+        except RuntimeError as e:
+            if not _is_oom(e):
+                raise
+            raise _oom_error(e, f"loading {model}", device, LOAD_HINT) from None
+    mismatch = profile_mismatches(cost.meta, executor)
+    pred = make_run_predictor(predictor, dict(predictor_params or {}), executor)
+    live_predictor = pred if hasattr(pred, "run_live") else None
     t0 = time.perf_counter()
-    live = simulate(trace, dataclasses.replace(cfg, progress=progress), executor=executor)
+    sim = simulate(trace, cfg, predictor=pred)
+    sim_wall = time.perf_counter() - t0
+    import dataclasses
+    saved = getattr(executor, "predictor", None)
+    if live_predictor is not None:
+        executor.predictor = live_predictor
+    changes0 = getattr(executor, "prediction_changes", 0)
+    t0 = time.perf_counter()
+    try:
+        live = simulate(trace, dataclasses.replace(cfg, progress=progress), predictor=pred,
+                        executor=executor)
+    except RuntimeError as e:
+        if not _is_oom(e):
+            raise
+        raise _oom_error(e, f"the live run of {model}", device) from None
+    finally:
+        if live_predictor is not None:
+            executor.predictor = saved
     live_wall = time.perf_counter() - t0
     table = comparison_table(sim.summary, live.summary)
     result = {"table": table, "sim": sim, "live": live, "executor": executor,
               "sim_wall_s": sim_wall, "live_wall_s": live_wall, "cost_model": cost.name,
-              "files": {}}
+              "predictor": predictor_note(pred, trace, live_predictor,
+                                          getattr(executor, "prediction_changes", 0) - changes0,
+                                          sim, live),
+              "profile_mismatch": mismatch, "files": {}}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -294,6 +402,7 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                 "max_new_tokens": max_new_tokens, "length_mode": length_mode,
                 "clock": getattr(executor, "clock", "wall"),
                 "live_wall_s": live_wall, "sim_wall_s": sim_wall,
+                "predictor_run": result["predictor"], "profile_mismatch": mismatch,
                 "summary_sim": sim.summary, "summary_live": live.summary}
         (out / "validation.json").write_text(json.dumps(meta, indent=1, default=float) + "\n",
                                              encoding="utf-8")
@@ -304,6 +413,30 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
         files["scatter"] = scatter_png(sim.records, live.records, out / "latency_scatter.png",
                                        title)
     return result
+
+
+def predictor_note(pred, trace, live_predictor, changes: int, sim, live) -> dict:
+    """How the predictor ran, and the seconds its predict steps took on each timeline."""
+    c = pred.cost(trace)
+    if live_predictor is not None:
+        how = "length query run live on the served model, timed in every predict step"
+    elif c.is_free:
+        how = "free (nothing on the timeline)"
+    elif c.seconds is not None and np.any(c.seconds):
+        how = "measured seconds of the predictor's own run, charged as is in both runs"
+    else:
+        how = (f"query shape (prompt + query tokens, {c.decode_tokens} decoded, batches of "
+               f"{c.batch_size}) timed live on the served model; predictions from the "
+               "predictor itself")
+
+    def seconds(run) -> float:
+        st = run.steps
+        st = st[st["kind"] == "predict"]
+        return float((st["end_s"] - st["start_s"]).sum())
+
+    return {"name": getattr(pred, "name", type(pred).__name__), "how": how,
+            "predict_steps_s_sim": seconds(sim), "predict_steps_s_live": seconds(live),
+            "live_prediction_changes": int(changes)}
 
 
 def markdown_table(table) -> str:
@@ -343,6 +476,14 @@ def cmd_validate(args) -> int:
                        clock=args.clock)
     print(f"{args.policy} on {len(trace)} requests of {trace.name}: live {args.model} on "
           f"{args.device} ({res['live_wall_s']:.1f} s wall) vs {res['cost_model']}")
+    if res["profile_mismatch"]:
+        print(f"seqsched: warning: the profile was not measured on this setup ("
+              f"{'; '.join(res['profile_mismatch'])}); its error includes that mismatch",
+              file=sys.stderr)
+    p = res["predictor"]
+    if p["predict_steps_s_sim"] or p["predict_steps_s_live"]:
+        print(f"predictor {p['name']}: {p['how']}; predict steps {p['predict_steps_s_sim']:.3g} s "
+              f"simulated vs {p['predict_steps_s_live']:.3g} s measured")
     print(markdown_table(res["table"]))
     for label, path in res["files"].items():
         print(f"wrote {path}")

@@ -22,6 +22,12 @@ stops recording at `min(target, cap)` tokens); "natural" stops a row at EOS and 
 `StepResult.eos_at` (a continuous step ends at the first EOS since the batch changes there; a
 padded step ends when every row is done).
 
+Predict steps (the length query the engine charges before requests reach the policy): with
+no `predictor`, a padded batch of the charged prompt + query lengths runs on the model for the
+charged number of answer tokens and its measured time is the step's; with a `predictor`, that
+predictor runs now and is timed (`backends.live.predictor.ServedLengthPredictor` runs the LLM
+query on this very model, LoRA adapter on, and its answers become the requests' predictions).
+
 Prompt tokens: a folder model with a tokenizer encodes `seq.prompt`, fitted to
 `seq.prompt_tokens` (the engine's accounting unit): the last `prompt_tokens` ids are kept, or
 the ids are left-filled with synthetic ones. Otherwise prompts are synthetic ids drawn from a
@@ -56,7 +62,8 @@ class LiveExecutor:
       outputs[seq_id] -> generated token ids of the current/final attempt;
       log -> one dict per step (kind, padded, rows, token counts, shape, times);
       iteration_s -> per-iteration seconds of the last step;
-      predictions[seq_id] -> what a live predictor returned in "predict" steps.
+      predictions[seq_id] -> what a live predictor returned in "predict" steps;
+      prediction_changes -> live answers (run_live predictors) that differ from the engine's.
     """
 
     def __init__(self, model: LoadedModel | str = "tiny", *, device: str = "cpu",
@@ -87,6 +94,7 @@ class LiveExecutor:
         self.pad_token_id = model.pad_token_id
         self.outputs: dict[str, list[int]] = {}
         self.predictions: dict[str, int] = {}
+        self.prediction_changes = 0
         self.log: list[dict] = []
         self.iteration_s: list[float] = []
         # id -> per layer (K, V), each [len, kv_heads * head_dim] (views of a packed tensor)
@@ -95,6 +103,11 @@ class LiveExecutor:
         self._min = torch.finfo(self.dtype).min
         self._cuda = self.device.type == "cuda"
         self._cache_config = self.model.config
+        # transformers >= 5.2x names the cache argument `cache` (`past_key_values` deprecated,
+        # removed in 5.40); older versions only know `past_key_values`
+        import inspect
+        params = inspect.signature(type(self.model).forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     # -- Executor protocol ------------------------------------------------------------
     def run(self, step: Step, iterations: int, stop_after_s: float | None) -> StepResult:
@@ -175,8 +188,8 @@ class LiveExecutor:
 
     def _forward(self, ids: torch.Tensor, valid: torch.Tensor, pos: torch.Tensor, cache):
         out = self.model(input_ids=ids, attention_mask=self._mask(valid, ids.shape[1]),
-                         position_ids=pos, past_key_values=cache, use_cache=True,
-                         logits_to_keep=1)
+                         position_ids=pos, use_cache=True, logits_to_keep=1,
+                         **{self._cache_kw: cache})
         return out.logits[:, -1].argmax(-1)
 
     def _new_cache(self):
@@ -389,22 +402,38 @@ class LiveExecutor:
 
     # -- the length query with a live predictor -------------------------------------------
     def _run_predictor(self, step: Step, iterations: int) -> StepResult:
+        """A predict step with a live predictor: its measured wall time is the step's duration.
+
+        A predictor with `run_live(executor, seqs)` (backends.live.predictor: the length query
+        on this executor's own model, LoRA adapter on) answers for the batch now, and its
+        answers become the requests' predictions (`seq.predicted`, before the replica queues
+        them for the policy); `prediction_changes` counts those that differ from what the
+        engine started with. Any other predictor's `predict` is timed on the batch and its
+        answers are kept in `predictions` only."""
         from traces.request import Request, Trace
 
-        reqs = [Request(s.id, 0.0, s.prompt_tokens, max(s.output_tokens, 1), s.prompt)
-                for s in step.seqs]
+        run_live = getattr(self.predictor, "run_live", None)
         self._sync()
         t0 = self._clock()
-        pred = self.predictor.predict(Trace.from_requests(reqs, name="predict-step"))
+        if run_live is not None:
+            pred, ran, width = run_live(self, step.seqs)
+        else:
+            reqs = [Request(s.id, 0.0, s.prompt_tokens, max(s.output_tokens, 1), s.prompt)
+                    for s in step.seqs]
+            pred = self.predictor.predict(Trace.from_requests(reqs, name="predict-step"))
+            ran, width = iterations, max(step.prefill_tokens)
         self._sync()
         duration = self._clock() - t0
         for s, p in zip(step.seqs, np.asarray(pred).tolist()):
             self.predictions[s.id] = int(p)
+            if run_live is not None:
+                if int(p) != s.predicted:
+                    self.prediction_changes += 1
+                s.predicted = int(p)
         self.iteration_s = [duration]
-        self._record(step, iterations, iterations, duration, duration, 0, 0,
-                     new_tokens=int(sum(step.prefill_tokens)), past_sum=0,
-                     width=max(step.prefill_tokens))
-        return StepResult(duration, iterations, duration)
+        self._record(step, iterations, ran, duration, duration, 0, 0,
+                     new_tokens=int(sum(step.prefill_tokens)), past_sum=0, width=width)
+        return StepResult(duration, ran, duration)
 
     def _record(self, step: Step, asked: int, ran: int, duration: float, first: float,
                 emitted: int, eos: int, *, new_tokens: int, past_sum: int, width: int) -> None:

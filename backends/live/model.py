@@ -188,9 +188,11 @@ def _load_folder(path: Path, dev, dtype_name, torch_dtype, attn) -> LoadedModel:
         raise UserError(f"{path}: cannot read config.json ({e}); fix the folder") from None
     shape = config_shape(cfg, path.name)
     check_fits(shape_params(shape) * DTYPE_BYTES[dtype_name], dev, str(path))
+    from predictors._quiet import quiet_transformers
     try:
-        m = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype,
-                                                 attn_implementation=attn, device_map=None)
+        with quiet_transformers():                   # no load-time progress bar in CLI output
+            m = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype,
+                                                     attn_implementation=attn, device_map=None)
     except OSError as e:
         raise UserError(f"{path}: cannot load the weights ({e}); the folder needs "
                         "model.safetensors or pytorch_model.bin") from None

@@ -30,3 +30,53 @@ def small_trace(n: int = 24, seed: int = 0, prompt=(4, 48), output=(1, 40),
                        "prompt_tokens": rng.integers(prompt[0], prompt[1], n),
                        "output_tokens": rng.integers(output[0], output[1], n)})
     return Trace(df, name="small")
+
+
+WORDS = ("write explain list describe summarize translate classify name give poem essay story "
+         "words sentence paragraph short long detailed one three five ten about the a of "
+         "for and in to cat dog city river science history music").split()
+
+
+def prompt_trace(n: int = 24, seed: int = 0) -> Trace:
+    """Requests with Vicuna-style prompt text and sampled lengths (LLM predictors need text)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        instr = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 9))))
+        prompt = ("A chat between a curious user and an artificial intelligence assistant. "
+                  f"USER: ### Instruction:\n{instr}\n\n### Response: ASSISTANT:")
+        base = 20 + 15 * len(instr.split()) + (200 if "essay" in instr else 0)
+        lens = np.maximum(base + rng.integers(-10, 30, size=4), 1)
+        rows.append({"id": f"q{i}", "arrival_s": 0.0, "prompt_tokens": 40 + len(instr.split()),
+                     "output_tokens": int(lens[0]) // 8 + 1, "prompt": prompt,
+                     **{f"len_t{t}": int(v) for t, v in zip(("0.0", "0.3", "0.5", "0.7"), lens)}})
+    return Trace(pd.DataFrame(rows), name="prompts")
+
+
+def tiny_llama_folder(path, trace: Trace):
+    """A 2-layer random LlamaForCausalLM with a BPE tokenizer trained in-process (no download)."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY
+
+    torch.manual_seed(0)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = trace.df["prompt"].tolist() + [LENGTH_QUERY, PERCEPTION_QUERY] + [
+        str(50 * k) for k in range(1, 12)] * 5
+    tok.train_from_iterator(corpus, trainer)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>",
+                                                eos_token="</s>", unk_token="<unk>",
+                                                pad_token="<pad>")
+    cfg = transformers.LlamaConfig(vocab_size=fast.vocab_size, hidden_size=32,
+                                   intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=4,
+                                   max_position_embeddings=512, bos_token_id=fast.bos_token_id,
+                                   eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path

@@ -76,6 +76,20 @@ def test_validate_continuous_policy_runs(quick_profile, tmp_path):
     t = res["table"].set_index("metric")
     assert t.loc["throughput_rps", "measured"] > 0 and t.loc["throughput_rps", "simulated"] > 0
     assert res["live"].summary["requests"] == 16
+    assert res["profile_mismatch"] == []                  # calibrated on this very setup
+
+
+def test_profile_mismatch_is_reported(tiny64):
+    from backends.live.executor import LiveExecutor
+    from backends.profile import read_profile
+
+    meta = read_profile("tiny-cpu-float32")               # float32, thread clock, tiny shape
+    found = live_cli.profile_mismatches(meta, LiveExecutor(tiny64))
+    assert "dtype float32 vs live float64" in found and "clock thread vs live wall" in found
+    assert not any(m.startswith("model shape") for m in found)
+    other = dict(meta, model=dict(meta["model"], n_layers=32, name="llama-7b"))
+    assert "model shape llama-7b vs live tiny" in live_cli.profile_mismatches(
+        other, LiveExecutor(tiny64))
 
 
 def test_bad_inputs_exit_2(tmp_path, capsys):
