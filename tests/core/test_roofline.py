@@ -106,6 +106,23 @@ def test_paper_preset_overhead_matches_its_derivation(derived):
     assert p.token_overhead_s == HF_EAGER_A100_TOKEN_OVERHEAD_S and p.kv_append_copy
 
 
+def test_derived_overhead_reproduces_the_row_it_was_derived_from():
+    # regression: the derivation's roofline counted one decode iteration more than the batch
+    # runs (0.1% too slow an overhead). With a whole number of iterations, the simulator's
+    # own padded batch (16 rows at the expected longest prompt) must take 16 / 1.39 s.
+    from backends.presets import expected_max_prompt
+
+    n = 370                                       # the paper's length 371 = generated + 1
+    overhead = derive_overhead("token", avg_length=n + 1.0)
+    cost = RooflineCostModel(get_gpu("A100-80GB"), get_model("vicuna-7b"),
+                             token_overhead_s=overhead, kv_append_copy=True)
+    width = round(expected_max_prompt(16))
+    seqs = [Seq(i, f"s{i}", 0.0, width, n, n, target_tokens=n) for i in range(16)]
+    times = iteration_times(cost, Step(seqs, [width] * 16, padded=True), n)
+    assert len(times) == n
+    assert float(np.sum(times)) == pytest.approx(16 / 1.39, rel=1e-9)
+
+
 def test_paper_preset_overhead_matches_derivation_to_1e6(derived):
     assert derived == pytest.approx(HF_EAGER_A100_TOKEN_OVERHEAD_S, rel=1e-6)
 
