@@ -44,3 +44,16 @@ def test_simulation_imports_are_declared_dependencies():
             if IMPORT_TO_DIST.get(name, name).lower() not in declared:
                 missing.setdefault(name, []).append(str(f.relative_to(ROOT)))
     assert not missing, f"imported but not in pyproject dependencies: {missing}"
+
+
+def test_a_simulation_run_imports_no_torch():
+    import subprocess
+    code = ("import sys\nfrom sim.cli import main\n"
+            "main(['simulate', 'synth:alpaca-vicuna', '-n', '40', '--no-progress', "
+            "'--policy', 'binned', '--predictor', 'noisy'])\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'peft') "
+            "if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout
