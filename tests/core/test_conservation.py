@@ -119,6 +119,17 @@ def check_conservation(t, cfg, res):
         fcr = cfg.policy == "binned" and cfg.policy_params.get("fcr", True)
         if not fcr:
             assert (rec["failed_attempts"] == 0).all() and (rec["wasted_tokens"] == 0).all()
+        else:
+            # FCR: a row fails at most once (the recompute runs at the full cap), having run
+            # exactly its bin's cap (a multiple of the bin width, below the full cap) and
+            # needing more; the rest waste nothing
+            failed = rec["failed_attempts"] > 0
+            assert (rec["failed_attempts"] <= 1).all()
+            assert (rec.loc[~failed, "wasted_tokens"] == 0).all()
+            w = rec.loc[failed, "wasted_tokens"]
+            assert (w % cfg.policy_params.get("bin_width", 50) == 0).all()
+            assert (w < cap).all() and (w > 0).all()
+            assert (w < rec.loc[failed, "generated_tokens"]).all()
         # every row of every batch is one attempt and holds `iterations` token slots
         assert gen["rows"].sum() == rec["attempts"].sum()
         assert (gen["rows"] * gen["iterations"]).sum() == rec["slot_tokens_all"].sum()
