@@ -185,6 +185,8 @@ DEMO_POLICIES = {
 def cmd_demo(args) -> int:
     from sim.run import RunConfig
     from traces.synthetic import alpaca_vicuna
+    if args.num_requests < 1:
+        raise UserError(f"the number of requests (-n) must be >= 1, got {args.num_requests}")
     trace = alpaca_vicuna(args.num_requests, seed=args.seed)
     # The paper's accuracy: MAE ~62 tokens against the max over sampled lengths (Laplace scale
     # 76 gives MAE ~62 after clipping to [1, 512]; benchmarks/paper_reproduction.py calibrates

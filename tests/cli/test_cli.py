@@ -149,6 +149,15 @@ def test_demo_small(tmp_path):
                                                                        "avg_processed_length"]
 
 
+@pytest.mark.parametrize("n", ["0", "-5"])
+def test_demo_with_no_requests_is_one_error_line(tmp_path, n):
+    # regression: -n -5 ended in a numpy traceback
+    r = seqsched("demo", "-n", n, "--out", tmp_path / "demo")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"seqsched: error: the number of requests (-n) must be >= 1, got {n}"
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "demo.partial").exists()
+
+
 def test_compare_reads_an_experiment_file(small_trace, tmp_path):
     exp = tmp_path / "exp.toml"
     exp.write_text(f'title = "my experiment"\ntrace = "{small_trace}"\n'
