@@ -4,6 +4,7 @@ replica's waiting queue) and `schedule(view) -> Step | None`; it never mutates e
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 from policies.continuous import ContinuousPolicy, SJFPolicy
 from policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
@@ -29,7 +30,26 @@ def make_policy(name: str, **params):
     if unknown:
         raise UserError(f"policy {name} has no parameter {', '.join(unknown)}; "
                         f"it takes {', '.join(sorted(known))}")
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in params.items():
+        kind = _TYPES.get(str(types[key]))
+        if kind is not None and not kind[1](value):
+            raise UserError(f"policy {name}: {key.replace('_', '-')} must be {kind[0]}, "
+                            f"got {value!r}")
     return cls(**params)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+# annotation -> (what the error says, check); the annotations are strings (PEP 563)
+_TYPES = {
+    "int": ("a whole number", _integer),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a word", lambda v: isinstance(v, str)),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+}
 
 
 __all__ = ["POLICIES", "STATIC_POLICIES", "make_policy", "Step", "StepResult"]

@@ -85,6 +85,8 @@ def test_same_seed_gives_identical_csv_bytes(small_trace, tmp_path):
     (["--policy", "vanilla", "--batch-size", "0"], "batch-size must be > 0"),
     (["--policy", "binned", "--policy-param", "vbs_table=huge"], "unknown vbs-table"),
     (["--policy-param", "nonsense"], "not KEY=VALUE"),
+    (["--policy", "vanilla", "--policy-param", "batch_size=abc"],
+     "batch-size must be a whole number"),
     (["--model", "llama-2-70b", "--gpu", "L4"], "does not fit in L4"),
     (["--model", "tiny", "--gpu", "L4", "--memory-fraction", "0.00000001"], "does not fit"),
 ])
