@@ -3,6 +3,7 @@ and `none` (every request is assumed to run to the cap, the paper's vanilla)."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,13 @@ def max_of_samples(trace: Trace) -> np.ndarray:
         raise TraceError(f"{trace.name}: predictor max-of-samples needs a 'max_of_samples' column "
                          f"or per-sample columns '{SAMPLE_PREFIX}<T>'; use --predictor oracle")
     return trace.df[cols].max(axis=1).to_numpy(dtype=np.int64)
+
+
+def _check_int(name: str, value, low: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
 
 
 @dataclass
@@ -56,6 +64,9 @@ class NonePredictor:
 
     default: int = 512
     name: str = "none"
+
+    def __post_init__(self) -> None:
+        _check_int("default", self.default, 1)
 
     def predict(self, trace: Trace) -> np.ndarray:
         return np.full(len(trace), self.default, dtype=np.int64)
@@ -89,8 +100,14 @@ class NoisyPredictor:
         if self.dist not in ("laplace", "normal", "lognormal"):
             raise ValueError(f"unknown noise distribution {self.dist!r}; "
                              "use laplace, normal or lognormal")
-        if self.scale < 0:
-            raise ValueError(f"noise scale must be >= 0, got {self.scale}")
+        if (not isinstance(self.scale, numbers.Real) or isinstance(self.scale, bool)
+                or not self.scale >= 0):
+            raise ValueError(f"noise scale must be a number >= 0, got {self.scale!r}")
+        _check_int("seed", self.seed, 0)
+        _check_int("clip", self.clip, 1, allow_none=True)
+        _check_int("query_tokens", self.query_tokens, 0)
+        _check_int("answer_tokens", self.answer_tokens, 0)
+        _check_int("batch_size", self.batch_size, 1)
         if self.base not in ("oracle", "max-of-samples"):
             raise ValueError(f"unknown noisy base {self.base!r}; use oracle or max-of-samples")
 
