@@ -84,6 +84,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="encoder input truncation in tokens (default 64)")
     g.add_argument("--bucket", type=int, default=None,
                    help="classification bucket width in tokens (default 50; 25 with --finetune)")
+    g.add_argument("--decode", choices=("median", "within"), default="median",
+                   help="classification point prediction: the median (best MAE) or the point "
+                        "most likely within 50 and 100 tokens (best Acc-50 / Acc-100)")
     g = t.add_argument_group("llm-lora")
     g.add_argument("--base-model", help="local LLaMA-family Hugging Face model folder")
     g.add_argument("--steps", type=int, default=1000)
@@ -146,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
 
         cfg = ProxyConfig(head=args.head, target=args.target, seed=args.seed,
-                          encoder=args.encoder or ProxyConfig.encoder)
+                          encoder=args.encoder or ProxyConfig.encoder, decode=args.decode)
         if args.epochs and not args.finetune:
             cfg.epochs = args.epochs
         if args.ensemble:

