@@ -93,6 +93,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=2e-4)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--lora-r", type=int, default=8)
+    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument("--dtype", default="float32",
+                   help="float32, float16 or bfloat16 (float16/bfloat16 for a 7B on a GPU)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy of a trained model (or any predictor) on a file")
@@ -178,13 +181,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         examples = build_tuning_set(train, target=args.target)
         settings = LoraSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                                r=args.lora_r, alpha=2 * args.lora_r, seed=args.seed)
+                                r=args.lora_r, alpha=2 * args.lora_r, seed=args.seed,
+                                device=args.device, dtype=args.dtype)
         lora_tune(args.base_model, examples, out, settings, progress=True)
         if len(hold_idx):
             from predictors.llm import make_lora
 
             hold = _subset(trace, hold_idx)
-            pred = make_lora(adapter=str(out), progress=True)
+            pred = make_lora(adapter=str(out), progress=True, device=args.device,
+                             dtype=args.dtype)
             rep = evaluate(pred.predict(hold), y[hold_idx])
             rep["fallbacks"] = pred.fallbacks
             cfg = json.loads((out / "config.json").read_text())

@@ -83,8 +83,9 @@ def build_tuning_set(trace: Trace, query: str = LENGTH_QUERY, target: str = "max
             for i, p, v in zip(trace.ids.tolist(), _prompts(trace), y)]
 
 
-def load_causal_lm(path: str | Path, dtype: str = "float32"):
-    """(model, tokenizer) from a local folder; pads on the left for batched generation."""
+def load_causal_lm(path: str | Path, dtype: str = "float32", device: str = "cpu"):
+    """(model, tokenizer) from a local folder, in `dtype` on `device`; pads on the left for
+    batched generation. A 7B model wants `dtype="float16", device="cuda"`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from predictors._quiet import quiet_transformers
@@ -95,10 +96,16 @@ def load_causal_lm(path: str | Path, dtype: str = "float32"):
                         "path of a local LLaMA-family causal LM")
     import torch
 
+    if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise UserError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for but torch sees no CUDA GPU; use "
+                        "device=cpu or install a CUDA build of torch (TORCH_SPEC)")
     with quiet_transformers():
         tok = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
     _prepare_tokenizer(tok)
+    model.to(device)
     model.eval()
     return model, tok
 
@@ -121,6 +128,8 @@ class LoraSettings:
     batch_size: int = 8
     max_length: int = 512
     seed: int = 0
+    dtype: str = "float32"               # float16 / bfloat16 with device="cuda" at 7B scale
+    device: str = "cpu"
 
 
 def lora_tune(base: str | Path, examples: list[dict], out_dir: str | Path,
@@ -134,7 +143,7 @@ def lora_tune(base: str | Path, examples: list[dict], out_dir: str | Path,
     s = settings or LoraSettings()
     if not examples:
         raise UserError("the tuning set is empty; give a trace with prompts and sampled lengths")
-    model, tok = load_causal_lm(base)
+    model, tok = load_causal_lm(base, s.dtype, s.device)
     torch.manual_seed(s.seed)
     lcfg = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout,
                       target_modules=list(s.target_modules), task_type="CAUSAL_LM")
@@ -170,7 +179,8 @@ def lora_tune(base: str | Path, examples: list[dict], out_dir: str | Path,
             ids[j, :len(x)] = torch.tensor(x)
             labels[j, :len(y)] = torch.tensor(y)
             mask[j, :len(x)] = 1
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = model(input_ids=ids.to(s.device), attention_mask=mask.to(s.device),
+                     labels=labels.to(s.device)).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -218,7 +228,8 @@ class LLMLengthPredictor:
                  mode: str | None = None, query: str | None = None,
                  max_new_tokens: int | None = None,
                  default: int = 512, max_tokens: int = 512, batch_size: int = 128,
-                 infer_batch: int = 16, progress: bool = False, name: str | None = None):
+                 infer_batch: int = 16, progress: bool = False, name: str | None = None,
+                 dtype: str = "float32", device: str = "cpu"):
         self.mode = mode or ("lora" if adapter else "perception")
         if self.mode not in ("perception", "lora"):
             raise UserError(f"unknown LLM predictor mode {self.mode!r}; use perception or lora")
@@ -242,6 +253,7 @@ class LLMLengthPredictor:
         self.batch_size = int(batch_size)
         self.infer_batch = int(infer_batch)
         self.progress = progress
+        self.dtype, self.device = str(dtype), str(device)
         self.name = name or ("llm-lora" if self.mode == "lora" else "llm-perception")
         self.fallbacks = 0
         self.answers: list[str] = []
@@ -252,7 +264,7 @@ class LLMLengthPredictor:
     # loading
     def load(self):
         if self._model is None:
-            model, tok = load_causal_lm(self.model_path)
+            model, tok = load_causal_lm(self.model_path, self.dtype, self.device)
             if self.mode == "lora":
                 from peft import PeftModel
 
@@ -275,9 +287,9 @@ class LLMLengthPredictor:
         import torch
 
         model, tok = self.load()
-        b = tok(texts, return_tensors="pt", padding=True)
+        b = tok(texts, return_tensors="pt", padding=True).to(self.device)
         with torch.inference_mode(), self.adapter_context(adapter):
-            return model(**b).logits[:, -1].float()
+            return model(**b).logits[:, -1].float().cpu()
 
     def generate(self, texts: list[str], adapter: bool = True) -> list[str]:
         import torch
@@ -292,7 +304,7 @@ class LLMLengthPredictor:
         answers = [""] * len(texts)
         for i in range(0, len(texts), self.infer_batch):
             idx = order[i:i + self.infer_batch]
-            b = tok([texts[j] for j in idx], return_tensors="pt", padding=True)
+            b = tok([texts[j] for j in idx], return_tensors="pt", padding=True).to(self.device)
             with torch.inference_mode(), self.adapter_context(adapter):
                 gen = model.generate(**b, max_new_tokens=self.max_new_tokens, do_sample=False,
                                      pad_token_id=tok.pad_token_id)

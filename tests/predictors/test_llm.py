@@ -93,3 +93,22 @@ def test_llm_bad_input(tmp_path):
         make_predictor("llm-lora", adapter=str(tmp_path))
     with pytest.raises(UserError, match="model"):
         make_predictor("llm-perception")
+
+
+def test_llm_dtype_and_device(tiny_llama, tiny_trace):
+    """bfloat16 weights load as asked; a CUDA device without a GPU or a bad dtype is one
+    clear error (a 7B predictor is meant to run in half precision on the served GPU)."""
+    import torch
+
+    from predictors.llm import load_causal_lm
+
+    model, _ = load_causal_lm(tiny_llama, dtype="bfloat16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    pred = make_predictor("llm-perception", model=str(tiny_llama), dtype="bfloat16",
+                          max_new_tokens=2)
+    assert len(pred.predict(tiny_trace)) == len(tiny_trace)
+    with pytest.raises(UserError, match="dtype"):
+        load_causal_lm(tiny_llama, dtype="float13")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA"):
+            load_causal_lm(tiny_llama, device="cuda")
