@@ -37,6 +37,7 @@ VALIDATION_METRICS = {
     "ttft_s_p50": "TTFT p50 (s)",
     "tpot_s_mean": "TPOT mean (s)",
     "batches": "batches",
+    "preemptions": "preemptions",
 }
 
 
@@ -108,6 +109,9 @@ def register(subparsers) -> None:
     v.add_argument("--kv-model", default=None,
                    help="model spec for KV accounting (default: --model if it is a shape, "
                         "else llama-7b)")
+    v.add_argument("--memory-fraction", type=float, default=0.9,
+                   help="share of the --gpu's memory for weights + KV cache in the engine's "
+                        "accounting (default 0.9); lower it to exercise preemption")
     v.add_argument("--length-mode", default="forced", choices=["forced", "natural"],
                    help="forced: emit the trace's lengths (any weights); natural: stop at EOS")
     v.add_argument("--out", default="validate_out", help="output folder")
@@ -324,13 +328,16 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                  max_new_tokens: int | None = None, gpu: str = "A100-80GB",
                  kv_model: str | None = None, length_mode: str = "forced",
                  out: str | Path | None = None, progress: bool = False,
-                 executor=None, clock: str = "wall") -> dict:
+                 executor=None, clock: str = "wall", memory_fraction: float = 0.9) -> dict:
     """Run `trace` live and simulated; return {table, sim, live, executor, files}.
 
     Order: the profile, then the live model (a bad or too big model fails before any run),
     then one predictor object shared by both runs (same predictions, same charged cost), the
     simulation, the live run. A live predictor (see `make_run_predictor`) is the executor's
-    predictor for the live run: its predict steps run and are timed on the served model."""
+    predictor for the live run: its predict steps run and are timed on the served model.
+    Both runs preempt alike: the LiveExecutor resumes a recompute-preempted request from its
+    prompt plus kept output, as the simulation does (an executor without `resumes_preempted`
+    makes the live run restart such requests, with the engine's warning)."""
     from backends.live.executor import LiveExecutor
     from backends.profile import load_profile, resolve_profile_path
     from backends.specs import MODELS
@@ -342,7 +349,8 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
         kv_model = model if model in MODELS else "llama-7b"
     cfg = RunConfig(policy=policy, policy_params=dict(policy_params or {}), predictor=predictor,
                     predictor_params=dict(predictor_params or {}), gpu=gpu, model=kv_model,
-                    profile=str(prof_path), seed=seed, max_new_tokens=max_new_tokens)
+                    profile=str(prof_path), seed=seed, max_new_tokens=max_new_tokens,
+                    memory_fraction=memory_fraction)
     if executor is None:
         try:
             executor = LiveExecutor(model, device=device, dtype=dtype,
@@ -400,6 +408,7 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
                 "predictor": predictor, "model": model, "device": device, "dtype": dtype,
                 "attn": attn, "profile": str(prof_path), "seed": seed,
                 "max_new_tokens": max_new_tokens, "length_mode": length_mode,
+                "memory_fraction": memory_fraction,
                 "clock": getattr(executor, "clock", "wall"),
                 "live_wall_s": live_wall, "sim_wall_s": sim_wall,
                 "predictor_run": result["predictor"], "profile_mismatch": mismatch,
@@ -472,6 +481,7 @@ def cmd_validate(args) -> int:
                        profile=args.profile, model=args.model, device=args.device, dtype=dtype,
                        attn=args.attn, seed=args.seed, max_new_tokens=args.max_new_tokens,
                        gpu=args.gpu, kv_model=args.kv_model, length_mode=args.length_mode,
+                       memory_fraction=args.memory_fraction,
                        out=args.out, progress=not args.no_progress and sys.stderr.isatty(),
                        clock=args.clock)
     print(f"{args.policy} on {len(trace)} requests of {trace.name}: live {args.model} on "

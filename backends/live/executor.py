@@ -14,8 +14,15 @@ attention mask, per-row `position_ids` and a transformers `DynamicCache` (the HF
 * continuous: a KV cache per request (keyed by `seq.id`) survives between steps. A step
   gathers the rows' caches into one left-aligned batch (gaps masked), runs iteration 0 (each
   row's prompt chunk at offset `seq.prefilled`, or one decode token), then pure decode, and
-  scatters each row's valid KV columns back. `release(seq)` frees the cache; preemption =
-  release + recompute from scratch.
+  scatters each row's valid KV columns back. `release(seq)` frees the cache.
+
+Preemption (`resumes_preempted = True`, vLLM's recompute, as the simulation models it): the
+replica releases a victim's KV cache but the executor keeps its output token ids
+(`outputs[seq.id]`); when the request is scheduled again, its prefill input is the prompt ids
+followed by the `seq.recomputed` output ids it already generated (chunked as the Step says, at
+their original positions), and decoding continues from there. Greedy decoding recomputes the
+same keys and values (up to float rounding), so outputs match an unpreempted run. A restart
+(`preemption=restart`, or a failed FCR row) begins a fresh attempt with no output.
 
 Length control: "forced" ignores EOS (the engine decides lengths from the trace; a padded row
 stops recording at `min(target, cap)` tokens); "natural" stops a row at EOS and reports it in
@@ -56,15 +63,20 @@ CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
 class LiveExecutor:
-    """A real model behind the Executor protocol (`name`, `run`, `release`).
+    """A real model behind the Executor protocol (`name`, `run`, `release`,
+    `resumes_preempted`).
 
     Public state for tests and reports:
-      outputs[seq_id] -> generated token ids of the current/final attempt;
+      outputs[seq_id] -> generated token ids of the current/final attempt (a recompute
+        preemption keeps them: the resumed attempt goes on from them);
       log -> one dict per step (kind, padded, rows, token counts, shape, times);
       iteration_s -> per-iteration seconds of the last step;
       predictions[seq_id] -> what a live predictor returned in "predict" steps;
       prediction_changes -> live answers (run_live predictors) that differ from the engine's.
     """
+
+    # a recompute-preempted row resumes by prefilling its prompt plus its kept output
+    resumes_preempted = True
 
     def __init__(self, model: LoadedModel | str = "tiny", *, device: str = "cpu",
                  dtype: str = "float32", length_mode: str = "forced", predictor: Any = None,
@@ -153,6 +165,14 @@ class LiveExecutor:
         if n <= len(ids):
             return ids[:n]
         return ids + self._synthetic(seq.id + "#ext", n - len(ids))
+
+    def prefill_ids(self, seq: Seq) -> list[int]:
+        """What this attempt of `seq` prefills: its prompt ids, followed (after a recompute
+        preemption) by the `seq.recomputed` output ids it had generated."""
+        ids = self.prompt_ids(seq)
+        if seq.recomputed:
+            ids = ids + self.outputs[seq.id][:seq.recomputed]
+        return ids
 
     def _synthetic(self, key: str, n: int) -> list[int]:
         rng = np.random.default_rng(zlib.crc32(key.encode("utf-8")))
@@ -276,20 +296,32 @@ class LiveExecutor:
         past, new_ids, ready = [], [], []
         for s, c in zip(seqs, chunks):
             if c > 0:
-                if s.prefilled == 0 and s.generated == 0:      # a fresh attempt
+                if s.prefilled == 0:
                     self._kv.pop(s.id, None)
-                    self.outputs[s.id] = []
-                if s.prefilled + c > s.prompt_tokens:
+                    if s.generated == 0:                        # a fresh attempt
+                        self.outputs[s.id] = []
+                    else:                   # resumed after a recompute preemption
+                        kept = self.outputs.get(s.id, [])
+                        if s.recomputed != s.generated or len(kept) < s.generated:
+                            raise ValueError(
+                                f"request {s.id} resumes with {s.generated} output tokens "
+                                f"({s.recomputed} to recompute) but the executor kept "
+                                f"{len(kept)}")
+                        del kept[s.generated:]
+                total = s.prefill_len
+                if s.prefilled + c > total:
                     raise ValueError(f"request {s.id}: chunk {c} at offset {s.prefilled} runs "
-                                     f"past its prompt ({s.prompt_tokens})")
+                                     f"past its prefill ({total})")
                 p = s.prefilled
-                new_ids.append(self.prompt_ids(s)[p:p + c])
-                ready.append(p + c >= s.prompt_tokens)
+                new_ids.append(self.prefill_ids(s)[p:p + c])
+                ready.append(p + c >= total)
             else:
                 out = self.outputs.get(s.id)
                 if not s.prefill_done or s.generated == 0 or not out:
                     raise ValueError(f"request {s.id} is a decode row (chunk 0) but has no "
                                      "prefilled prompt and first token in this executor")
+                # cached: the prompt and every output token but the last (a resumed row's
+                # recomputed output included), which is this iteration's input
                 p = s.prompt_tokens + s.generated - 1
                 new_ids.append([out[-1]])
                 ready.append(True)

@@ -22,6 +22,19 @@ def reference_generate(ex, seq, n: int) -> list[int]:
     return out[0, ids.shape[1]:].tolist()
 
 
+def fraction_for_tokens(tokens: int) -> float:
+    """The memory fraction that leaves `tokens` of KV cache for the tiny model on an A100."""
+    from backends.specs import get_gpu, get_model
+    m, g = get_model("tiny"), get_gpu("A100-80GB")
+    return (m.weight_bytes + tokens * m.kv_bytes_per_token) / g.memory_bytes
+
+
+def pressure_trace() -> Trace:
+    """16 requests arriving at once; with a 400-token KV cache (`fraction_for_tokens(400)`)
+    fcfs preempts several of them part-way through their output."""
+    return small_trace(16, seed=5, prompt=(20, 60), output=(10, 40))
+
+
 def small_trace(n: int = 24, seed: int = 0, prompt=(4, 48), output=(1, 40),
                 rate: float | None = None) -> Trace:
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from live_helpers import small_trace  # noqa: E402
+from live_helpers import fraction_for_tokens, pressure_trace, small_trace  # noqa: E402
 
 from backends import live_cli  # noqa: E402
 from backends.profile import load_profile  # noqa: E402
@@ -115,3 +115,39 @@ def test_register_adds_both_commands():
     assert args.func is live_cli.cmd_calibrate and args.out == "profile.json"
     args = parser.parse_args(["validate", "--trace", "t", "--profile", "p"])
     assert args.func is live_cli.cmd_validate and args.policy == "vanilla"
+
+
+def test_validate_with_preemption_needs_no_restart_fallback(quick_profile, tmp_path):
+    """Under KV pressure the live run resumes preempted requests as the simulation does: no
+    restart warning, and the same preemptions and batches on both sides."""
+    import warnings
+
+    trace = pressure_trace()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = live_cli.run_validate(trace, policy="fcfs", profile=str(quick_profile),
+                                    model="tiny", dtype="float32",
+                                    memory_fraction=fraction_for_tokens(400), out=tmp_path)
+    t = res["table"].set_index("metric")
+    assert t.loc["preemptions", "simulated"] == t.loc["preemptions", "measured"] > 0
+    assert t.loc["batches", "simulated"] == t.loc["batches", "measured"]
+    assert t.loc["preemptions", "rel_error"] == t.loc["batches", "rel_error"] == 0
+    live = res["live"].records.set_index("id")
+    assert (live.loc[trace.ids, "generated_tokens"].to_numpy() == trace.output_tokens).all()
+    assert (live["wasted_tokens"] == 0).all()
+    meta = json.loads((tmp_path / "validation.json").read_text())
+    assert meta["memory_fraction"] == pytest.approx(fraction_for_tokens(400))
+
+
+def test_validate_cli_memory_fraction(quick_profile, tmp_path, capsys):
+    path = save_trace(pressure_trace(), tmp_path / "t.jsonl")
+    rc = live_cli.main(["validate", "--trace", str(path), "--policy", "fcfs",
+                        "--profile", str(quick_profile), "--model", "tiny", "--threads", "1",
+                        "--memory-fraction", str(fraction_for_tokens(400)),
+                        "--out", str(tmp_path / "val"), "--no-progress"])
+    assert rc == 0
+    assert "| preemptions" in capsys.readouterr().out
+    rc = live_cli.main(["validate", "--trace", str(path), "--profile", str(quick_profile),
+                        "--memory-fraction", "1.5", "--out", str(tmp_path / "bad")])
+    assert rc == 2
+    assert "memory-fraction" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from live_helpers import make_executor, reference_generate, small_trace  # noqa: E402
+from live_helpers import (fraction_for_tokens, make_executor, reference_generate,  # noqa: E402
+                          small_trace)
 
 from policies.step import Step, StepResult
 from sim.errors import UserError
@@ -76,19 +77,12 @@ def test_continuous_outputs_equal_generate(tiny64):
     assert ex.cached_requests == 0                           # every finished row released
 
 
-def _fraction_for_tokens(tokens: int) -> float:
-    """The memory fraction that leaves `tokens` of KV cache for the tiny model on an A100."""
-    from backends.specs import get_gpu, get_model
-    m, g = get_model("tiny"), get_gpu("A100-80GB")
-    return (m.weight_bytes + tokens * m.kv_bytes_per_token) / g.memory_bytes
-
-
 def test_continuous_chunked_prefill_and_preemption(tiny64):
     ex = make_executor(tiny64)
     trace = small_trace(16, seed=5, prompt=(20, 60), output=(10, 40), rate=400.0)
     cfg = RunConfig(policy="fcfs", policy_params={"chunked_prefill": True,
                                                   "max_batched_tokens": 24},
-                    model="tiny", memory_fraction=_fraction_for_tokens(400))
+                    model="tiny", memory_fraction=fraction_for_tokens(400))
     res = simulate(trace, cfg, executor=ex)
     assert res.summary["preemptions"] > 0
     log = ex.log_frame()
