@@ -12,15 +12,17 @@ from sim.errors import UserError
 
 
 @contextmanager
-def output_folder(out: str | Path, overwrite: bool = False):
+def output_folder(out: str | Path, overwrite: bool = False, resume: bool = False):
+    """Yield `<out>.partial/` (emptied first unless `resume`); rename it to `<out>` when the
+    block succeeds."""
     final = Path(out)
     if final.exists() and not overwrite:
         raise UserError(f"output folder {final} already exists; pass --overwrite or pick "
                         "another --out")
     partial = final.with_name(final.name + ".partial")
-    if partial.exists():
+    if partial.exists() and not resume:
         shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    partial.mkdir(parents=True, exist_ok=True)
     try:
         yield partial
     except BaseException:

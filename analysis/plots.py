@@ -40,3 +40,19 @@ def latency_cdfs(records: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def sweep_lines(df: pd.DataFrame, x: str, y: str, ylabel: str, path: Path, *,
+                hue: str = "policy", style: str | None = None,
+                categorical: bool = False) -> None:
+    """One sweep metric against a grid key, one line per `hue` (and `style`) value."""
+    data = df.assign(**{x: df[x].astype(str)}) if categorical else df
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    sns.lineplot(data, x=x, y=y, hue=hue, style=style, markers=True, dashes=style is not None,
+                 ax=ax)
+    ax.set(xlabel=x, ylabel=ylabel)
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title=None)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,5 +1,5 @@
-"""`seqsched` command line: simulate | compare | demo, plus the commands other packages register
-(trace, predict, calibrate, validate).
+"""`seqsched` command line: simulate | compare | sweep | demo, plus the commands other packages
+register (trace, predict, calibrate, validate).
 
 Bad input prints one line `seqsched: error: ...` and exits with code 2, never a traceback.
 """
@@ -144,7 +144,7 @@ def apply_experiment(args, parser: argparse.ArgumentParser) -> None:
         dest = key.replace("-", "_")
         if dest not in known:
             raise UserError(f"experiment {path}: unknown key {key!r}; use the long option "
-                            "names of `seqsched compare --help`")
+                            f"names of `{parser.prog} --help`")
         if isinstance(value, str):
             value = os.path.expandvars(value)
         if getattr(args, dest) == parser.get_default(dest):
@@ -171,6 +171,29 @@ def cmd_compare(args) -> int:
                     "predictor": args.predictor,
                     "backend": args.backend or f"{args.gpu} / {args.model}"},
                    baseline=args.policies[0])
+
+
+def cmd_sweep(args) -> int:
+    from analysis.sweep import sweep, trace_options_from_args
+    from policies import STATIC_POLICIES
+    args.title = None
+    if args.experiment:
+        apply_experiment(args, args.parser)
+    if not args.out:
+        raise UserError("a sweep needs --out DIR (each point's row is written as it finishes)")
+    specs = [*(args.policy or []), *(args.policies or [])] or ["fcfs"]
+    configs = {}
+    for spec in specs:
+        if spec in configs:
+            raise UserError(f"policy {spec} is listed twice")
+        name, params = parse_policy_spec(spec)
+        if args.batch_size is not None and name in STATIC_POLICIES:
+            params.setdefault("batch_size", args.batch_size)
+        configs[spec] = config_from_args(args, name, params)
+    return sweep(configs, trace_options_from_args(args), args.grid, args.out,
+                 workers=args.workers, use_ray=args.ray, resume=args.resume,
+                 overwrite=args.overwrite,
+                 progress=not args.no_progress and sys.stderr.isatty(), title=args.title)
 
 
 DEMO_POLICIES = {
@@ -237,6 +260,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch size of the static policies (vanilla, sorted, binned)")
     add_run_options(p)
     p.set_defaults(func=cmd_compare, parser=p)
+
+    p = sub.add_parser("sweep", help="a parameter grid x policies, one simulation per point "
+                       "(local processes or Ray)",
+                       description="Run the cartesian product of --grid values for each "
+                       "policy, each point a full simulation, in local processes (--workers) "
+                       "or as Ray tasks (--ray). Each finished point appends a row to "
+                       "OUT.partial/sweep.csv (--resume skips the rows already there); at the "
+                       "end: a table, sweep.csv in grid order, one plot per metric against the "
+                       "first numeric grid key, report.md. Grid keys: a run option (gpu, model, "
+                       "backend, replicas, router, seed, max_new_tokens, memory_fraction, "
+                       "block_size, predictor, ...), an arrival option (rate, cv, speedup, "
+                       "arrival, sample, max_output_tokens, num_requests), a policy parameter "
+                       "(batch_size or policy.batch_size) or predictor.KEY; a grid value "
+                       "overrides the same option given otherwise.")
+    p.add_argument("--policy", action="append", metavar="SPEC",
+                   help="NAME[:KEY=VALUE...], e.g. binned:vbs=false (repeatable; default "
+                        "fcfs); static: vanilla, sorted, binned; continuous: fcfs, sjf")
+    p.add_argument("--policies", nargs="+", metavar="SPEC", help="more policies, as compare")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                   help="one swept knob and its values, e.g. rate=2,4,8, batch_size=8,16, "
+                        "gpu=A100-80GB,H100-SXM, predictor.scale=20,62 (repeatable: the "
+                        "sweep is their cartesian product)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size of the static policies (vanilla, sorted, binned)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="parallel points (default: min(CPUs, points))")
+    p.add_argument("--ray", action="store_true",
+                   help="run points as Ray tasks (extra: pip install -e .[ray])")
+    p.add_argument("--resume", action="store_true",
+                   help="keep OUT.partial/sweep.csv and run only the points missing from it")
+    p.add_argument("--experiment", metavar="TOML",
+                   help="read options from an experiment file (keys: these long option names, "
+                        "e.g. grid = [\"rate=2,4\"]); the command line wins")
+    add_run_options(p)
+    p.set_defaults(func=cmd_sweep, parser=p)
 
     p = sub.add_parser("demo", help="the paper's setup on 1,024 synthetic requests, all policies",
                        description="1,024 synthetic Alpaca/Vicuna requests (lengths derived from "
