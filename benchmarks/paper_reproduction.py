@@ -184,8 +184,8 @@ def main() -> int:
     ap.add_argument("--proxy", action="store_true",
                     help="add rows scheduled on cross-fitted proxy-model predictions (torch)")
     ap.add_argument("--proxy-model", help="folder to save / reuse the trained proxy models in")
-    ap.add_argument("--proxy-layers", type=int, default=2, help="encoder layers fine-tuned")
-    ap.add_argument("--proxy-epochs", type=int, default=3)
+    ap.add_argument("--proxy-layers", type=int, default=4, help="encoder layers fine-tuned")
+    ap.add_argument("--proxy-epochs", type=int, default=5)
     args = ap.parse_args()
     if not Path(args.data).is_file():
         print(f"paper_reproduction: error: {args.data}: no such file; pass the shared "

@@ -44,9 +44,9 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--finetune", type=int, default=1,
                     help="also fine-tune the encoder + a classification head (0: skip)")
-    ap.add_argument("--ft-layers", type=int, default=3,
+    ap.add_argument("--ft-layers", type=int, default=4,
                     help="fine-tune the top K encoder layers (0: all; all is ~3x slower on CPU)")
-    ap.add_argument("--ft-epochs", type=int, default=4)
+    ap.add_argument("--ft-epochs", type=int, default=5)
     ap.add_argument("--ft-bucket", type=int, default=25)
     ap.add_argument("--json", help="write all numbers to this JSON file")
     args = ap.parse_args(argv)

@@ -76,9 +76,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
     g.add_argument("--finetune", action="store_true",
                    help="fine-tune the encoder with one head end to end (--epochs: fine-tuning "
-                        "epochs, default 3); the model folder then holds the tuned encoder")
-    g.add_argument("--finetune-layers", type=int, default=2,
-                   help="with --finetune: tune the top K encoder layers, 0 = all (default 2; "
+                        "epochs, default 5); the model folder then holds the tuned encoder")
+    g.add_argument("--finetune-layers", type=int, default=4,
+                   help="with --finetune: tune the top K encoder layers, 0 = all (default 4; "
                         "all is several times slower on a CPU)")
     g.add_argument("--max-length", type=int, default=None,
                    help="encoder input truncation in tokens (default 64)")
@@ -165,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = ProxyModel.train(trace_prompts(train), train.prompt_tokens, y[train_idx], cfg,
                                  progress=True, use_cache=not args.no_cache,
                                  finetune_encoder=args.finetune,
-                                 epochs=args.epochs if args.finetune else None,
+                                 epochs=(args.epochs or 5) if args.finetune else None,
                                  max_length=args.max_length)
         if len(hold_idx):
             hold = _subset(trace, hold_idx)
