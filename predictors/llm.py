@@ -216,6 +216,46 @@ def read_lora_folder(path: str | Path) -> dict:
 
 
 # -- the predictors ------------------------------------------------------------------------
+@dataclass
+class QuerySettings:
+    """What an LLM length query asks and how its answer is read: shared by the offline
+    predictor below and the one run live on the served model (backends/live/predictor.py)."""
+
+    mode: str                 # "perception" (prompted) or "lora" (adapter on for the query)
+    name: str
+    query: str
+    max_new_tokens: int
+    default: int              # the length used when an answer has no number
+    max_tokens: int
+    batch_size: int           # the batch the simulator charges (paper: 128)
+    lora: dict                # the adapter folder's config.json ({} for perception)
+
+
+def query_settings(mode: str | None = None, adapter: str | None = None,
+                   query: str | None = None, max_new_tokens: int | None = None,
+                   default: int = 512, max_tokens: int = 512, batch_size: int = 128,
+                   name: str | None = None) -> QuerySettings:
+    mode = mode or ("lora" if adapter else "perception")
+    if mode not in ("perception", "lora"):
+        raise UserError(f"unknown LLM predictor mode {mode!r}; use perception or lora")
+    name = name or ("llm-lora" if mode == "lora" else "llm-perception")
+    cfg: dict = {}
+    if mode == "lora":
+        if not adapter:
+            raise UserError("predictor llm-lora needs the parameter adapter=DIR (a folder from "
+                            "`seqsched predict train --predictor llm-lora`)")
+        cfg = read_lora_folder(adapter)
+    q = QuerySettings(mode=mode, name=name,
+                      query=query or cfg.get("query") or (
+                          LENGTH_QUERY if mode == "lora" else PERCEPTION_QUERY),
+                      max_new_tokens=int(max_new_tokens or cfg.get("max_new_tokens", 8)),
+                      default=int(default), max_tokens=int(max_tokens),
+                      batch_size=int(batch_size), lora=cfg)
+    if q.max_new_tokens < 1 or q.batch_size < 1:
+        raise UserError(f"predictor {name}: max_new_tokens and batch_size must be >= 1")
+    return q
+
+
 class LLMLengthPredictor:
     """Self-perception length predictor.
 
@@ -230,31 +270,19 @@ class LLMLengthPredictor:
                  default: int = 512, max_tokens: int = 512, batch_size: int = 128,
                  infer_batch: int = 16, progress: bool = False, name: str | None = None,
                  dtype: str = "float32", device: str = "cpu"):
-        self.mode = mode or ("lora" if adapter else "perception")
-        if self.mode not in ("perception", "lora"):
-            raise UserError(f"unknown LLM predictor mode {self.mode!r}; use perception or lora")
-        cfg = {}
-        if self.mode == "lora":
-            if not adapter:
-                raise UserError("predictor llm-lora needs --param adapter=DIR (a folder from "
-                                "`seqsched predict train --predictor llm-lora`)")
-            cfg = read_lora_folder(adapter)
-            model = model or cfg["base_model"]
+        q = query_settings(mode, adapter, query, max_new_tokens, default, max_tokens,
+                           batch_size, name)
+        model = model or q.lora.get("base_model")
         if not model:
             raise UserError("predictor llm-perception needs --param model=DIR (a local "
                             "LLaMA-family Hugging Face model folder)")
         self.model_path = model
-        self.adapter_path = adapter
-        self.query = query or cfg.get("query") or (
-            LENGTH_QUERY if self.mode == "lora" else PERCEPTION_QUERY)
-        self.max_new_tokens = int(max_new_tokens or cfg.get("max_new_tokens", 8))
-        self.default = int(default)
-        self.max_tokens = int(max_tokens)
-        self.batch_size = int(batch_size)
+        self.mode, self.name, self.adapter_path, self.query = q.mode, q.name, adapter, q.query
+        self.max_new_tokens, self.default = q.max_new_tokens, q.default
+        self.max_tokens, self.batch_size = q.max_tokens, q.batch_size
         self.infer_batch = int(infer_batch)
         self.progress = progress
         self.dtype, self.device = str(dtype), str(device)
-        self.name = name or ("llm-lora" if self.mode == "lora" else "llm-perception")
         self.fallbacks = 0
         self.answers: list[str] = []
         self._model = None
@@ -354,4 +382,5 @@ def make_lora(**params) -> LLMLengthPredictor:
 
 
 __all__ = ["LENGTH_QUERY", "PERCEPTION_QUERY", "parse_length", "with_query", "build_tuning_set",
-           "load_causal_lm", "LoraSettings", "lora_tune", "LLMLengthPredictor"]
+           "load_causal_lm", "LoraSettings", "lora_tune", "QuerySettings", "query_settings",
+           "LLMLengthPredictor"]

@@ -38,42 +38,30 @@ def can_serve(executor) -> bool:
 class ServedLengthPredictor:
     """An LLM length predictor (`predictors.llm`) run on a LiveExecutor's served model.
 
-    Parameters mirror `LLMLengthPredictor` (`--predictor-param KEY=VALUE`); `model` and
-    `infer_batch` are accepted and ignored (the served model answers, in batches of
-    `batch_size`, the batch the engine charges)."""
+    Parameters mirror `LLMLengthPredictor` (`--predictor-param KEY=VALUE`); `model`,
+    `infer_batch`, `dtype` and `device` are accepted and ignored (the served model answers, in
+    its own dtype and device, in batches of `batch_size`, the batch the engine charges)."""
 
     def __init__(self, executor, mode: str | None = None, adapter: str | None = None,
                  model: str | None = None, query: str | None = None,
                  max_new_tokens: int | None = None, default: int = 512,
                  max_tokens: int = 512, batch_size: int = 128, infer_batch: int | None = None,
-                 progress: bool = False, name: str | None = None) -> None:
-        from predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY, read_lora_folder
+                 progress: bool = False, name: str | None = None, dtype: str | None = None,
+                 device: str | None = None) -> None:
+        from predictors.llm import query_settings
 
-        self.mode = mode or ("lora" if adapter else "perception")
-        if self.mode not in ("perception", "lora"):
-            raise UserError(f"unknown LLM predictor mode {self.mode!r}; use perception or lora")
-        self.name = name or ("llm-lora" if self.mode == "lora" else "llm-perception")
+        q = query_settings(mode, adapter, query, max_new_tokens, default, max_tokens,
+                           batch_size, name)
+        self.mode, self.name = q.mode, q.name
         if not can_serve(executor):
             raise UserError(f"predictor {self.name} on the served model needs a Hugging Face "
                             "model folder with a tokenizer (--model DIR); a model shape has "
                             "random weights and no tokenizer")
-        cfg: dict = {}
-        if self.mode == "lora":
-            if not adapter:
-                raise UserError("predictor llm-lora needs --predictor-param adapter=DIR (a "
-                                "folder from `seqsched predict train --predictor llm-lora`)")
-            cfg = read_lora_folder(adapter)
         self.executor = executor
         self.tokenizer = executor.lm.tokenizer
-        self.adapter_path = adapter
-        self.query = query or cfg.get("query") or (
-            LENGTH_QUERY if self.mode == "lora" else PERCEPTION_QUERY)
-        self.max_new_tokens = int(max_new_tokens or cfg.get("max_new_tokens", 8))
-        self.default = int(default)
-        self.max_tokens = int(max_tokens)
-        self.batch_size = int(batch_size)
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise UserError(f"predictor {self.name}: max_new_tokens and batch_size must be >= 1")
+        self.adapter_path, self.query = adapter, q.query
+        self.max_new_tokens, self.default = q.max_new_tokens, q.default
+        self.max_tokens, self.batch_size = q.max_tokens, q.batch_size
         self.progress = progress
         self.answers: list[str] = []
         self.fallbacks = 0

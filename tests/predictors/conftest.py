@@ -36,33 +36,6 @@ def tiny_trace() -> Trace:
 
 
 @pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory, tiny_trace):
+def tiny_llama(tmp_path_factory, tiny_trace, tiny_llama_builder):
     """A folder with a 2-layer random LlamaForCausalLM and its locally trained BPE tokenizer."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY
-
-    torch.manual_seed(0)
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    corpus = tiny_trace.df["prompt"].tolist() + [LENGTH_QUERY, PERCEPTION_QUERY] + [
-        str(50 * k) for k in range(1, 12)] * 5
-    tok.train_from_iterator(corpus, trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>",
-                                                eos_token="</s>", unk_token="<unk>",
-                                                pad_token="<pad>")
-    cfg = transformers.LlamaConfig(vocab_size=fast.vocab_size, hidden_size=32,
-                                   intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=4,
-                                   max_position_embeddings=512, bos_token_id=fast.bos_token_id,
-                                   eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
-    model = transformers.LlamaForCausalLM(cfg)
-    path = tmp_path_factory.mktemp("tiny_llama")
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    return tiny_llama_builder(tmp_path_factory.mktemp("tiny_llama"), tiny_trace)

@@ -64,32 +64,3 @@ def prompt_trace(n: int = 24, seed: int = 0) -> Trace:
                      "output_tokens": int(lens[0]) // 8 + 1, "prompt": prompt,
                      **{f"len_t{t}": int(v) for t, v in zip(("0.0", "0.3", "0.5", "0.7"), lens)}})
     return Trace(pd.DataFrame(rows), name="prompts")
-
-
-def tiny_llama_folder(path, trace: Trace):
-    """A 2-layer random LlamaForCausalLM with a BPE tokenizer trained in-process (no download)."""
-    import transformers
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY
-
-    torch.manual_seed(0)
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    corpus = trace.df["prompt"].tolist() + [LENGTH_QUERY, PERCEPTION_QUERY] + [
-        str(50 * k) for k in range(1, 12)] * 5
-    tok.train_from_iterator(corpus, trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>",
-                                                eos_token="</s>", unk_token="<unk>",
-                                                pad_token="<pad>")
-    cfg = transformers.LlamaConfig(vocab_size=fast.vocab_size, hidden_size=32,
-                                   intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=4,
-                                   max_position_embeddings=512, bos_token_id=fast.bos_token_id,
-                                   eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path

@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from live_helpers import (make_executor, prompt_trace, reference_generate,  # noqa: E402
-                          small_trace, tiny_llama_folder)
+                          small_trace)
 
 from backends import live_cli  # noqa: E402
 from policies.step import Step  # noqa: E402
@@ -25,13 +25,13 @@ from traces.io import save_trace  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, tiny_llama_builder):
     """(folder of a tiny LLaMA with tokenizer, its LoRA length-predictor folder, trace)."""
     from predictors.llm import LoraSettings, build_tuning_set, lora_tune
 
     root = tmp_path_factory.mktemp("served")
     trace = prompt_trace(24)
-    tiny_llama_folder(root / "m", trace)
+    tiny_llama_builder(root / "m", trace)
     lora_tune(root / "m", build_tuning_set(trace), root / "lora",
               LoraSettings(steps=25, lr=2e-2, batch_size=8, r=4, alpha=8, dropout=0.0))
     return root / "m", root / "lora", trace
