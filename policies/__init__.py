@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
-from policies.continuous import ContinuousPolicy, SJFPolicy
+from policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
 from policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
 from policies.step import Step, StepResult
 from sim.errors import UserError
@@ -17,6 +17,8 @@ POLICIES = {
     "binned": BinnedPolicy,
     "fcfs": ContinuousPolicy,
     "sjf": SJFPolicy,
+    "srpt": SRPTPolicy,
+    "ltr": LTRPolicy,
 }
 STATIC_POLICIES = ("vanilla", "sorted", "binned")
 

@@ -15,11 +15,30 @@ on from there. "restart" throws the output away and starts the request from scra
 executor that cannot resume does). Either way the discarded KV tokens are recorded
 (`recomputed_tokens`); a restart also counts its thrown-away output (`wasted_tokens`).
 
-`fcfs` orders the waiting queue by arrival, `sjf` by predicted length (shortest first).
+Waiting-queue orders (`priority`; the lowest key is admitted first, the highest key is the
+first preemption victim, computed from the row's state when the step is scheduled):
+`fcfs` by arrival; `sjf` by predicted length (shortest first); `srpt` by predicted remaining
+work, max(predicted - generated, 0), so a request resumed after a recompute preemption, which
+keeps its output, counts only what it still has to generate; `ltr` ranks by predicted length
+as in Fu et al. 2024 ("Efficient LLM Scheduling by Learning to Rank") with starvation
+prevention by linear aging (see `LTRPolicy`). Ties go by arrival, then trace order.
+
+Admission (`admission`, every continuous policy): "greedy" (vLLM) admits a waiting request
+whenever the blocks its next iteration needs are free. "predicted" reserves by predicted
+length, as length-aware schedulers do to avoid preemption: a request is admitted only if the
+blocks for its context plus its predicted remaining output fit in what is free after
+reserving, for every running row, the blocks its predicted remaining output will still need
+(a row already past its prediction reserves one block). With exact predictions no running row
+ever outgrows its reservation, so nothing is preempted; an under-prediction can still run the
+memory out, and then the usual preemption applies. A request whose prediction alone exceeds
+the whole KV memory is admitted the greedy way when the replica is otherwise empty, so it
+cannot wait forever.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +48,7 @@ from sim.errors import UserError
 from sim.sequence import Seq
 
 PREEMPTION_MODES = ("recompute", "restart")
+ADMISSION_MODES = ("greedy", "predicted")
 
 
 @dataclass
@@ -38,6 +58,7 @@ class ContinuousPolicy:
     chunked_prefill: bool = False
     max_iterations: int = 4096       # upper bound on iterations per event
     preemption: str = "recompute"    # "recompute" (vLLM: keep the output) or "restart"
+    admission: str = "greedy"        # "greedy" (vLLM) or "predicted" (reserve by prediction)
     name: str = "fcfs"
 
     def __post_init__(self) -> None:
@@ -47,6 +68,9 @@ class ContinuousPolicy:
         if self.preemption not in PREEMPTION_MODES:
             raise UserError(f"unknown preemption {self.preemption!r}; use "
                             f"{' or '.join(PREEMPTION_MODES)}")
+        if self.admission not in ADMISSION_MODES:
+            raise UserError(f"unknown admission {self.admission!r}; use "
+                            f"{' or '.join(ADMISSION_MODES)}")
 
     def priority(self, seq: Seq) -> tuple:
         return (seq.arrival_s, seq.idx)
@@ -116,16 +140,28 @@ class ContinuousPolicy:
 
         # 3. admit waiting requests in priority order (head-of-line: stop at the first misfit)
         if not preempt:
+            predicted = self.admission == "predicted"
+            # blocks the running rows' predicted remaining output still needs after this step
+            reserved = (sum(self._reserve(s, h, bs) for s, h in
+                            zip(running, (held + need).tolist()))
+                        if predicted and n else 0)
             for s in view.waiting:
                 if len(rows) >= self.max_num_seqs or budget <= 0:
                     break
                 c = self._chunk(s, budget)
                 if c == 0:
                     break
-                need = kv.blocks_for(s.context_tokens + c + 1)
-                if need > free:
+                need_s = kv.blocks_for(s.context_tokens + c + 1)
+                if need_s > free:
                     break
-                free -= need
+                if predicted:
+                    extra = self._reserve(s, need_s, bs)
+                    # an otherwise empty replica admits greedily (a prediction above the
+                    # whole memory must not wait forever)
+                    if need_s + extra > free - reserved and (n or rows):
+                        break
+                    reserved += extra
+                free -= need_s
                 rows.append(s)
                 chunks.append(c)
                 budget -= c
@@ -137,6 +173,14 @@ class ContinuousPolicy:
         #    stops it where the KV blocks run out (the next step then preempts)
         return Step(rows, chunks, max_iterations=self.max_iterations if complete else 1,
                     preempt=preempt)
+
+    @staticmethod
+    def _reserve(s: Seq, blocks: int, block_size: int) -> int:
+        """Blocks `s`, holding `blocks`, will still need for its predicted output (predicted
+        admission): up to prompt + predicted tokens; one block once it is past its prediction."""
+        if s.generated >= s.predicted:
+            return 1
+        return max(-(-(s.prompt_tokens + s.predicted) // block_size) - blocks, 0)
 
     def _chunk(self, s: Seq, budget: int) -> int:
         """Tokens of its prefill `s` processes next (0 = decode row, or no budget for it)."""
@@ -158,3 +202,44 @@ class SJFPolicy(ContinuousPolicy):
 
     def priority(self, seq: Seq) -> tuple:
         return (seq.predicted, seq.arrival_s, seq.idx)
+
+
+@dataclass
+class SRPTPolicy(ContinuousPolicy):
+    """Predicted shortest-remaining first. The key of a waiting request is fixed while it
+    waits (its output does not grow there), as the replica's sorted queue requires."""
+
+    name: str = "srpt"
+
+    def priority(self, seq: Seq) -> tuple:
+        return (max(seq.predicted - seq.generated, 0), seq.arrival_s, seq.idx)
+
+
+@dataclass
+class LTRPolicy(ContinuousPolicy):
+    """Rank by predicted length (Fu et al. 2024, "Efficient LLM Scheduling by Learning to
+    Rank") with starvation prevention by linear aging: a request that has waited w seconds
+    longer than another is treated as `aging` * w tokens shorter.
+
+    At time t a request's aged score is predicted - aging * (t - arrival_s)
+    = (predicted + aging * arrival_s) - aging * t. The last term is the same for every request
+    at any instant, so ordering by the static key predicted + aging * arrival_s is exactly
+    ordering by the aged score at every t: the key never changes while a request waits (as
+    the replica's sorted queue requires), yet an old long request overtakes a newer short one
+    precisely when its extra wait outweighs the length difference. `aging` is in tokens per
+    second; 0 is plain SJF. (The paper's own guard promotes a request after it has been
+    passed over a number of times; linear aging is the static-key form of the same idea.)
+    """
+
+    aging: float = 10.0
+    name: str = "ltr"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (not isinstance(self.aging, numbers.Real) or isinstance(self.aging, bool)
+                or not math.isfinite(self.aging) or self.aging < 0):
+            raise UserError(f"aging must be a number >= 0 (tokens per second), "
+                            f"got {self.aging!r}")
+
+    def priority(self, seq: Seq) -> tuple:
+        return (seq.predicted + self.aging * seq.arrival_s, seq.arrival_s, seq.idx)
