@@ -17,8 +17,9 @@ from sim.params import parse_params
 # Packages that add their own sub-commands with `register(subparsers)`.
 COMMAND_MODULES = ("traces.cli", "predictors.cli", "backends.live_cli")
 
-POLICY_HELP = ("static: vanilla, sorted, binned (VBS/FCR); continuous: fcfs, sjf. "
-               "Parameters with --policy-param, e.g. batch_size=16, vbs=false")
+POLICY_HELP = ("static: vanilla, sorted, binned (VBS/FCR); continuous: fcfs, sjf, srpt, ltr "
+               "(admission=predicted: length-aware admission). Parameters with "
+               "--policy-param, e.g. batch_size=16, vbs=false, aging=10")
 
 
 class Parser(argparse.ArgumentParser):
@@ -276,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "overrides the same option given otherwise.")
     p.add_argument("--policy", action="append", metavar="SPEC",
                    help="NAME[:KEY=VALUE...], e.g. binned:vbs=false (repeatable; default "
-                        "fcfs); static: vanilla, sorted, binned; continuous: fcfs, sjf")
+                        "fcfs); static: vanilla, sorted, binned; continuous: fcfs, sjf, srpt, "
+                        "ltr")
     p.add_argument("--policies", nargs="+", metavar="SPEC", help="more policies, as compare")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                    help="one swept knob and its values, e.g. rate=2,4,8, batch_size=8,16, "
