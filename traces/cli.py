@@ -311,7 +311,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     install_warning_handler()
     p = subparsers.add_parser("trace", help="inspect, convert and synthesise request traces",
                               description="Inspect, convert and synthesise request traces.")
-    sub = p.add_subparsers(dest="trace_command", metavar="{inspect,convert,synth}")
+    sub = p.add_subparsers(dest="trace_command", metavar="{inspect,convert,synth,concat}")
     sub.required = True
 
     pi = sub.add_parser("inspect", help="row count, duration, rate, length quantiles and a "
@@ -338,6 +338,24 @@ def register(subparsers) -> argparse.ArgumentParser:
     ps.add_argument("-o", "--output", default=None, metavar="OUT",
                     help="output file (default out/traces/<name>-n<N>-s<seed>.jsonl)")
     ps.set_defaults(func=cmd_synth)
+
+    pj = sub.add_parser("concat", help="join traces into one file (merge their timelines, or "
+                                       "play them one after another)",
+                        description="Join trace files of any readable format into one native "
+                        "trace. --mode merge keeps every trace's own arrival times and "
+                        "interleaves them (mixing workloads); --mode sequential starts each "
+                        "trace --gap seconds after the previous one's last arrival. A `source` "
+                        "column records each request's file; ids that collide are prefixed "
+                        "with it.")
+    pj.add_argument("inputs", nargs="+", metavar="TRACE", help="trace files (two or more)")
+    pj.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="output file: .jsonl, .csv or .parquet")
+    pj.add_argument("--mode", choices=("merge", "sequential"), default="merge")
+    pj.add_argument("--gap", type=float, default=0.0, metavar="S",
+                    help="with --mode sequential: seconds between one trace's last arrival and "
+                         "the next one's first (default 0)")
+    pj.add_argument("--format", default=None, help="reader for every input (default: detect)")
+    pj.set_defaults(func=cmd_concat)
     return p
 
 
@@ -368,6 +386,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
     path = save_trace(trace, out)
     print(summary_table(trace))
     print(f"\nwrote {path}")
+    return 0
+
+
+def cmd_concat(args: argparse.Namespace) -> int:
+    from traces.arrivals import concat
+    from traces.io import load_trace, save_trace
+    if len(args.inputs) < 2:
+        raise TraceError("trace concat needs two or more trace files")
+    if args.gap < 0 or not np.isfinite(args.gap):
+        raise TraceError(f"--gap must be a finite number of seconds >= 0, got {args.gap}")
+    traces = [load_trace(path, args.format) for path in args.inputs]
+    joined = concat(traces, mode=args.mode, gap_s=args.gap)
+    path = save_trace(joined, args.output)
+    print(summary_table(joined))
+    print(f"\nwrote {len(joined):,} requests from {len(traces)} traces to {path}")
     return 0
 
 

@@ -148,3 +148,37 @@ def test_single_request_trace_has_no_rate(tmp_path, capsys):
     assert main(["trace", "inspect", str(p), "--no-plot"]) == 0
     out = capsys.readouterr().out
     assert "inf" not in out and "mean rate" in out
+
+
+def test_concat_command(azure, tmp_path, capsys):
+    """`trace concat`: merge interleaves both timelines; sequential plays the second file
+    `--gap` seconds after the first one's last arrival; colliding ids get their source."""
+    mooncake = tmp_path / "mc.jsonl"
+    mooncake.write_text("".join(f'{{"timestamp": {t}, "input_length": 50, "output_length": 5,'
+                                f' "hash_ids": [1]}}\n' for t in (0, 30_000, 90_000)))
+    out = tmp_path / "joined.jsonl"
+    assert main(["trace", "concat", str(azure), str(mooncake), "-o", str(out)]) == 0
+    merged = load_trace(out)
+    assert len(merged) == 13 and merged.df["source"].nunique() == 2
+    assert (merged.df["source"].value_counts().sort_values().tolist() == [3, 10])
+    assert np.all(np.diff(merged.arrival_s) >= 0)
+    assert sorted(merged.arrival_s.tolist()) == sorted([60.0 * m for m in range(10)] +
+                                                       [0.0, 30.0, 90.0])
+    assert merged.df["id"].is_unique
+    seq = tmp_path / "seq.csv"
+    assert main(["trace", "concat", str(azure), str(mooncake), "-o", str(seq),
+                 "--mode", "sequential", "--gap", "5"]) == 0
+    s = load_trace(seq)
+    assert s.arrival_s.tolist() == [60.0 * m for m in range(10)] + [545.0, 575.0, 635.0]
+    assert "wrote 13 requests from 2 traces" in capsys.readouterr().out
+
+
+def test_concat_bad_input(azure, tmp_path, capsys):
+    from sim.cli import main as seqsched_main
+
+    assert seqsched_main(["trace", "concat", str(azure), "-o", str(tmp_path / "x.jsonl")]) == 2
+    assert seqsched_main(["trace", "concat", str(azure), str(azure), "--mode", "sequential",
+                          "--gap", "-1", "-o", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "two or more" in err[0] and "--gap" in err[1]
+    assert not (tmp_path / "x.jsonl").exists()
