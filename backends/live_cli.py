@@ -84,7 +84,9 @@ def register(subparsers) -> None:
                     "profile's cost model) with the same policy, predictor and seed; print and "
                     "save simulated vs measured metrics with relative errors and a per-request "
                     "latency scatter plot.")
-    v.add_argument("--trace", required=True, help="trace file (any format traces.io reads)")
+    v.add_argument("--trace", required=True,
+                   help="trace file (any format traces.io reads) or synth:NAME (--requests of "
+                        "them, seeded by --seed)")
     v.add_argument("--policy", default="vanilla", help="scheduling policy (default vanilla)")
     v.add_argument("--policy-param", "--param", dest="param", action="append", default=[],
                    metavar="KEY=VALUE",
@@ -203,11 +205,14 @@ def cmd_calibrate(args) -> int:
 
 
 # -- validate --------------------------------------------------------------------------------
-def load_trace_any(path: str):
-    try:
-        from traces.io import load_trace
-    except ImportError:           # the multi-format reader is optional
-        from traces.native import read_jsonl as load_trace
+def load_trace_any(path: str, n: int | None = None, seed: int = 0):
+    """A trace file of any readable format, or `synth:NAME` (n requests, seeded)."""
+    from traces.cli import DEFAULT_SYNTH_N, SYNTH_PREFIX
+
+    if path.startswith(SYNTH_PREFIX):
+        from traces.synthetic import generate
+        return generate(path[len(SYNTH_PREFIX):], n or DEFAULT_SYNTH_N, seed)
+    from traces.io import load_trace
     return load_trace(path)
 
 
@@ -470,7 +475,7 @@ def cmd_validate(args) -> int:
     dtype = _setup_torch(args)
     if args.requests is not None and args.requests < 1:
         raise UserError(f"--requests must be >= 1, got {args.requests}")
-    trace = load_trace_any(args.trace)
+    trace = load_trace_any(args.trace, args.requests, args.seed)
     if args.requests is not None and args.requests < len(trace):
         from traces.request import Trace
         trace = Trace(trace.df.iloc[:args.requests].copy(), name=trace.name)

@@ -151,3 +151,19 @@ def test_validate_cli_memory_fraction(quick_profile, tmp_path, capsys):
                         "--memory-fraction", "1.5", "--out", str(tmp_path / "bad")])
     assert rc == 2
     assert "memory-fraction" in capsys.readouterr().err
+
+
+def test_validate_cli_synthetic_trace(quick_profile, tmp_path, capsys):
+    """`--trace synth:NAME` generates --requests requests seeded by --seed, as simulate does."""
+    from traces.synthetic import generate
+
+    out = tmp_path / "v"
+    rc = live_cli.main(["validate", "--trace", "synth:alpaca-vicuna", "--requests", "6",
+                        "--seed", "3", "--policy", "vanilla", "--model", "tiny",
+                        "--threads", "1", "--profile", str(quick_profile),
+                        "--max-new-tokens", "16", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    records = (out / "records_live.csv").read_text().splitlines()
+    expected = generate("alpaca-vicuna", 6, 3)
+    assert len(records) == 1 + 6
+    assert sorted(r.split(",")[0] for r in records[1:]) == sorted(expected.ids.tolist())
