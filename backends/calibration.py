@@ -41,14 +41,20 @@ class Grid:
     repeats: int = 3
 
 
+DECODE_SETTLE = 2      # decode iterations run after the prefill before sampling
+
+
 GRIDS = {
     # the CPU tiny model (CI profile): seconds of work
     "cpu": Grid([1, 4, 16, 64, 256], [16, 64, 128, 256, 448], [1, 4, 16, 64, 256],
                 [32, 128, 384, 768],
-                chunk_points=[(1, 32, 16), (4, 32, 16), (1, 128, 64), (4, 128, 64), (8, 64, 32)],
+                chunk_points=[(1, 32, 16), (4, 32, 16), (1, 128, 64), (4, 128, 64), (8, 64, 32),
+                              (64, 128, 128), (128, 128, 64), (160, 192, 192)],
                 mixed_points=[(16, 4, 32), (64, 4, 128), (16, 16, 64), (64, 16, 128),
                               (32, 8, 256)],
-                step_points=[(4, 64), (16, 128), (32, 256), (64, 128), (16, 512), (128, 64)],
+                # up to the ~250 rows x ~100-600 cached tokens an offline continuous run holds
+                step_points=[(4, 64), (16, 128), (32, 256), (64, 128), (16, 512), (128, 64),
+                             (256, 128), (192, 256), (128, 448)],
                 max_prefill_tokens=65536, max_decode_tokens=32768, decode_iterations=8,
                 warmup=1, repeats=5),
     # a quick grid for tests
@@ -61,11 +67,11 @@ GRIDS = {
     "gpu": Grid([1, 2, 4, 8, 16, 32, 64, 128, 256], [16, 32, 64, 128, 256, 512, 1024],
                 [1, 4, 16, 32, 64, 128, 192, 256], [64, 256, 512, 1024],
                 chunk_points=[(1, 256, 128), (4, 256, 128), (1, 512, 512), (8, 128, 64),
-                              (16, 256, 32)],
+                              (16, 256, 32), (64, 256, 256), (128, 256, 128)],
                 mixed_points=[(128, 8, 256), (512, 8, 512), (128, 32, 256), (256, 64, 384),
                               (64, 128, 512), (512, 32, 768)],
                 step_points=[(8, 256), (32, 256), (64, 512), (128, 256), (16, 1024),
-                             (192, 128)],
+                             (192, 128), (256, 384), (128, 768)],
                 max_prefill_tokens=65536, max_decode_tokens=131072, decode_iterations=8,
                 warmup=1, repeats=3),
 }
@@ -213,16 +219,19 @@ def measure_step(executor, rows: int, context: int, warmup: int, repeats: int) -
 def measure_decode(executor, rows: int, context: int, iterations: int, warmup: int,
                    repeats: int) -> tuple[float, float]:
     """Median decode-iteration seconds of a padded batch of `rows` x `context` prompt tokens,
-    and the context_sum at the middle decode iteration."""
+    and the context_sum at the middle sampled decode iteration. The first DECODE_SETTLE decode
+    iterations after the prefill are run but not sampled: on a CPU they run ~8% slower while
+    the prefill's activations leave the caches, which a long decode never sees."""
     from policies.step import Step
     samples = []
+    settle = DECODE_SETTLE
     for i in range(warmup + repeats):
         seqs = _seqs(f"d{i}", rows, context)
-        executor.run(Step(seqs, [context] * rows, padded=True), iterations + 1, None)
+        executor.run(Step(seqs, [context] * rows, padded=True), settle + iterations + 1, None)
         _cleanup(executor, seqs)
         if i >= warmup:
-            samples.extend(executor.iteration_s[1:])
-    mid = (iterations + 1) / 2.0                   # decode iterations i = 1..iterations
+            samples.extend(executor.iteration_s[1 + settle:])
+    mid = settle + (iterations + 1) / 2.0      # sampled iterations settle+1..settle+iterations
     return statistics.median(samples), rows * (context + mid)
 
 
@@ -259,7 +268,8 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
             jobs.append(("step", d, ctx))
     for b in grid.decode_batches:
         for ctx in grid.decode_contexts:
-            if (b * ctx <= grid.max_decode_tokens and budget.fits(b, ctx, grid.decode_iterations)
+            if (b * ctx <= grid.max_decode_tokens
+                    and budget.fits(b, ctx, grid.decode_iterations + DECODE_SETTLE)
                     and budget.fits(b, 1, ctx + 16)):
                 jobs.append(("decode", b, ctx))
     # measure in a seeded random order: a burst of load on a shared machine (or a clock

@@ -18,16 +18,17 @@ from sim.errors import UserError
 
 
 def _synthetic_points(rng):
-    true_p = np.array([2e-3, 1e-4, 5e-6, 1e-8, 2e-5])
+    true_p = np.array([2e-3, 1e-4, 5e-6, 1e-8, 2e-5, 3e-8])     # attention ridge at 65,536
     true_d = np.array([1.5e-3, 2e-5, 3e-7, 4e-5])
     pre, dec = [], []
     for b in (1, 2, 4, 8, 16):
         for length in (8, 32, 128, 512):
             new, past = [length] * b, [0] * b
-            t = prefill_features(new, past, knot=1024) @ true_p
+            t = prefill_features(new, past, knot=1024, attn_knot=65536) @ true_p
             pre.append({"new": new, "past": past, "seconds": float(t)})
     pre.append({"new": [64], "past": [0], "decode_rows": 8, "decode_context": 8 * 100,
-                "seconds": float(prefill_features([64], [0], 8, 800, knot=1024) @ true_p)})
+                "seconds": float(prefill_features([64], [0], 8, 800, knot=1024,
+                                                  attn_knot=65536) @ true_p)})
     for b in (1, 4, 16, 64, 128):
         for c in (64, 256, 1024):
             t = decode_features(b, b * c, knot=16) @ true_d
@@ -74,7 +75,7 @@ def _good():
     (lambda d: d.pop("format"), "format"),
     (lambda d: d.update(version=99), "version"),
     (lambda d: d.pop("decode"), "decode"),
-    (lambda d: d["prefill"].update(coef=[1, 2]), "5 finite numbers"),
+    (lambda d: d["prefill"].update(coef=[1, 2]), "6 finite numbers"),
     (lambda d: d["decode"].update(coef=["a", 1, 2, 3]), "not numbers"),
     (lambda d: d["decode"].update(coef=[float("nan"), 1, 2, 3]), "finite"),
     (lambda d: d["prefill"].update(features=["1"]), "features"),
@@ -124,6 +125,30 @@ def test_simulation_path_does_not_import_torch():
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_fit_finds_the_attention_ridge():
+    pre, dec, true_p, _ = _synthetic_points(np.random.default_rng(0))
+    prof = build_profile(pre, dec, {"name": "ridge"})
+    assert prof["prefill"]["knot"] == 1024 and prof["prefill"]["attn_knot"] == 65536
+    np.testing.assert_allclose(prof["prefill"]["coef"], true_p, rtol=1e-5, atol=1e-12)
+    big = profile_from_dict(prof)
+    x = prefill_features([512] * 16, [0] * 16, knot=1024, attn_knot=65536)
+    assert big.prefill_time(np.full(16, 512), np.zeros(16)) == pytest.approx(x @ true_p,
+                                                                             rel=1e-5)
+
+
+def test_profile_without_attention_ridge_still_loads():
+    """A profile written before the attention ridge (5 prefill features) loads and prices a
+    prefill exactly as it did."""
+    prof = json.loads(json.dumps(_good()))
+    prof["prefill"]["features"] = PREFILL_FEATURES[:5]
+    prof["prefill"]["coef"] = prof["prefill"]["coef"][:5]
+    prof["prefill"].pop("attn_knot", None)
+    cm = profile_from_dict(prof)
+    x = prefill_features([128] * 8, [0] * 8, knot=prof["prefill"]["knot"])[:5]
+    assert cm.prefill_time(np.full(8, 128), np.zeros(8)) == pytest.approx(
+        x @ np.asarray(prof["prefill"]["coef"]), rel=1e-12)
+
+
 def test_feature_names_match_vectors():
     assert len(prefill_features([4], [0])) == len(PREFILL_FEATURES)
     assert decode_features(3, 30).shape[-1] == len(DECODE_FEATURES)
@@ -141,7 +166,8 @@ def test_step_overhead_applies_to_continuous_steps_only():
     np.testing.assert_allclose(prof["step"]["coef"], step_true, rtol=1e-4, atol=1e-10)
     cm = profile_from_dict(prof)
     static = cm.prefill_time(np.full(4, 64), np.zeros(4))
-    assert static == pytest.approx(prefill_features([64] * 4, [0] * 4, knot=1024)
+    assert static == pytest.approx(prefill_features([64] * 4, [0] * 4, knot=1024,
+                                                    attn_knot=prof["prefill"]["attn_knot"])
                                    @ np.asarray(prof["prefill"]["coef"]), rel=1e-9)
     cont = cm.prefill_time(np.full(4, 64), np.full(4, 100))
     no_step = profile_from_dict({k: v for k, v in prof.items() if k != "step"})
