@@ -182,9 +182,15 @@ def profile_table(profile: dict) -> str:
         fit = sec["fit"]
         coef = ", ".join(f"{n}={c:.3g}" for n, c in zip(sec["features"], sec["coef"]))
         rows.append([part, fit["n"], f"{100 * fit['mean_rel_err']:.1f}%",
-                     f"{100 * fit['max_rel_err']:.1f}%", f"{sec.get('knot', 0):g}", coef])
-    return tabulate(rows, headers=["part", "points", "mean rel err", "max rel err", "knot",
+                     f"{100 * fit['max_rel_err']:.1f}%", _knots(sec), coef])
+    return tabulate(rows, headers=["part", "points", "mean rel err", "max rel err", "knot(s)",
                                    "coefficients (s)"])
+
+
+def _knots(sec: dict) -> str:
+    """The ridge knot(s) of a fitted part: token slots / rows, and attention entries."""
+    knot = f"{sec.get('knot', 0):g}"
+    return knot if sec.get("attn_knot") is None else f"{knot} / {sec['attn_knot']:.3g}"
 
 
 def cmd_calibrate(args) -> int:
