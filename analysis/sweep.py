@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import UserError
-from sim.params import parse_value
+from sim.params import VALUE_KINDS, init_params, is_number, parse_value
 from sim.run import RunConfig
 
 # RunConfig fields that are not grid keys (policies are listed, params are addressed by name)
@@ -115,21 +115,14 @@ def _trace_types() -> dict[str, tuple[str, bool, tuple | None]]:
     return out
 
 
-_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
-               "str": "a word"}
-
-
 def _typed(key: str, text: str, kind: str, optional: bool, choices=None) -> Any:
     """One grid value, checked and converted as the matching command-line option would be."""
     if optional and text.lower() in ("none", "null"):
         return None
     value = text if kind == "str" else parse_value(text)
-    ok = {"int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
-          "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
-          "bool": lambda v: isinstance(v, bool),
-          "str": lambda v: isinstance(v, str)}.get(kind, lambda v: True)
+    words, ok = VALUE_KINDS.get(kind, (kind, lambda v: True))
     if not ok(value):
-        raise UserError(f"--grid {key}: {text!r} is not {_KIND_WORDS.get(kind, kind)}")
+        raise UserError(f"--grid {key}: {text!r} is not {words}")
     if kind == "float":
         value = float(value)
     if choices and value not in choices:
@@ -148,15 +141,13 @@ class GridAxis:
 
     @property
     def numeric(self) -> bool:
-        return all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in self.values)
+        return all(is_number(v) for v in self.values)
 
 
 def _policy_fields(name: str) -> set[str] | None:
     from policies import POLICIES
     cls = POLICIES.get(name)
-    if cls is None:
-        return None
-    return {f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"}
+    return None if cls is None else init_params(cls)
 
 
 def _unknown_key(key: str) -> UserError:
@@ -288,7 +279,7 @@ def check_predictor_keys(points: list[SweepPoint], axes: list[GridAxis]) -> None
         cls = PREDICTORS.get(name)
         if not keys or not dataclasses.is_dataclass(cls):
             continue
-        known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"}
+        known = init_params(cls)
         for axis in keys:
             if axis.name not in known:
                 raise UserError(f"grid key {axis.key}: predictor {name} has no parameter "

@@ -324,12 +324,7 @@ def make_run_predictor(predictor: str, params: dict, executor=None):
                 return ServedLengthPredictor(executor, mode=mode, **params)
             except TypeError as e:
                 raise UserError(f"predictor {predictor}: bad parameter ({e})") from None
-    try:
-        return make_predictor(predictor, **params)
-    except UserError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise UserError(f"predictor {predictor}: {e}") from None
+    return make_predictor(predictor, **params)
 
 
 def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None = None,

@@ -43,7 +43,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.basic import NoisyPredictor, max_of_samples  # noqa: E402
+from predictors.basic import FixedPredictor, NoisyPredictor, max_of_samples  # noqa: E402
 from sim.run import RunConfig, simulate  # noqa: E402
 from traces.native import read_jsonl  # noqa: E402
 from traces.request import Trace  # noqa: E402
@@ -81,19 +81,6 @@ def calibrated_noisy(trace: Trace, seed: int, mae: float = PAPER_MAE) -> NoisyPr
                           answer_tokens=8, batch_size=128)
 
 
-class FixedPredictions:
-    """Precomputed predictions charged with another predictor's cost (the paper's LLM query)."""
-
-    def __init__(self, name: str, pred: np.ndarray, cost_of: NoisyPredictor):
-        self.name, self._pred, self._cost_of = name, np.asarray(pred, np.int64), cost_of
-
-    def predict(self, trace: Trace) -> np.ndarray:
-        return self._pred.copy()
-
-    def cost(self, trace: Trace):
-        return self._cost_of.cost(trace)
-
-
 def proxy_predictions(full: Trace, sample_ids: np.ndarray, seed: int, model_dir: str | None,
                       layers: int, epochs: int) -> np.ndarray:
     """Cross-fitted proxy predictions for the sampled requests (trained on all the others)."""
@@ -123,7 +110,7 @@ def proxy_predictions(full: Trace, sample_ids: np.ndarray, seed: int, model_dir:
     return point
 
 
-def rows(noisy: NoisyPredictor, proxy: FixedPredictions | None = None):
+def rows(noisy: NoisyPredictor, proxy: FixedPredictor | None = None):
     extra = {} if proxy is None else {
         "sorted (proxy, w/o VBS/FCR)": ("sorted", {}, None, proxy),
         "binned+VBS+FCR (proxy)": ("binned", {"vbs": True, "fcr": True}, None, proxy),
@@ -182,7 +169,7 @@ def run(trace: Trace, backend: str, seed: int,
     accuracy = {"noisy": {"scale": noisy.scale, **accuracy_of(noisy.predict(trace), trace)}}
     proxy = None
     if proxy_pred is not None:
-        proxy = FixedPredictions("proxy", proxy_pred, noisy)
+        proxy = FixedPredictor(proxy_pred, noisy.cost(trace), "proxy")   # the LLM query's cost
         accuracy["proxy"] = accuracy_of(proxy_pred, trace)
     out, emulated = [], []
     for label, (policy, params, pname, pobj) in rows(noisy, proxy).items():

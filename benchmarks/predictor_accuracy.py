@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from predictors.basic import MaxOfSamplesPredictor
+    from predictors.basic import FixedPredictor, MaxOfSamplesPredictor
     from predictors.base import PredictorCost
     from predictors.metrics import evaluate, round_up, target_lengths
     from predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
@@ -149,21 +149,13 @@ def main(argv=None) -> int:
         print(f"scheduling impact skipped: sim.run not importable ({e})")
         simulate = None
     if simulate is not None:
-        class Fixed:
-            def __init__(self, name, pred, seconds=None):
-                self.name, self._pred, self._secs = name, pred, seconds
-
-            def predict(self, trace):
-                return self._pred.copy()
-
-            def cost(self, trace):
-                return PredictorCost(seconds=self._secs)
-
         runs = {"max-of-samples (GT)": MaxOfSamplesPredictor()}
         for h in models:
             per_req = np.full(len(test), walls[h] / n_speed)
-            runs[f"proxy {h}"] = Fixed(f"proxy-{h}", models[h][1], per_req)
-        runs[f"proxy {head0}, cost not charged"] = Fixed("proxy-free", models[head0][1])
+            runs[f"proxy {h}"] = FixedPredictor(models[h][1], PredictorCost(seconds=per_req),
+                                                f"proxy-{h}")
+        runs[f"proxy {head0}, cost not charged"] = FixedPredictor(models[head0][1],
+                                                                  name="proxy-free")
         cfg = RunConfig(policy="binned", policy_params={"vbs": True, "fcr": True},
                         backend="paper-a100", max_new_tokens=512, seed=args.seed)
         results["schedule"] = {}

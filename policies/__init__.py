@@ -4,12 +4,12 @@ replica's waiting queue) and `schedule(view) -> Step | None`; it never mutates e
 from __future__ import annotations
 
 import dataclasses
-import numbers
 
 from policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
 from policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
 from policies.step import Step, StepResult
 from sim.errors import UserError
+from sim.params import VALUE_KINDS, init_params
 
 POLICIES = {
     "vanilla": VanillaPolicy,
@@ -27,31 +27,18 @@ def make_policy(name: str, **params):
     if name not in POLICIES:
         raise UserError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
     cls = POLICIES[name]
-    known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"}
+    known = init_params(cls)
     unknown = sorted(set(params) - known)
     if unknown:
         raise UserError(f"policy {name} has no parameter {', '.join(unknown)}; "
                         f"it takes {', '.join(sorted(known))}")
     types = {f.name: f.type for f in dataclasses.fields(cls)}
     for key, value in params.items():
-        kind = _TYPES.get(str(types[key]))
+        kind = VALUE_KINDS.get(str(types[key]))      # annotations are strings (PEP 563)
         if kind is not None and not kind[1](value):
             raise UserError(f"policy {name}: {key.replace('_', '-')} must be {kind[0]}, "
                             f"got {value!r}")
     return cls(**params)
-
-
-def _integer(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-# annotation -> (what the error says, check); the annotations are strings (PEP 563)
-_TYPES = {
-    "int": ("a whole number", _integer),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "str": ("a word", lambda v: isinstance(v, str)),
-    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
-}
 
 
 __all__ = ["POLICIES", "STATIC_POLICIES", "make_policy", "Step", "StepResult"]

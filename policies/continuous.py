@@ -38,13 +38,13 @@ cannot wait forever.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from policies.step import Step
 from sim.errors import UserError
+from sim.params import is_number
 from sim.sequence import Seq
 
 PREEMPTION_MODES = ("recompute", "restart")
@@ -236,8 +236,7 @@ class LTRPolicy(ContinuousPolicy):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (not isinstance(self.aging, numbers.Real) or isinstance(self.aging, bool)
-                or not math.isfinite(self.aging) or self.aging < 0):
+        if not is_number(self.aging) or not math.isfinite(self.aging) or self.aging < 0:
             raise UserError(f"aging must be a number >= 0 (tokens per second), "
                             f"got {self.aging!r}")
 

@@ -42,9 +42,13 @@ def make_predictor(name: str, **params) -> Predictor:
         raise UserError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}")
     try:
         return PREDICTORS[name](**params)
-    except TypeError as e:
+    except UserError:
+        raise
+    except TypeError as e:                       # an unknown parameter
         raise UserError(f"predictor {name}: bad parameter ({e}); see `seqsched predict --help`"
                         ) from None
+    except ValueError as e:                      # a parameter value the predictor rejects
+        raise UserError(f"predictor {name}: {e}") from None
 
 
 __all__ = ["Predictor", "PredictorCost", "PREDICTORS", "make_predictor"]

@@ -1,14 +1,15 @@
 """Predictors that need no model: oracle, the paper's max-of-samples GT, a seeded noisy oracle,
-and `none` (every request is assumed to run to the cap, the paper's vanilla)."""
+`none` (every request is assumed to run to the cap, the paper's vanilla), and `FixedPredictor`
+(an array computed elsewhere, for code that schedules one trace on precomputed predictions)."""
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from predictors.base import PredictorCost
+from sim.params import is_number, is_whole
 from traces.request import Trace, TraceError
 
 SAMPLE_PREFIX = "len_t"  # per-temperature length columns, e.g. len_t0.0, len_t0.7
@@ -32,7 +33,7 @@ def max_of_samples(trace: Trace) -> np.ndarray:
 def _check_int(name: str, value, low: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+    if not is_whole(value) or value < low:
         raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
 
 
@@ -100,8 +101,7 @@ class NoisyPredictor:
         if self.dist not in ("laplace", "normal", "lognormal"):
             raise ValueError(f"unknown noise distribution {self.dist!r}; "
                              "use laplace, normal or lognormal")
-        if (not isinstance(self.scale, numbers.Real) or isinstance(self.scale, bool)
-                or not self.scale >= 0):
+        if not is_number(self.scale) or not self.scale >= 0:
             raise ValueError(f"noise scale must be a number >= 0, got {self.scale!r}")
         _check_int("seed", self.seed, 0)
         _check_int("clip", self.clip, 1, allow_none=True)
@@ -128,6 +128,25 @@ class NoisyPredictor:
             return PredictorCost()
         return PredictorCost(prompt_tokens=trace.prompt_tokens + self.query_tokens,
                              decode_tokens=self.answer_tokens, batch_size=self.batch_size)
+
+
+@dataclass
+class FixedPredictor:
+    """Predictions computed elsewhere for one trace (trace order), charged `charge` on the
+    timeline (free by default). Not a CLI predictor: `from-file` reads predictions by id."""
+
+    predictions: np.ndarray
+    charge: PredictorCost = field(default_factory=PredictorCost)
+    name: str = "fixed"
+
+    def predict(self, trace: Trace) -> np.ndarray:
+        if len(self.predictions) != len(trace):
+            raise ValueError(f"{len(self.predictions)} fixed predictions for a trace of "
+                             f"{len(trace)} requests")
+        return np.asarray(self.predictions, dtype=np.int64).copy()
+
+    def cost(self, trace: Trace) -> PredictorCost:
+        return self.charge
 
 
 PREDICTORS = {

@@ -116,6 +116,15 @@ def _prepare_tokenizer(tok) -> None:
     tok.padding_side = "left"
 
 
+def parse_answers(answers: list[str], default: int,
+                  max_tokens: int | None = None) -> tuple[np.ndarray, int]:
+    """(lengths, fallbacks): each answer's `parse_length`, `default` where it has no number,
+    and how many answers fell back."""
+    values = [parse_length(a, max_tokens) for a in answers]
+    lengths = np.asarray([default if v is None else v for v in values], np.int64)
+    return lengths, sum(v is None for v in values)
+
+
 # -- LoRA tuning ---------------------------------------------------------------------------
 @dataclass
 class LoraSettings:
@@ -351,9 +360,8 @@ class LLMLengthPredictor:
         return [with_query(p, self.query) for p in _prompts(trace)]
 
     def parse(self, answers: list[str]) -> np.ndarray:
-        values = [parse_length(a, self.max_tokens) for a in answers]
-        self.fallbacks = sum(v is None for v in values)
-        return np.asarray([self.default if v is None else v for v in values], np.int64)
+        lengths, self.fallbacks = parse_answers(answers, self.default, self.max_tokens)
+        return lengths
 
     def predict(self, trace: Trace) -> np.ndarray:
         key = tuple(trace.ids.tolist())
@@ -381,6 +389,6 @@ def make_lora(**params) -> LLMLengthPredictor:
     return LLMLengthPredictor(mode="lora", **params)
 
 
-__all__ = ["LENGTH_QUERY", "PERCEPTION_QUERY", "parse_length", "with_query", "build_tuning_set",
-           "load_causal_lm", "LoraSettings", "lora_tune", "QuerySettings", "query_settings",
-           "LLMLengthPredictor"]
+__all__ = ["LENGTH_QUERY", "PERCEPTION_QUERY", "parse_length", "parse_answers", "with_query",
+           "build_tuning_set", "load_causal_lm", "LoraSettings", "lora_tune", "QuerySettings",
+           "query_settings", "LLMLengthPredictor"]

@@ -152,20 +152,27 @@ def apply_experiment(args, parser: argparse.ArgumentParser) -> None:
             setattr(args, dest, value)
 
 
-def cmd_compare(args) -> int:
+def policy_configs(args, specs: list[str]) -> dict:
+    """spec -> RunConfig for each `NAME[:KEY=VALUE...]` policy spec; `--batch-size` is the
+    default batch size of the static policies."""
     from policies import STATIC_POLICIES
+    configs = {}
+    for spec in specs:
+        name, params = parse_policy_spec(spec)
+        if args.batch_size is not None and name in STATIC_POLICIES:
+            params.setdefault("batch_size", args.batch_size)
+        configs[spec] = config_from_args(args, name, params)
+    return configs
+
+
+def cmd_compare(args) -> int:
     from traces.cli import trace_from_args
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)
     if not args.policies:
         raise UserError("no policies to compare; pass --policies or an --experiment file")
-    configs = {}
-    for spec in args.policies:
-        name, params = parse_policy_spec(spec)
-        if args.batch_size is not None and name in STATIC_POLICIES:
-            params.setdefault("batch_size", args.batch_size)
-        configs[spec] = config_from_args(args, name, params)
+    configs = policy_configs(args, args.policies)
     trace = trace_from_args(args)
     return run_all(trace, configs, args.out, args.overwrite, args.title or "seqsched compare",
                    {"trace": f"{trace.name} ({len(trace)} requests)",
@@ -176,21 +183,16 @@ def cmd_compare(args) -> int:
 
 def cmd_sweep(args) -> int:
     from analysis.sweep import sweep, trace_options_from_args
-    from policies import STATIC_POLICIES
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)
     if not args.out:
         raise UserError("a sweep needs --out DIR (each point's row is written as it finishes)")
     specs = [*(args.policy or []), *(args.policies or [])] or ["fcfs"]
-    configs = {}
-    for spec in specs:
-        if spec in configs:
-            raise UserError(f"policy {spec} is listed twice")
-        name, params = parse_policy_spec(spec)
-        if args.batch_size is not None and name in STATIC_POLICIES:
-            params.setdefault("batch_size", args.batch_size)
-        configs[spec] = config_from_args(args, name, params)
+    twice = next((spec for i, spec in enumerate(specs) if spec in specs[:i]), None)
+    if twice is not None:
+        raise UserError(f"policy {twice} is listed twice")
+    configs = policy_configs(args, specs)
     return sweep(configs, trace_options_from_args(args), args.grid, args.out,
                  workers=args.workers, use_ray=args.ray, resume=args.resume,
                  overwrite=args.overwrite,

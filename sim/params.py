@@ -1,7 +1,10 @@
-"""KEY=VALUE parameters from the command line (policy, predictor, reader options)."""
+"""KEY=VALUE parameters from the command line (policy, predictor, reader options), and the
+checks of a parsed value against the annotated type of the parameter it sets."""
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from typing import Any
 
 from sim.errors import UserError
@@ -31,3 +34,27 @@ def parse_params(items: list[str] | None, what: str) -> dict[str, Any]:
         key, value = item.split("=", 1)
         params[key.strip().replace("-", "_")] = parse_value(value.strip())
     return params
+
+
+def is_whole(v: Any) -> bool:
+    """An integer that is not a bool (True is an int to Python, not a count to a user)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+# annotation name -> (what an error says the value must be, check)
+VALUE_KINDS = {
+    "int": ("a whole number", is_whole),
+    "float": ("a number", is_number),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a word", lambda v: isinstance(v, str)),
+}
+
+
+def init_params(cls) -> set[str]:
+    """The parameters a dataclass (a policy, a predictor) takes from KEY=VALUE options."""
+    return {f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"}

@@ -132,12 +132,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     config = config.resolved()
     config.validate()
     if predictor is None:
-        try:
-            predictor = make_predictor(config.predictor, **config.predictor_params)
-        except UserError:
-            raise
-        except (ValueError, TypeError) as e:   # unknown name, bad or unknown parameter
-            raise UserError(f"predictor {config.predictor}: {e}") from None
+        predictor = make_predictor(config.predictor, **config.predictor_params)
     predicted = np.asarray(predictor.predict(trace), dtype=np.int64)
     if len(predicted) != len(trace):
         raise UserError(f"predictor {predictor.name} returned {len(predicted)} predictions for "

@@ -165,11 +165,10 @@ class ServedLengthPredictor:
         return tok.batch_decode(out, skip_special_tokens=True), n, width
 
     def parse(self, answers: list[str]) -> np.ndarray:
-        from predictors.llm import parse_length
+        from predictors.llm import parse_answers
 
-        values = [parse_length(a, self.max_tokens) for a in answers]
-        self.fallbacks = sum(v is None for v in values)
-        return np.asarray([self.default if v is None else v for v in values], np.int64)
+        lengths, self.fallbacks = parse_answers(answers, self.default, self.max_tokens)
+        return lengths
 
     # -- the Predictor contract -----------------------------------------------------------------
     def predict(self, trace: Trace) -> np.ndarray:
@@ -200,12 +199,11 @@ class ServedLengthPredictor:
         Returns (predictions, iterations run, prompt width)."""
         if executor is not self.executor:
             raise ValueError("a ServedLengthPredictor runs on the executor it was built for")
+        from predictors.llm import parse_answers
+
         answers, n, width = self.generate(self.texts([s.prompt for s in seqs]))
         self.live_queries += 1
-        from predictors.llm import parse_length
-        preds = [self.default if v is None else v
-                 for v in (parse_length(a, self.max_tokens) for a in answers)]
-        return preds, n, width
+        return parse_answers(answers, self.default, self.max_tokens)[0].tolist(), n, width
 
 
 __all__ = ["ServedLengthPredictor", "SERVED_PREDICTORS", "can_serve"]

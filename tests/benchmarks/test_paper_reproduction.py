@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from paper_reproduction import FixedPredictions, paper_indexing_rps  # noqa: E402
+from paper_reproduction import paper_indexing_rps  # noqa: E402
 
-from predictors.basic import NoisyPredictor  # noqa: E402
+from predictors.basic import FixedPredictor  # noqa: E402
 from sim.run import RunConfig, simulate  # noqa: E402
 from traces.request import Trace  # noqa: E402
 
@@ -28,8 +28,7 @@ def _trace(outputs) -> Trace:
 def _binned(trace, pred):
     cfg = RunConfig(policy="binned", policy_params={"vbs": True, "fcr": True},
                     backend="paper-a100", max_new_tokens=512, seed=0)
-    return simulate(trace, cfg, predictor=FixedPredictions("p", np.array(pred),
-                                                          NoisyPredictor()))
+    return simulate(trace, cfg, predictor=FixedPredictor(np.array(pred)))
 
 
 def test_failed_position_picks_the_pool_order_prompt():
