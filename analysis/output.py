@@ -8,7 +8,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from analysis.metrics import TABLE_COLUMNS
-from analysis.plots import latency_cdfs, throughput_bars
+from seqsched.analysis.metrics import TABLE_COLUMNS
+from seqsched.analysis.plots import latency_cdfs, throughput_bars
 
 
 def summary_frame(results: dict) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import platform
 import statistics
 from dataclasses import dataclass, field
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 
 @dataclass
@@ -104,7 +104,7 @@ class _Budget:
     """Skip points that would not fit: KV cache and eager attention scores vs free memory."""
 
     def __init__(self, executor) -> None:
-        from backends.live.model import DTYPE_BYTES, free_memory_bytes
+        from seqsched.backends.live.model import DTYPE_BYTES, free_memory_bytes
 
         shape = executor.lm.shape
         self.bytes = DTYPE_BYTES[executor.lm.dtype_name]
@@ -125,7 +125,7 @@ class _Budget:
 
 
 def _seqs(tag: str, rows: int, prompt: int, out: int = 1_000_000):
-    from sim.sequence import Seq
+    from seqsched.sim.sequence import Seq
     return [Seq(j, f"__cal_{tag}_{j}", 0.0, prompt, out, out, target_tokens=out)
             for j in range(rows)]
 
@@ -149,7 +149,7 @@ def _empty_cache(executor) -> None:
 
 
 def measure_prefill_static(executor, rows: int, length: int, warmup: int, repeats: int) -> float:
-    from policies.step import Step
+    from seqsched.sim.step import Step
     times = []
     for i in range(warmup + repeats):
         seqs = _seqs(f"ps{i}", rows, length)
@@ -161,7 +161,7 @@ def measure_prefill_static(executor, rows: int, length: int, warmup: int, repeat
 
 
 def measure_chunk(executor, rows: int, past: int, new: int, warmup: int, repeats: int) -> float:
-    from policies.step import Step
+    from seqsched.sim.step import Step
     times = []
     for i in range(warmup + repeats):
         seqs = _seqs(f"pc{i}", rows, past + new)
@@ -178,7 +178,7 @@ def measure_chunk(executor, rows: int, past: int, new: int, warmup: int, repeats
 def _decoding(executor, prefix: str, rows: int, context: int) -> list:
     """`rows` requests prefilled live to `context - 1` prompt tokens plus one generated token,
     ready for a decode iteration that attends to `context` positions."""
-    from policies.step import Step
+    from seqsched.sim.step import Step
     seqs = _seqs(prefix, rows, context - 1)
     executor.run(Step(seqs, [context - 1] * rows), 1, None)
     for s in seqs:
@@ -190,7 +190,7 @@ def measure_mixed(executor, new: int, decode_rows: int, context: int, warmup: in
                   repeats: int) -> float:
     """One fresh prompt of `new` tokens joining `decode_rows` rows that attend to `context`
     positions each (cached prompt context-1, one generated token)."""
-    from policies.step import Step
+    from seqsched.sim.step import Step
     times = []
     for i in range(warmup + repeats):
         dec = _decoding(executor, f"md{i}", decode_rows, context)
@@ -205,7 +205,7 @@ def measure_mixed(executor, new: int, decode_rows: int, context: int, warmup: in
 def measure_step(executor, rows: int, context: int, warmup: int, repeats: int) -> float:
     """One pure-decode iteration of a continuous step: `rows` rows attending to `context`
     positions each (their KV is gathered from and scattered back to per-request caches)."""
-    from policies.step import Step
+    from seqsched.sim.step import Step
     times = []
     for i in range(warmup + repeats):
         seqs = _decoding(executor, f"cs{i}", rows, context)
@@ -222,7 +222,7 @@ def measure_decode(executor, rows: int, context: int, iterations: int, warmup: i
     and the context_sum at the middle sampled decode iteration. The first DECODE_SETTLE decode
     iterations after the prefill are run but not sampled: on a CPU they run ~8% slower while
     the prefill's activations leave the caches, which a long decode never sees."""
-    from policies.step import Step
+    from seqsched.sim.step import Step
     samples = []
     settle = DECODE_SETTLE
     for i in range(warmup + repeats):
@@ -242,7 +242,7 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
     import transformers
     from tqdm import tqdm
 
-    from backends.profile import build_profile
+    from seqsched.backends.profile import build_profile
 
     if isinstance(grid, str):
         if grid not in GRIDS:
@@ -324,7 +324,7 @@ def calibrate(executor, grid: Grid | str = "cpu", progress: bool = False,
         "dtype": lm.dtype_name,
         "attn_implementation": lm.attn_implementation,
         "clock": getattr(executor, "clock", "wall"),
-        "executor": "backends.live.LiveExecutor (HF DynamicCache, 4-D mask, greedy)",
+        "executor": "seqsched.backends.live.LiveExecutor (HF DynamicCache, 4-D mask, greedy)",
         "model": {**lm.shape, "source": lm.source, "weights": "random" if lm.source == "shape"
                   else "folder"},
         "settings": {"grid": grid_name, "warmup": w, "repeats": r, "statistic": "median",

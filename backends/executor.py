@@ -1,34 +1,18 @@
-"""The Executor contract and the cost-model executor (simulated time).
+"""The cost-model executor: simulated time for a Step from a cost model (roofline or profile).
 
-The engine calls `run(step, iterations, stop_after_s)` once per SimPy event; the live executor
+It implements the engine's `Executor` contract (`seqsched.sim.executor`); the live executor
 (backends/live/) implements the same two methods with a real model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from backends.cost_model import CostModel
-from policies.step import Step, StepResult
-from sim.sequence import Seq
-
-
-class Executor(Protocol):
-    name: str
-
-    def run(self, step: Step, iterations: int, stop_after_s: float | None) -> StepResult:
-        """Run `iterations` iterations of `step` (fewer if `stop_after_s` is reached: stop at the
-        end of the first iteration that ends at or after it; always at least one)."""
-
-    def release(self, seq: Seq) -> None:
-        """`seq` left the running set (finished, failed or preempted): free what it holds."""
-
-    # Optional: `resumes_preempted = True` declares that a row resumed after a recompute
-    # preemption can be run as a prefill of its prompt plus its kept output (`seq.recomputed`
-    # tokens of it); without it the replica restarts preempted requests from scratch.
+from seqsched.backends.cost_model import CostModel
+from seqsched.sim.step import Step, StepResult
+from seqsched.sim.sequence import Seq
 
 
 def iteration_times(cost: CostModel, step: Step, iterations: int) -> np.ndarray:

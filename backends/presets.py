@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.roofline import RooflineCostModel
-from backends.specs import get_gpu, get_model
-from sim.errors import UserError
+from seqsched.backends.roofline import RooflineCostModel
+from seqsched.backends.specs import get_gpu, get_model
+from seqsched.common.errors import UserError
 
 # Printed by scripts/derive_paper_preset.py (derive_overhead with the defaults).
 HF_EAGER_A100_TOKEN_OVERHEAD_S = 0.00125698251
@@ -73,7 +73,7 @@ def get_preset(name: str) -> Preset:
 
 def expected_max_prompt(batch: int, samples: int = 200_000, seed: int = 0) -> float:
     """E[longest prompt in a batch] under the shipped Alpaca/Vicuna prompt-length figures."""
-    from traces.synthetic import load_figures
+    from seqsched.traces.synthetic import load_figures
     fig = load_figures("alpaca_vicuna")
     u = np.random.default_rng(seed).random((samples, batch))
     prompts = np.interp(u * 100.0, fig["percentiles"], fig["prompt_tokens"])

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 FORMAT = "seqsched-profile"
 VERSION = 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.specs import GPUSpec, ModelSpec
+from seqsched.backends.specs import GPUSpec, ModelSpec
 
 
 @dataclass

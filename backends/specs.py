@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim.run import RunConfig, simulate  # noqa: E402
-from traces.request import Trace  # noqa: E402
-from traces.synthetic import alpaca_vicuna, generate  # noqa: E402
+from seqsched.app.run import RunConfig, simulate  # noqa: E402
+from seqsched.traces.request import Trace  # noqa: E402
+from seqsched.traces.synthetic import alpaca_vicuna, generate  # noqa: E402
 
 
 def poisson(trace: Trace, rate: float, seed: int = 0) -> Trace:

@@ -75,10 +75,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from backends.live.executor import LiveExecutor
-    from backends.live_cli import load_trace_any, markdown_table, profile_table, run_validate
-    from backends.profile import read_profile, save_profile
-    from traces.request import Trace
+    from seqsched.backends.live.executor import LiveExecutor
+    from seqsched.app.live_cli import load_trace_any, markdown_table, profile_table, run_validate
+    from seqsched.backends.profile import read_profile, save_profile
+    from seqsched.traces.request import Trace
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     ex = LiveExecutor(args.model, device=args.device, dtype=dtype,
                       attn_implementation=args.attn, seed=args.seed, clock=args.clock)
     if args.profile is None:
-        from backends.calibration import GRIDS, calibrate
+        from seqsched.backends.calibration import GRIDS, calibrate
         grid = args.grid or ("gpu" if args.device.startswith("cuda") else "cpu")
         t0 = time.perf_counter()
         prof = calibrate(ex, GRIDS[grid], progress=sys.stderr.isatty())
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         print(profile_table(prof))
         args.profile = str(path)
     else:
-        from backends.profile import resolve_profile_path
+        from seqsched.backends.profile import resolve_profile_path
         args.profile = str(resolve_profile_path(args.profile))
         prof = read_profile(args.profile)
     ex.warmup()

@@ -43,10 +43,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictors.basic import FixedPredictor, NoisyPredictor, max_of_samples  # noqa: E402
-from sim.run import RunConfig, simulate  # noqa: E402
-from traces.native import read_jsonl  # noqa: E402
-from traces.request import Trace  # noqa: E402
+from seqsched.predictors.basic import FixedPredictor, NoisyPredictor, max_of_samples  # noqa: E402
+from seqsched.app.run import RunConfig, simulate  # noqa: E402
+from seqsched.traces.native import read_jsonl  # noqa: E402
+from seqsched.traces.request import Trace  # noqa: E402
 
 # The paper's Table 3 (Vicuna-7B, one A100): samples/s, avg length, effective token ratio, FCR.
 PAPER = {
@@ -86,8 +86,8 @@ def proxy_predictions(full: Trace, sample_ids: np.ndarray, seed: int, model_dir:
     """Cross-fitted proxy predictions for the sampled requests (trained on all the others)."""
     import torch
 
-    from predictors.metrics import target_lengths
-    from predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
+    from seqsched.predictors.metrics import target_lengths
+    from seqsched.predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
 
     torch.set_num_threads(1)
     folder = Path(model_dir) / f"seed{seed}" if model_dir else None

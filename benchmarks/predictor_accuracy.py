@@ -54,12 +54,12 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from predictors.basic import FixedPredictor, MaxOfSamplesPredictor
-    from predictors.base import PredictorCost
-    from predictors.metrics import evaluate, round_up, target_lengths
-    from predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
-    from traces.io import load_trace
-    from traces.request import Trace
+    from seqsched.predictors.basic import FixedPredictor, MaxOfSamplesPredictor
+    from seqsched.predictors.base import PredictorCost
+    from seqsched.predictors.metrics import evaluate, round_up, target_lengths
+    from seqsched.predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
+    from seqsched.traces.io import load_trace
+    from seqsched.traces.request import Trace
 
     if not Path(args.data).is_file():
         print(f"{args.data}: no such file; pass --data PATH to alpaca_vicuna_lengths_train.jsonl")
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
 
     # scheduling impact
     try:
-        from sim.run import RunConfig, simulate
+        from seqsched.app.run import RunConfig, simulate
     except ImportError as e:            # the engine is not there: keep the accuracy numbers
         print(f"scheduling impact skipped: sim.run not importable ({e})")
         simulate = None

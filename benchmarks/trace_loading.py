@@ -31,7 +31,7 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 t0 = time.perf_counter()
-from traces.io import load_trace
+from seqsched.traces.io import load_trace
 imported = time.perf_counter() - t0
 kw = json.loads({kw!r})
 n = 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
-from policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
-from policies.step import Step, StepResult
-from sim.errors import UserError
-from sim.params import VALUE_KINDS, init_params
+from seqsched.policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
+from seqsched.policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
+from seqsched.sim.step import Step, StepResult
+from seqsched.common.errors import UserError
+from seqsched.common.params import VALUE_KINDS, init_params
 
 POLICIES = {
     "vanilla": VanillaPolicy,

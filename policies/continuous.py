@@ -42,10 +42,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.step import Step
-from sim.errors import UserError
-from sim.params import is_number
-from sim.sequence import Seq
+from seqsched.sim.step import Step
+from seqsched.common.errors import UserError
+from seqsched.common.params import is_number
+from seqsched.sim.sequence import Seq
 
 PREEMPTION_MODES = ("recompute", "restart")
 ADMISSION_MODES = ("greedy", "predicted")

@@ -18,9 +18,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 
-from policies.step import Step
-from sim.errors import UserError
-from sim.sequence import Seq, Status
+from seqsched.sim.step import Step
+from seqsched.common.errors import UserError
+from seqsched.sim.sequence import Seq, Status
 
 # The paper's variable batch sizes per 50-token bin (src/utils.py, `len_bs_dict`); others: 16.
 PAPER_VBS_TABLE = {50: 256, 100: 128, 150: 64, 200: 32, 250: 16, 300: 16}

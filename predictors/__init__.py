@@ -3,26 +3,26 @@
 Model-based predictors (proxy, llm-*) are registered through small factories that import their
 modules on first use, so `import predictors` stays free of torch / transformers."""
 
-from predictors.base import Predictor, PredictorCost
-from predictors.basic import PREDICTORS as BASIC_PREDICTORS
-from predictors.from_file import ColumnPredictor, FromFilePredictor
-from sim.errors import UserError
+from seqsched.predictors.base import Predictor, PredictorCost
+from seqsched.predictors.basic import PREDICTORS as BASIC_PREDICTORS
+from seqsched.predictors.from_file import ColumnPredictor, FromFilePredictor
+from seqsched.common.errors import UserError
 
 
 def _proxy(**params):
-    from predictors.proxy import ProxyPredictor
+    from seqsched.predictors.proxy import ProxyPredictor
 
     return ProxyPredictor(**params)
 
 
 def _llm_perception(**params):
-    from predictors.llm import make_perception
+    from seqsched.predictors.llm import make_perception
 
     return make_perception(**params)
 
 
 def _llm_lora(**params):
-    from predictors.llm import make_lora
+    from seqsched.predictors.llm import make_lora
 
     return make_lora(**params)
 

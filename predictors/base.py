@@ -12,26 +12,12 @@ A free predictor (oracle, from-file) returns `PredictorCost()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from traces.request import Trace
-
-
-@dataclass(frozen=True)
-class PredictorCost:
-    prompt_tokens: np.ndarray | None = None
-    decode_tokens: int = 0
-    batch_size: int = 128
-    seconds: np.ndarray | None = None
-
-    @property
-    def is_free(self) -> bool:
-        no_tokens = self.prompt_tokens is None or not np.any(self.prompt_tokens)
-        no_seconds = self.seconds is None or not np.any(self.seconds)
-        return no_tokens and no_seconds
+from seqsched.sim.prediction import PredictorCost  # noqa: F401  (re-exported)
+from seqsched.traces.request import Trace
 
 
 class Predictor(Protocol):

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from predictors.base import PredictorCost
-from sim.params import is_number, is_whole
-from traces.request import Trace, TraceError
+from seqsched.predictors.base import PredictorCost
+from seqsched.common.params import is_number, is_whole
+from seqsched.traces.request import Trace, TraceError
 
 SAMPLE_PREFIX = "len_t"  # per-temperature length columns, e.g. len_t0.0, len_t0.7
 

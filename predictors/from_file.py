@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from predictors.base import PredictorCost
-from sim.errors import UserError
-from traces.request import Trace
+from seqsched.predictors.base import PredictorCost
+from seqsched.common.errors import UserError
+from seqsched.traces.request import Trace
 
 QUANTILE_COLUMNS = {0.5: "predicted_p50", 0.9: "predicted_p90"}
 

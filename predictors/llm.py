@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from predictors.base import PredictorCost
-from sim.errors import UserError
-from traces.request import Trace
+from seqsched.predictors.base import PredictorCost
+from seqsched.common.errors import UserError
+from seqsched.traces.request import Trace
 
 FORMAT = "seqsched-llm-lora"
 LENGTH_QUERY = ("\nDon't output the response for the above instruction. Instead, you need to "
@@ -74,7 +74,7 @@ def build_tuning_set(trace: Trace, query: str = LENGTH_QUERY, target: str = "max
                      round_to: int = 50) -> list[dict]:
     """The paper's instruction-tuning set: {"prompt": prompt with the length query,
     "answer": "<target rounded up to round_to>", "id": ...}."""
-    from predictors.metrics import round_up, target_lengths
+    from seqsched.predictors.metrics import round_up, target_lengths
 
     y = target_lengths(trace, target)
     if round_to > 0:
@@ -88,7 +88,7 @@ def load_causal_lm(path: str | Path, dtype: str = "float32", device: str = "cpu"
     batched generation. A 7B model wants `dtype="float16", device="cuda"`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from predictors._quiet import quiet_transformers
+    from seqsched.predictors._quiet import quiet_transformers
 
     path = Path(path)
     if not (path / "config.json").is_file():

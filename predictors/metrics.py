@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictors.basic import max_of_samples
-from sim.errors import UserError
-from traces.request import Trace
+from seqsched.predictors.basic import max_of_samples
+from seqsched.common.errors import UserError
+from seqsched.traces.request import Trace
 
 TARGETS = ("max-over-samples", "greedy")
 

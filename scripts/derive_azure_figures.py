@@ -74,7 +74,7 @@ def fit(median: float, mean: float, cap: float) -> dict:
 
 
 def empirical(path: str) -> dict:
-    from traces.io import load_trace
+    from seqsched.traces.io import load_trace
     t = load_trace(path, "azure")
     p, o, a = t.prompt_tokens, t.output_tokens, t.arrival_s
     return {"requests": len(t), "duration_s": float(a[-1] - a[0]),

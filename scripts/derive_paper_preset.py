@@ -1,7 +1,7 @@
 """Print the paper-a100 preset's overhead derived from the paper's vanilla row (see
 backends/presets.py for the derivation); both forms, the preset uses the per-token one."""
 
-from backends.presets import derive_overhead, expected_max_prompt
+from seqsched.backends.presets import derive_overhead, expected_max_prompt
 
 if __name__ == "__main__":
     print(f"E[max prompt of 16] = {expected_max_prompt(16):.2f} tokens")

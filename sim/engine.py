@@ -9,7 +9,7 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
-from sim.sequence import Seq
+from seqsched.sim.sequence import Seq
 
 STEP_COLUMNS = ["replica", "start_s", "end_s", "kind", "rows", "iterations", "prefill_tokens",
                 "decode_tokens", "kv_used_tokens"]

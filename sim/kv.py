@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.errors import UserError
-from sim.sequence import Seq
+from seqsched.common.errors import UserError
+from seqsched.sim.sequence import Seq
 
 
 class KVOverflow(RuntimeError):

@@ -17,15 +17,15 @@ import numpy as np
 import simpy
 from sortedcontainers import SortedKeyList
 
-from policies.step import Step
-from sim.errors import UserError
-from sim.kv import KVCache, KVOverflow
-from sim.sequence import Seq, Status
+from seqsched.sim.step import Step
+from seqsched.common.errors import UserError
+from seqsched.sim.kv import KVCache, KVOverflow
+from seqsched.sim.sequence import Seq, Status
 
 if TYPE_CHECKING:
-    from backends.executor import Executor
-    from predictors.base import PredictorCost
-    from sim.engine import Engine
+    from seqsched.sim.executor import Executor
+    from seqsched.sim.prediction import PredictorCost
+    from seqsched.sim.engine import Engine
 
 
 class PolicyError(RuntimeError):

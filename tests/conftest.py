@@ -12,7 +12,7 @@ def build_tiny_llama(path, trace):
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY
+    from seqsched.predictors.llm import LENGTH_QUERY, PERCEPTION_QUERY
 
     torch.manual_seed(0)
     tok = Tokenizer(models.BPE(unk_token="<unk>"))

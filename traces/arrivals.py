@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from traces.request import Trace, TraceError
+from seqsched.traces.request import Trace, TraceError
 
 ARRIVALS = ("offline", "poisson", "gamma", "replay")
 

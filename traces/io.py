@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from traces.request import REQUIRED_COLUMNS, Trace, TraceError, normalise_frame
+from seqsched.traces.request import REQUIRED_COLUMNS, Trace, TraceError, normalise_frame
 
 logger = logging.getLogger("seqsched.traces")
 
@@ -460,7 +460,7 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
     rownums = np.arange(len(df)) if src_rows is None else src_rows
     trace = _finish(src, df, name, locate, skip_invalid, options, rownums)
     if window is not None:  # exact filter + shift to the window start (after any push-down)
-        from traces import arrivals
+        from seqsched.traces import arrivals
         trace = arrivals.window(trace, *window)
     return trace
 
@@ -682,7 +682,7 @@ def _from_frame(src, df, fmt, rows, window, skip_invalid, options, locate) -> Tr
     trace = _finish(src, df, name, locate, skip_invalid, options,
                     np.arange(first_row, first_row + len(df)))
     if window is not None:
-        from traces import arrivals
+        from seqsched.traces import arrivals
         trace = arrivals.window(trace, *window)
     return trace
 
@@ -1073,7 +1073,7 @@ def _paper_lengths(df, cmap, src, locate, options, rownums):
 
 
 def _alpaca_vicuna(df, cmap, src, locate, options, rownums):
-    from traces.native import ALPACA_TEMPLATE, ALPACA_TEMPLATE_INPUT, VICUNA_SYSTEM
+    from seqsched.traces.native import ALPACA_TEMPLATE, ALPACA_TEMPLATE_INPUT, VICUNA_SYSTEM
     need = [c for c in ("id", "instruction", "prompt_tokens") if c not in df.columns]
     if need:
         raise TraceError(f"{src.path}: missing field(s) {', '.join(need)}; the Alpaca/Vicuna "

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traces.request import Trace, TraceError
+from seqsched.traces.request import Trace, TraceError
 
 
 def read_jsonl(path: str | Path) -> Trace:
     """Read a JSON Lines trace: native rows, or the shared Alpaca/Vicuna file (detected by its
     `vicuna7b_output_tokens` field; per-temperature lengths become `len_t<T>` columns, the
     Vicuna prompt text the `prompt` column, the max over temperatures `max_of_samples`)."""
-    from traces.io import _Source, load_trace
+    from seqsched.traces.io import _Source, load_trace
     src = _Source.open(Path(path))
     if src.container not in ("jsonl", "json"):
         raise TraceError(f"{path}: not a JSON Lines file; use traces.io.load_trace for "
@@ -24,7 +24,7 @@ def read_jsonl(path: str | Path) -> Trace:
 
 
 def write_jsonl(trace: Trace, path: str | Path) -> None:
-    from traces.io import save_trace
+    from seqsched.traces.io import save_trace
     save_trace(trace, Path(path) if str(path).endswith(".jsonl") else Path(str(path)))
 
 

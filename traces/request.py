@@ -21,7 +21,7 @@ MAX_TOKENS = 1_000_000_000
 logger = logging.getLogger("seqsched.traces")
 
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 
 class TraceError(UserError):

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from traces.request import Trace, TraceError
+from seqsched.traces.request import Trace, TraceError
 
 FIGURES = Path(__file__).parent / "figures"
 

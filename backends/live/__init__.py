@@ -10,9 +10,9 @@ __all__ = ["LiveExecutor", "LoadedModel", "load_model", "llama_config"]
 
 def __getattr__(name: str):
     if name == "LiveExecutor":
-        from backends.live.executor import LiveExecutor
+        from seqsched.backends.live.executor import LiveExecutor
         return LiveExecutor
     if name in ("LoadedModel", "load_model", "llama_config"):
-        from backends.live import model
+        from seqsched.backends.live import model
         return getattr(model, name)
     raise AttributeError(name)

@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from backends.live.model import LoadedModel, load_model
-from policies.step import Step, StepResult
-from sim.sequence import Seq
+from seqsched.backends.live.model import LoadedModel, load_model
+from seqsched.sim.step import Step, StepResult
+from seqsched.sim.sequence import Seq
 
 LENGTH_MODES = ("forced", "natural")
 # "wall": wall time (CUDA-synchronised), the default and the only choice on a GPU. "thread": the
@@ -82,7 +82,7 @@ class LiveExecutor:
                  dtype: str = "float32", length_mode: str = "forced", predictor: Any = None,
                  attn_implementation: str = "eager", seed: int = 0,
                  name: str | None = None, clock: str = "wall") -> None:
-        from sim.errors import UserError
+        from seqsched.common.errors import UserError
         if length_mode not in LENGTH_MODES:
             raise UserError(f"unknown length mode {length_mode!r}; choose forced or natural")
         if clock not in CLOCKS:
@@ -442,7 +442,7 @@ class LiveExecutor:
         them for the policy); `prediction_changes` counts those that differ from what the
         engine started with. Any other predictor's `predict` is timed on the batch and its
         answers are kept in `predictions` only."""
-        from traces.request import Request, Trace
+        from seqsched.traces.request import Request, Trace
 
         run_live = getattr(self.predictor, "run_live", None)
         self._sync()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.specs import MODELS, ModelSpec
-from sim.errors import UserError
+from seqsched.backends.specs import MODELS, ModelSpec
+from seqsched.common.errors import UserError
 
 DTYPES = {"float16": "float16", "fp16": "float16", "half": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -188,7 +188,7 @@ def _load_folder(path: Path, dev, dtype_name, torch_dtype, attn) -> LoadedModel:
         raise UserError(f"{path}: cannot read config.json ({e}); fix the folder") from None
     shape = config_shape(cfg, path.name)
     check_fits(shape_params(shape) * DTYPE_BYTES[dtype_name], dev, str(path))
-    from predictors._quiet import quiet_transformers
+    from seqsched.predictors._quiet import quiet_transformers
     try:
         with quiet_transformers():                   # no load-time progress bar in CLI output
             m = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype,

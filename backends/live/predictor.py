@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.errors import UserError
-from traces.request import Trace
+from seqsched.common.errors import UserError
+from seqsched.traces.request import Trace
 
 SERVED_PREDICTORS = ("llm-lora", "llm-perception")
 
@@ -48,7 +48,7 @@ class ServedLengthPredictor:
                  max_tokens: int = 512, batch_size: int = 128, infer_batch: int | None = None,
                  progress: bool = False, name: str | None = None, dtype: str | None = None,
                  device: str | None = None) -> None:
-        from predictors.llm import query_settings
+        from seqsched.predictors.llm import query_settings
 
         q = query_settings(mode, adapter, query, max_new_tokens, default, max_tokens,
                            batch_size, name)
@@ -75,7 +75,7 @@ class ServedLengthPredictor:
     def _attach(self, path: Path) -> None:
         from peft import PeftModel
 
-        from predictors._quiet import quiet_transformers
+        from seqsched.predictors._quiet import quiet_transformers
 
         # one adapter per served model: a second predictor on the same executor reuses it
         held = getattr(self.executor, "_served_lora", None)
@@ -114,7 +114,7 @@ class ServedLengthPredictor:
 
     # -- the query ----------------------------------------------------------------------------
     def texts(self, prompts: list[str | None]) -> list[str]:
-        from predictors.llm import with_query
+        from seqsched.predictors.llm import with_query
         return [with_query(p or "", self.query) for p in prompts]
 
     def query_tokens(self) -> int:
@@ -165,7 +165,7 @@ class ServedLengthPredictor:
         return tok.batch_decode(out, skip_special_tokens=True), n, width
 
     def parse(self, answers: list[str]) -> np.ndarray:
-        from predictors.llm import parse_answers
+        from seqsched.predictors.llm import parse_answers
 
         lengths, self.fallbacks = parse_answers(answers, self.default, self.max_tokens)
         return lengths
@@ -189,7 +189,7 @@ class ServedLengthPredictor:
         return self._memo[1].copy()
 
     def cost(self, trace: Trace):
-        from predictors.base import PredictorCost
+        from seqsched.predictors.base import PredictorCost
         return PredictorCost(prompt_tokens=trace.prompt_tokens + self.query_tokens(),
                              decode_tokens=self.max_new_tokens, batch_size=self.batch_size)
 
@@ -199,7 +199,7 @@ class ServedLengthPredictor:
         Returns (predictions, iterations run, prompt width)."""
         if executor is not self.executor:
             raise ValueError("a ServedLengthPredictor runs on the executor it was built for")
-        from predictors.llm import parse_answers
+        from seqsched.predictors.llm import parse_answers
 
         answers, n, width = self.generate(self.texts([s.prompt for s in seqs]))
         self.live_queries += 1

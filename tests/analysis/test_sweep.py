@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import analysis.sweep as sweep_mod
-from analysis.sweep import DROPPED_METRICS, expand, parse_grid, read_sweep
-from sim.cli import main
-from sim.errors import UserError
-from sim.run import RunConfig, simulate
-from traces.arrivals import apply_arrival
-from traces.synthetic import generate
+import seqsched.app.sweep as sweep_mod
+from seqsched.app.sweep import DROPPED_METRICS, expand, parse_grid, read_sweep
+from seqsched.app.cli import main
+from seqsched.common.errors import UserError
+from seqsched.app.run import RunConfig, simulate
+from seqsched.traces.arrivals import apply_arrival
+from seqsched.traces.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 50
@@ -92,7 +92,7 @@ def test_bad_grid_keys(items, policies, message):
 
 def test_unknown_key_is_one_error_line_exit_2(tmp_path):
     out = tmp_path / "never"
-    r = subprocess.run([sys.executable, "-m", "sim.cli", "sweep", "synth:alpaca-vicuna", "-n",
+    r = subprocess.run([sys.executable, "-m", "seqsched.app.cli", "sweep", "synth:alpaca-vicuna", "-n",
                         "20", "--grid", "nonsense=1,2", "--out", str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300,
                        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
@@ -214,7 +214,7 @@ def test_sweep_reads_an_experiment_file(tmp_path, capsys):
 
 
 def test_help_and_no_torch_on_the_sweep_path(tmp_path):
-    code = ("import sys\nfrom sim.cli import main\n"
+    code = ("import sys\nfrom seqsched.app.cli import main\n"
             f"rc = main(['sweep', 'synth:alpaca-vicuna', '-n', '30', '--policy', 'binned', "
             f"'--predictor', 'noisy', '--grid', 'batch_size=4,8', '--workers', '1', "
             f"'--out', {str(tmp_path / 's')!r}])\n"
@@ -224,7 +224,7 @@ def test_help_and_no_torch_on_the_sweep_path(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=300, env=env)
     assert "RC 0 HEAVY []" in r.stdout, r.stderr
-    r = subprocess.run([sys.executable, "-m", "sim.cli", "--help"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "seqsched.app.cli", "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and "sweep" in r.stdout
 

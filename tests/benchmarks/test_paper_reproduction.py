@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from paper_reproduction import paper_indexing_rps  # noqa: E402
 
-from predictors.basic import FixedPredictor  # noqa: E402
-from sim.run import RunConfig, simulate  # noqa: E402
-from traces.request import Trace  # noqa: E402
+from seqsched.predictors.basic import FixedPredictor  # noqa: E402
+from seqsched.app.run import RunConfig, simulate  # noqa: E402
+from seqsched.traces.request import Trace  # noqa: E402
 
 
 def _trace(outputs) -> Trace:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def seqsched(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sim.cli", *map(str, args)], cwd=cwd or ROOT,
+    return subprocess.run([sys.executable, "-m", "seqsched.app.cli", *map(str, args)], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=300,
                           env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
 
@@ -114,7 +114,7 @@ def test_request_longer_than_kv_capacity(tmp_path):
 def test_error_during_the_run_leaves_no_output_folder(tmp_path):
     # every request fits the KV cache alone, but a padded batch of 4 does not: the error is
     # raised while the first run executes, after the output folder was opened
-    from backends.specs import get_gpu, get_model
+    from seqsched.backends.specs import get_gpu, get_model
     m, g = get_model("tiny"), get_gpu("L4")
     fraction = (m.weight_bytes + 400 * m.kv_bytes_per_token) / g.memory_bytes
     trace = write_trace(tmp_path / "t.jsonl", [

@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backends.executor import CostModelExecutor
-from backends.specs import get_gpu, get_model
-from predictors.base import PredictorCost
-from sim.run import RunConfig, simulate
-from traces.request import Trace
+from seqsched.backends.executor import CostModelExecutor
+from seqsched.backends.specs import get_gpu, get_model
+from seqsched.predictors.base import PredictorCost
+from seqsched.app.run import RunConfig, simulate
+from seqsched.traces.request import Trace
 
 C, D, B = 1.0, 0.5, 0.125
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from coretoy import small_kv_config, toy_executor, trace
-from sim.errors import UserError
-from sim.run import RunConfig, simulate
-from traces.request import Trace
+from seqsched.common.errors import UserError
+from seqsched.app.run import RunConfig, simulate
+from seqsched.traces.request import Trace
 
 OK = [("a", 0, 8, 4), ("b", 0.5, 16, 2)]
 
@@ -115,7 +115,7 @@ def test_predictor_returning_wrong_length():
             return [1]
 
         def cost(self, t):
-            from predictors.base import PredictorCost
+            from seqsched.predictors.base import PredictorCost
             return PredictorCost()
     msg = user_error(RunConfig(), predictor=Short())
     assert "predictor short returned 1 predictions for 2 requests" in msg

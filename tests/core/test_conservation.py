@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coretoy import small_kv_config, toy_executor, trace
-from policies import STATIC_POLICIES
-from sim.run import RunConfig, simulate
+from seqsched.policies import STATIC_POLICIES
+from seqsched.app.run import RunConfig, simulate
 
 SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -205,7 +205,7 @@ def test_conservation_larger_online_trace_every_policy():
                        "arrival_s": np.sort(rng.uniform(0, 20, n)),
                        "prompt_tokens": rng.integers(1, 300, n),
                        "output_tokens": rng.integers(1, 400, n)})
-    from traces.request import Trace
+    from seqsched.traces.request import Trace
     t = Trace(df)
     for policy in ("vanilla", "sorted", "binned", "fcfs", "sjf"):
         cfg = RunConfig(policy=policy, predictor="noisy", predictor_params={"scale": 40.0})

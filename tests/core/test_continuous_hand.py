@@ -12,7 +12,7 @@ arrival, which is admitted there.
 from __future__ import annotations
 
 from coretoy import rec, run_toy, small_kv_config, toy_executor, trace, FixedPredictor
-from sim.run import simulate
+from seqsched.app.run import simulate
 
 
 def times(result, rid):

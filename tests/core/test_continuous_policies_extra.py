@@ -22,15 +22,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coretoy import FixedPredictor, rec, run_toy, small_kv_config, toy_executor, trace
-from policies import POLICIES, make_policy
-from policies.continuous import LTRPolicy, SJFPolicy, SRPTPolicy
-from sim.errors import UserError
-from sim.run import RunConfig, simulate
+from seqsched.policies import POLICIES, make_policy
+from seqsched.policies.continuous import LTRPolicy, SJFPolicy, SRPTPolicy
+from seqsched.common.errors import UserError
+from seqsched.app.run import RunConfig, simulate
 from test_conservation import SETTINGS, check_conservation, runs
 from test_continuous_policy import seq, view
 from test_kv_capacity import assert_kv_bounded, crowd
-from traces.arrivals import poisson
-from traces.synthetic import generate
+from seqsched.traces.arrivals import poisson
+from seqsched.traces.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTINUOUS = ("fcfs", "sjf", "srpt", "ltr")
@@ -366,7 +366,7 @@ def test_bad_parameters_are_user_errors(policy, params, needle):
      "sjf:admission=maybe"],
 ])
 def test_cli_bad_parameter_is_one_line_exit_2(args, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sim.cli", *args, "--out", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "-m", "seqsched.app.cli", *args, "--out", str(tmp_path / "o")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2, r.stderr

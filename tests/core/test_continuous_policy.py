@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sortedcontainers import SortedKeyList
 
-from policies.continuous import ContinuousPolicy, SJFPolicy
-from sim.kv import KVCache
-from sim.replica import ReplicaView
-from sim.sequence import Seq, Status
+from seqsched.policies.continuous import ContinuousPolicy, SJFPolicy
+from seqsched.sim.kv import KVCache
+from seqsched.sim.replica import ReplicaView
+from seqsched.sim.sequence import Seq, Status
 
 
 def seq(i, prompt, out, *, arrival=0.0, predicted=None, prefilled=0, generated=0, blocks=0,

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictors import make_predictor
-from sim.run import RunConfig, simulate
-from traces.request import Trace
+from seqsched.predictors import make_predictor
+from seqsched.app.run import RunConfig, simulate
+from seqsched.traces.request import Trace
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.executor import iteration_times
-from policies.step import Step
-from sim.sequence import Seq
+from seqsched.backends.executor import iteration_times
+from seqsched.sim.step import Step
+from seqsched.sim.sequence import Seq
 
 
 class Recorder:

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from coretoy import FixedPredictor, small_kv_config, toy_executor, trace
-from sim.run import RunConfig, simulate
-from traces.request import Trace
+from seqsched.app.run import RunConfig, simulate
+from seqsched.traces.request import Trace
 
 
 def crowd(n=12, seed=3, prompt=(20, 60), output=(40, 100), spread=0.0):
@@ -137,7 +137,7 @@ def test_chunked_prefill_chunk_ending_on_block_boundary_under_kv_pressure():
 def test_capacity_is_whole_blocks_and_request_beyond_them_is_rejected():
     # regression (fixed in 23324f9): 1000 tokens of memory hold 62 blocks of 16 = 992 tokens;
     # a 993-token request used to pass the check and then never fit (PolicyError)
-    from sim.errors import UserError
+    from seqsched.common.errors import UserError
     t = trace([("a", 0, 983, 10)])
     with pytest.raises(UserError, match=r"request a needs 993 tokens of KV cache.*holds 992"):
         simulate(t, small_kv_config(1000, policy="fcfs"), executor=toy_executor())

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.metrics import summarize
+from seqsched.analysis.metrics import summarize
 from coretoy import run_toy
-from sim.engine import RECORD_COLUMNS, STEP_COLUMNS
+from seqsched.sim.engine import RECORD_COLUMNS, STEP_COLUMNS
 
 FCR_ROWS = [("r0", 0, 8, 30), ("r1", 0, 8, 70), ("r2", 0, 8, 120), ("r3", 0, 8, 100)]
 FCR_PRED = [30, 40, 120, 140]

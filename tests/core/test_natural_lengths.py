@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.executor import CostModelExecutor
+from seqsched.backends.executor import CostModelExecutor
 from coretoy import ToyCost, trace
-from policies.step import StepResult
-from sim.run import RunConfig, simulate
+from seqsched.sim.step import StepResult
+from seqsched.app.run import RunConfig, simulate
 
 
 @dataclass

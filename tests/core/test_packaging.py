@@ -10,9 +10,9 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = {"traces", "policies", "predictors", "backends", "sim", "analysis"}
+LOCAL = {"seqsched"}
 # the simulation path (DESIGN.md: no torch); live backends and model predictors are extras
-SIM_PATH = ["sim", "policies", "analysis", "traces", "backends/executor.py",
+SIM_PATH = ["common", "sim", "policies", "analysis", "traces", "app/run.py", "backends/executor.py",
             "backends/cost_model.py", "backends/roofline.py", "backends/specs.py",
             "backends/presets.py", "predictors/base.py", "predictors/basic.py",
             "predictors/__init__.py"]
@@ -48,7 +48,7 @@ def test_simulation_imports_are_declared_dependencies():
 
 def test_a_simulation_run_imports_no_torch():
     import subprocess
-    code = ("import sys\nfrom sim.cli import main\n"
+    code = ("import sys\nfrom seqsched.app.cli import main\n"
             "main(['simulate', 'synth:alpaca-vicuna', '-n', '40', '--no-progress', "
             "'--policy', 'binned', '--predictor', 'noisy'])\n"
             "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'peft') "

@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.executor import CostModelExecutor, iteration_times
-from backends.presets import (HF_EAGER_A100_ITERATION_OVERHEAD_S, HF_EAGER_A100_TOKEN_OVERHEAD_S,
+from seqsched.backends.executor import CostModelExecutor, iteration_times
+from seqsched.backends.presets import (HF_EAGER_A100_ITERATION_OVERHEAD_S, HF_EAGER_A100_TOKEN_OVERHEAD_S,
                               derive_overhead, get_preset)
-from backends.roofline import RooflineCostModel
-from backends.specs import MODELS, get_gpu, get_model, kv_capacity_tokens
+from seqsched.backends.roofline import RooflineCostModel
+from seqsched.backends.specs import MODELS, get_gpu, get_model, kv_capacity_tokens
 from coretoy import ToyCost, trace
-from policies.step import Step
-from sim.run import RunConfig, build_cost_model, simulate
-from sim.sequence import Seq
+from seqsched.sim.step import Step
+from seqsched.app.run import RunConfig, build_cost_model, simulate
+from seqsched.sim.sequence import Seq
 
 
 def roof(gpu="A100-80GB", model="llama-7b", **kw):
@@ -110,7 +110,7 @@ def test_derived_overhead_reproduces_the_row_it_was_derived_from():
     # regression: the derivation's roofline counted one decode iteration more than the batch
     # runs (0.1% too slow an overhead). With a whole number of iterations, the simulator's
     # own padded batch (16 rows at the expected longest prompt) must take 16 / 1.39 s.
-    from backends.presets import expected_max_prompt
+    from seqsched.backends.presets import expected_max_prompt
 
     n = 370                                       # the paper's length 371 = generated + 1
     overhead = derive_overhead("token", avg_length=n + 1.0)

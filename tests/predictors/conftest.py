@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from traces.request import Trace
+from seqsched.traces.request import Trace
 
 WORDS = ("write explain list describe summarize translate classify name give poem essay story "
          "words sentence paragraph short long detailed one three five ten about the a of "

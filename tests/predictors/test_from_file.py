@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import predictors
-from predictors import PREDICTORS, make_predictor
-from predictors.cli import main
-from sim.errors import UserError
+import seqsched.predictors as predictors
+from seqsched.predictors import PREDICTORS, make_predictor
+from seqsched.app.predict_cli import main
+from seqsched.common.errors import UserError
 
 
 def test_registry_is_torch_free():
-    code = ("import sys, predictors; assert 'torch' not in sys.modules and "
+    code = ("import sys; import seqsched.predictors as predictors; assert 'torch' not in sys.modules and "
             "'transformers' not in sys.modules; print(sorted(predictors.PREDICTORS))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -71,7 +71,7 @@ def test_column_predictor(tiny_trace):
 
 
 def test_cli_annotate_then_column(tiny_trace, tmp_path, capsys):
-    from traces.io import load_trace, save_trace
+    from seqsched.traces.io import load_trace, save_trace
 
     save_trace(tiny_trace, tmp_path / "t.jsonl")
     rc = main(["predict", "annotate", "--trace", str(tmp_path / "t.jsonl"), "--predictor",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictors import make_predictor
-from predictors.llm import (LENGTH_QUERY, LoraSettings, build_tuning_set, lora_tune,
+from seqsched.predictors import make_predictor
+from seqsched.predictors.llm import (LENGTH_QUERY, LoraSettings, build_tuning_set, lora_tune,
                             parse_length, with_query)
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -60,7 +60,7 @@ def test_lora_end_to_end(tiny_llama, tiny_trace, tmp_path):
     on, off = pred.logits(texts, adapter=True), pred.logits(texts, adapter=False)
     assert not torch.allclose(on, off)
     # adapter off equals the untouched base model
-    from predictors.llm import load_causal_lm
+    from seqsched.predictors.llm import load_causal_lm
     base, tok = load_causal_lm(tiny_llama)
     with torch.inference_mode():
         ref = base(**tok(texts, return_tensors="pt", padding=True)).logits[:, -1]
@@ -100,7 +100,7 @@ def test_llm_dtype_and_device(tiny_llama, tiny_trace):
     clear error (a 7B predictor is meant to run in half precision on the served GPU)."""
     import torch
 
-    from predictors.llm import load_causal_lm
+    from seqsched.predictors.llm import load_causal_lm
 
     model, _ = load_causal_lm(tiny_llama, dtype="bfloat16")
     assert next(model.parameters()).dtype == torch.bfloat16

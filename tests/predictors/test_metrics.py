@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from predictors.metrics import (acc_within, evaluate, kendall, mae, quantile_calibration,
+from seqsched.predictors.metrics import (acc_within, evaluate, kendall, mae, quantile_calibration,
                                 round_up, spearman, target_lengths)
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 
 def test_point_metrics_exact():
@@ -46,7 +46,7 @@ def test_round_up_and_targets(tiny_trace):
 
 
 def test_error_plots(tmp_path):
-    from predictors.metrics import error_plots
+    from seqsched.predictors.metrics import error_plots
 
     paths = error_plots(np.array([10, 200, 90]), np.array([50, 180, 100]), tmp_path)
     assert [p.name for p in paths] == ["scatter.png", "error_hist.png"]

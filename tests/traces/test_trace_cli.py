@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from traces import arrivals
-from traces.cli import add_trace_arguments, describe, main, register, trace_from_args
-from traces.io import load_trace
-from traces.request import TraceError
+from seqsched.traces import arrivals
+from seqsched.app.trace_cli import add_trace_arguments, describe, main, register, trace_from_args
+from seqsched.traces.io import load_trace
+from seqsched.traces.request import TraceError
 
 AZURE = ("TIMESTAMP,ContextTokens,GeneratedTokens\n"
          + "".join(f"2023-11-16 18:{m:02d}:00.0000000,{100 + m},{1000 if m % 2 else 7}\n"
@@ -174,7 +174,7 @@ def test_concat_command(azure, tmp_path, capsys):
 
 
 def test_concat_bad_input(azure, tmp_path, capsys):
-    from sim.cli import main as seqsched_main
+    from seqsched.app.cli import main as seqsched_main
 
     assert seqsched_main(["trace", "concat", str(azure), "-o", str(tmp_path / "x.jsonl")]) == 2
     assert seqsched_main(["trace", "concat", str(azure), str(azure), "--mode", "sequential",

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from traces.io import FORMATS, load_trace, save_trace
-from traces.request import Trace
+from seqsched.traces.io import FORMATS, load_trace, save_trace
+from seqsched.traces.request import Trace
 
 AZURE_2023 = """TIMESTAMP,ContextTokens,GeneratedTokens
 2023-11-16 18:15:46.6805900,374,44
@@ -222,7 +222,7 @@ def test_alpaca_vicuna_jsonl(tmp_path):
 
 
 def test_native_read_jsonl_wrapper_still_works(tmp_path):
-    from traces.native import read_jsonl, write_jsonl
+    from seqsched.traces.native import read_jsonl, write_jsonl
     t = load_trace(write(tmp_path, "av.jsonl", jsonl(ALPACA)))
     write_jsonl(t, tmp_path / "out.jsonl")
     back = read_jsonl(tmp_path / "out.jsonl")
@@ -279,7 +279,7 @@ def test_native_csv_without_id_numbers_rows(tmp_path):
 
 def test_format_override(tmp_path):
     # a native-looking file forced through the splitwise reader fails with its columns named
-    from traces.request import TraceError
+    from seqsched.traces.request import TraceError
     p = write(tmp_path, "sw.csv", SPLITWISE)
     assert len(load_trace(p, format="splitwise")) == 3
     with pytest.raises(TraceError, match="azure format needs columns TIMESTAMP, ContextTokens"):

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from traces.request import TraceError
-from traces.synthetic import (GENERATOR_INFO, GENERATORS, alpaca_vicuna, generate,
+from seqsched.traces.request import TraceError
+from seqsched.traces.synthetic import (GENERATOR_INFO, GENERATORS, alpaca_vicuna, generate,
                               load_figures)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,5 +15,5 @@ def _one_thread():
 def tiny64():
     """The tiny random LLaMA in float64: batched and per-request greedy decoding agree."""
     pytest.importorskip("transformers")
-    from backends.live.model import load_model
+    from seqsched.backends.live.model import load_model
     return load_model("tiny", "cpu", "float64", seed=0)

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from traces.request import Trace  # noqa: E402
+from seqsched.traces.request import Trace  # noqa: E402
 
 
 def make_executor(lm, **kw):
-    from backends.live.executor import LiveExecutor
+    from seqsched.backends.live.executor import LiveExecutor
     return LiveExecutor(lm, **kw)
 
 
@@ -24,7 +24,7 @@ def reference_generate(ex, seq, n: int) -> list[int]:
 
 def fraction_for_tokens(tokens: int) -> float:
     """The memory fraction that leaves `tokens` of KV cache for the tiny model on an A100."""
-    from backends.specs import get_gpu, get_model
+    from seqsched.backends.specs import get_gpu, get_model
     m, g = get_model("tiny"), get_gpu("A100-80GB")
     return (m.weight_bytes + tokens * m.kv_bytes_per_token) / g.memory_bytes
 

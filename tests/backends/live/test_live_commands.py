@@ -13,9 +13,9 @@ pytest.importorskip("transformers")
 
 from live_helpers import fraction_for_tokens, pressure_trace, small_trace  # noqa: E402
 
-from backends import live_cli  # noqa: E402
-from backends.profile import load_profile  # noqa: E402
-from traces.io import save_trace  # noqa: E402
+from seqsched.app import live_cli  # noqa: E402
+from seqsched.backends.profile import load_profile  # noqa: E402
+from seqsched.traces.io import save_trace  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def test_validate_continuous_policy_runs(quick_profile, tmp_path):
 
 
 def test_profile_mismatch_is_reported(tiny64):
-    from backends.live.executor import LiveExecutor
-    from backends.profile import read_profile
+    from seqsched.backends.live.executor import LiveExecutor
+    from seqsched.backends.profile import read_profile
 
     meta = read_profile("tiny-cpu-float32")               # float32, thread clock, tiny shape
     found = live_cli.profile_mismatches(meta, LiveExecutor(tiny64))
@@ -155,7 +155,7 @@ def test_validate_cli_memory_fraction(quick_profile, tmp_path, capsys):
 
 def test_validate_cli_synthetic_trace(quick_profile, tmp_path, capsys):
     """`--trace synth:NAME` generates --requests requests seeded by --seed, as simulate does."""
-    from traces.synthetic import generate
+    from seqsched.traces.synthetic import generate
 
     out = tmp_path / "v"
     rc = live_cli.main(["validate", "--trace", "synth:alpaca-vicuna", "--requests", "6",

@@ -12,10 +12,10 @@ pytest.importorskip("transformers")
 from live_helpers import (fraction_for_tokens, make_executor, reference_generate,  # noqa: E402
                           small_trace)
 
-from policies.step import Step, StepResult
-from sim.errors import UserError
-from sim.run import RunConfig, simulate
-from sim.sequence import Seq
+from seqsched.sim.step import Step, StepResult
+from seqsched.common.errors import UserError
+from seqsched.app.run import RunConfig, simulate
+from seqsched.sim.sequence import Seq
 
 
 def _seq(i, prompt, out, **kw):
@@ -179,13 +179,13 @@ def test_bad_model_inputs_are_user_errors(model, device, dtype, match):
     import torch
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("CUDA present")
-    from backends.live.model import load_model
+    from seqsched.backends.live.model import load_model
     with pytest.raises(UserError, match=match):
         load_model(model, device, dtype)
 
 
 def test_folder_model_roundtrip(tmp_path, tiny64):
-    from backends.live.model import load_model
+    from seqsched.backends.live.model import load_model
     tiny64.model.save_pretrained(tmp_path / "m")
     lm = load_model(str(tmp_path / "m"), "cpu", "float64")
     assert lm.source == "folder" and lm.shape["n_layers"] == 2

@@ -17,17 +17,17 @@ pytest.importorskip("peft")
 from live_helpers import (make_executor, prompt_trace, reference_generate,  # noqa: E402
                           small_trace)
 
-from backends import live_cli  # noqa: E402
-from policies.step import Step  # noqa: E402
-from sim.errors import UserError  # noqa: E402
-from sim.sequence import Seq  # noqa: E402
-from traces.io import save_trace  # noqa: E402
+from seqsched.app import live_cli  # noqa: E402
+from seqsched.sim.step import Step  # noqa: E402
+from seqsched.common.errors import UserError  # noqa: E402
+from seqsched.sim.sequence import Seq  # noqa: E402
+from seqsched.traces.io import save_trace  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_llama_builder):
     """(folder of a tiny LLaMA with tokenizer, its LoRA length-predictor folder, trace)."""
-    from predictors.llm import LoraSettings, build_tuning_set, lora_tune
+    from seqsched.predictors.llm import LoraSettings, build_tuning_set, lora_tune
 
     root = tmp_path_factory.mktemp("served")
     trace = prompt_trace(24)
@@ -44,9 +44,9 @@ def _predict_durations(ex, run) -> tuple[list[float], list[float]]:
 
 
 def test_served_lora_answers_as_the_predictor_and_serving_is_unchanged(served):
-    from backends.live.model import load_model
-    from backends.live.predictor import ServedLengthPredictor
-    from predictors import make_predictor
+    from seqsched.backends.live.model import load_model
+    from seqsched.backends.live.predictor import ServedLengthPredictor
+    from seqsched.predictors import make_predictor
 
     folder, lora, trace = served
     ref = make_predictor("llm-lora", adapter=str(lora), default=300)
@@ -90,7 +90,7 @@ def test_validate_runs_the_lora_query_live_on_the_served_model(served, tmp_path,
     assert list(pred["rows"]) == [16, 8]                  # batches of batch_size, timed
     assert pred["duration_s"].sum() == pytest.approx(meta["predict_steps_s_live"])
     # the live answers are the requests' predictions (what the scheduler used)
-    from predictors import make_predictor
+    from seqsched.predictors import make_predictor
     expected = make_predictor("llm-lora", adapter=str(lora), default=300).predict(trace)
     live = pd.read_csv(out / "records_live.csv").set_index("id").loc[trace.ids]
     assert np.array_equal(live["predicted"].to_numpy(), expected)
@@ -100,7 +100,7 @@ def test_validate_runs_the_lora_query_live_on_the_served_model(served, tmp_path,
 
 
 def test_query_cost_of_a_trace_predictor_is_timed_live_on_the_timeline(tiny64):
-    from sim.run import RunConfig, simulate
+    from seqsched.app.run import RunConfig, simulate
 
     ex = make_executor(tiny64)
     trace = small_trace(20, seed=3)
@@ -116,8 +116,8 @@ def test_query_cost_of_a_trace_predictor_is_timed_live_on_the_timeline(tiny64):
 
 
 def test_served_predictor_needs_a_folder_with_tokenizer(tiny64, served, tmp_path):
-    from backends.live.model import load_model
-    from backends.live.predictor import ServedLengthPredictor, can_serve
+    from seqsched.backends.live.model import load_model
+    from seqsched.backends.live.predictor import ServedLengthPredictor, can_serve
 
     ex = make_executor(tiny64)
     assert not can_serve(ex)
@@ -140,7 +140,7 @@ def test_served_predictor_needs_a_folder_with_tokenizer(tiny64, served, tmp_path
 def test_out_of_memory_in_a_live_run_is_one_error_line(tmp_path, capsys, monkeypatch):
     import torch
 
-    from backends.live.executor import LiveExecutor
+    from seqsched.backends.live.executor import LiveExecutor
 
     trace = save_trace(small_trace(4), tmp_path / "t.jsonl")
     real_run = LiveExecutor.run

@@ -18,17 +18,17 @@ pytest.importorskip("transformers")
 from live_helpers import (fraction_for_tokens, make_executor, pressure_trace,  # noqa: E402
                           reference_generate)
 
-from backends.live.executor import LiveExecutor  # noqa: E402
-from policies.step import Step  # noqa: E402
-from sim.run import RunConfig, simulate  # noqa: E402
-from sim.sequence import Seq  # noqa: E402
+from seqsched.backends.live.executor import LiveExecutor  # noqa: E402
+from seqsched.sim.step import Step  # noqa: E402
+from seqsched.app.run import RunConfig, simulate  # noqa: E402
+from seqsched.sim.sequence import Seq  # noqa: E402
 
 STEP_KEYS = ["kind", "rows", "iterations", "prefill_tokens", "decode_tokens"]
 
 
 @pytest.fixture(scope="module")
 def tiny32():
-    from backends.live.model import load_model
+    from seqsched.backends.live.model import load_model
     return load_model("tiny", "cpu", "float32", seed=0)
 
 

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from backends.profile import (DECODE_FEATURES, PREFILL_FEATURES, build_profile,
+from seqsched.backends.profile import (DECODE_FEATURES, PREFILL_FEATURES, build_profile,
                               builtin_profiles, decode_features, load_profile,
                               prefill_features, profile_from_dict, save_profile,
                               step_features)
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 
 def _synthetic_points(rng):
@@ -116,9 +116,9 @@ def test_builtin_cpu_profile_is_valid_and_monotone():
 
 
 def test_simulation_path_does_not_import_torch():
-    code = ("import sys, backends, backends.profile, backends.live, backends.live_cli, "
-            "backends.calibration; "
-            "backends.profile.load_profile('tiny-cpu-float32'); "
+    code = ("import sys, seqsched.backends, seqsched.backends.profile, seqsched.backends.live, "
+            "seqsched.app.live_cli, seqsched.backends.calibration; "
+            "seqsched.backends.profile.load_profile('tiny-cpu-float32'); "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

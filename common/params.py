@@ -7,7 +7,7 @@ import dataclasses
 import numbers
 from typing import Any
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 _WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False,
           "none": None, "null": None}

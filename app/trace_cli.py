@@ -3,7 +3,7 @@ compare / sweep command shares.
 
 For the lead's parsers:
 
-    from traces.cli import add_trace_arguments, trace_from_args
+    from seqsched.app.trace_cli import add_trace_arguments, trace_from_args
     p = sub.add_parser("simulate"); p.add_argument("--seed", type=int, default=0); ...
     add_trace_arguments(p)            # TRACE (positional) or --trace, --arrival, --rate, ...
     trace = trace_from_args(args)     # a Trace, arrivals applied; TraceError on bad input
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import UserError
-from sim.params import parse_params
-from traces.request import Trace, TraceError
+from seqsched.common.errors import UserError
+from seqsched.common.params import parse_params
+from seqsched.traces.request import Trace, TraceError
 
 SYNTH_PREFIX = "synth:"
 DEFAULT_SYNTH_N = 1000
@@ -47,9 +47,9 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
                         group_title: str = "trace and arrivals") -> argparse.ArgumentParser:
     """Add the trace source and arrival options to `parser` (skipping any flag it already
     defines). The source is a file path (any format `traces.io` reads) or synth:NAME."""
-    from traces.arrivals import ARRIVALS
-    from traces.io import FORMATS
-    from traces.synthetic import GENERATORS
+    from seqsched.traces.arrivals import ARRIVALS
+    from seqsched.traces.io import FORMATS
+    from seqsched.traces.synthetic import GENERATORS
 
     existing = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public API
     g = parser.add_argument_group(group_title)
@@ -163,9 +163,9 @@ def synth_count(args: argparse.Namespace) -> int:
 
 def load_source(source: str, args: argparse.Namespace) -> Trace:
     """Read a file or run a generator, applying --rows/--window (no arrivals, no sampling)."""
-    from traces import arrivals
-    from traces.io import load_trace
-    from traces.synthetic import generate
+    from seqsched.traces import arrivals
+    from seqsched.traces.io import load_trace
+    from seqsched.traces.synthetic import generate
 
     rows = parse_span(getattr(args, "rows", None), "rows", integer=True)
     window = parse_span(getattr(args, "window", None), "window")
@@ -188,7 +188,7 @@ def load_source(source: str, args: argparse.Namespace) -> Trace:
 
 def trace_from_args(args: argparse.Namespace) -> Trace:
     """The Trace the options describe: source, slicing, sampling, cap, arrival process."""
-    from traces import arrivals
+    from seqsched.traces import arrivals
 
     trace = load_source(trace_source(args), args)
     seed = getattr(args, "seed", 0) or 0
@@ -210,7 +210,7 @@ QUANTILES = (0.5, 0.9, 0.99)
 
 def describe(trace: Trace) -> dict[str, Any]:
     """Headline numbers of a trace (what `trace inspect` prints)."""
-    from traces.arrivals import is_offline, mean_rate
+    from seqsched.traces.arrivals import is_offline, mean_rate
     a = trace.arrival_s
     out: dict[str, Any] = {"name": trace.name, "requests": len(trace),
                            "duration_s": float(a[-1] - a[0]) if len(a) else 0.0,
@@ -307,7 +307,7 @@ def install_warning_handler() -> None:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `trace inspect | convert | synth` to a subparsers object."""
-    from traces.synthetic import GENERATOR_INFO
+    from seqsched.traces.synthetic import GENERATOR_INFO
     install_warning_handler()
     p = subparsers.add_parser("trace", help="inspect, convert and synthesise request traces",
                               description="Inspect, convert and synthesise request traces.")
@@ -369,7 +369,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from traces.io import save_trace
+    from seqsched.traces.io import save_trace
     trace = trace_from_args(args)
     path = save_trace(trace, args.output)
     print(f"wrote {len(trace):,} requests to {path}")
@@ -377,7 +377,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from traces.io import save_trace
+    from seqsched.traces.io import save_trace
     args.trace = f"{SYNTH_PREFIX}{args.name}"
     args.trace_path = None
     trace = trace_from_args(args)
@@ -390,8 +390,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_concat(args: argparse.Namespace) -> int:
-    from traces.arrivals import concat
-    from traces.io import load_trace, save_trace
+    from seqsched.traces.arrivals import concat
+    from seqsched.traces.io import load_trace, save_trace
     if len(args.inputs) < 2:
         raise TraceError("trace concat needs two or more trace files")
     if args.gap < 0 or not np.isfinite(args.gap):
@@ -413,7 +413,7 @@ def _safe(name: str) -> str:
 # ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """`python -m traces.cli ARGS` = `seqsched ARGS`."""
-    from sim.cli import main as seqsched_main
+    from seqsched.app.cli import main as seqsched_main
     return seqsched_main(argv)
 
 

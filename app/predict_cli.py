@@ -15,19 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.errors import UserError
+from seqsched.common.errors import UserError
 
 TRAINABLE = ("proxy", "llm-lora")
 
 
 def _params(items: list[str] | None) -> dict:
-    from sim.cli import parse_params
+    from seqsched.app.cli import parse_params
 
     return parse_params(items, "predictor")
 
 
 def read_trace(path: str):
-    from traces.io import load_trace
+    from seqsched.traces.io import load_trace
 
     if not Path(path).exists():
         raise UserError(f"{path}: no such file; give the path of a trace / length data file")
@@ -43,7 +43,7 @@ def _split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _subset(trace, idx):
-    from traces.request import Trace
+    from seqsched.traces.request import Trace
 
     return Trace(trace.df.iloc[idx].reset_index(drop=True), name=trace.name)
 
@@ -120,7 +120,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def predictor_for(model: str | None, name: str | None, params: dict):
     """A predictor from a model folder (kind read from its config.json) or a name."""
-    from predictors import make_predictor
+    from seqsched.predictors import make_predictor
 
     if model:
         cfg_path = Path(model) / "config.json"
@@ -141,7 +141,7 @@ def predictor_for(model: str | None, name: str | None, params: dict):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from predictors.metrics import evaluate, target_lengths
+    from seqsched.predictors.metrics import evaluate, target_lengths
 
     trace = read_trace(args.data)
     y = target_lengths(trace, args.target)
@@ -149,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = _subset(trace, train_idx)
     out = Path(args.out)
     if args.predictor == "proxy":
-        from predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
+        from seqsched.predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
 
         cfg = ProxyConfig(head=args.head, target=args.target, seed=args.seed,
                           encoder=args.encoder or ProxyConfig.encoder, decode=args.decode)
@@ -177,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.base_model:
             raise UserError("--predictor llm-lora needs --base-model DIR (a local LLaMA-family "
                             "Hugging Face model folder)")
-        from predictors.llm import LoraSettings, build_tuning_set, lora_tune
+        from seqsched.predictors.llm import LoraSettings, build_tuning_set, lora_tune
 
         examples = build_tuning_set(train, target=args.target)
         settings = LoraSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
@@ -185,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 device=args.device, dtype=args.dtype)
         lora_tune(args.base_model, examples, out, settings, progress=True)
         if len(hold_idx):
-            from predictors.llm import make_lora
+            from seqsched.predictors.llm import make_lora
 
             hold = _subset(trace, hold_idx)
             pred = make_lora(adapter=str(out), progress=True, device=args.device,
@@ -212,8 +212,8 @@ def _table(rows: dict[str, dict]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from predictors.basic import sample_columns
-    from predictors.metrics import error_plots, evaluate, target_lengths
+    from seqsched.predictors.basic import sample_columns
+    from seqsched.predictors.metrics import error_plots, evaluate, target_lengths
 
     trace = read_trace(args.data)
     pred = predictor_for(args.model, args.predictor, _params(args.param))
@@ -242,9 +242,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from traces.io import save_trace
+    from seqsched.traces.io import save_trace
 
-    from predictors.from_file import QUANTILE_COLUMNS
+    from seqsched.predictors.from_file import QUANTILE_COLUMNS
 
     trace = read_trace(args.trace)
     pred = predictor_for(args.model, args.predictor, _params(args.param))

@@ -43,13 +43,13 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
-from sim.params import VALUE_KINDS, init_params, is_number, parse_value
-from sim.run import RunConfig
+from seqsched.common.errors import UserError
+from seqsched.common.params import VALUE_KINDS, init_params, is_number, parse_value
+from seqsched.app.run import RunConfig
 
 # RunConfig fields that are not grid keys (policies are listed, params are addressed by name)
 RUN_NOT_KEYS = ("policy", "policy_params", "predictor_params", "progress")
-# the trace/arrival options a grid may set (their types come from traces.cli's parser)
+# the trace/arrival options a grid may set (their types come from the trace options' parser)
 TRACE_KEYS = ("arrival", "rate", "cv", "speedup", "sample", "max_output_tokens",
               "num_requests", "seed")
 ALIASES = {"n": "num_requests"}
@@ -77,7 +77,7 @@ CSV_NAME = "sweep.csv"
 @functools.cache
 def _trace_actions() -> dict[str, argparse.Action]:
     """The trace/arrival options exactly as simulate/compare/sweep define them."""
-    from traces.cli import add_trace_arguments
+    from seqsched.app.trace_cli import add_trace_arguments
     probe = argparse.ArgumentParser(add_help=False)
     add_trace_arguments(probe)
     return {a.dest: a for a in probe._actions}      # noqa: SLF001 - no public API
@@ -145,7 +145,7 @@ class GridAxis:
 
 
 def _policy_fields(name: str) -> set[str] | None:
-    from policies import POLICIES
+    from seqsched.policies import POLICIES
     cls = POLICIES.get(name)
     return None if cls is None else init_params(cls)
 
@@ -186,7 +186,7 @@ def grid_axis(item: str, policy_names: list[str]) -> GridAxis:
                         [_typed(key, v, kind, optional, choices) for v in raw])
     else:
         name = key
-        from policies import POLICIES
+        from seqsched.policies import POLICIES
         if not any(name in _policy_fields(p) for p in POLICIES):
             raise _unknown_key(key)
     for policy in policy_names:
@@ -273,7 +273,7 @@ def expand(configs: dict[str, RunConfig], trace_options: dict[str, Any],
 def check_predictor_keys(points: list[SweepPoint], axes: list[GridAxis]) -> None:
     """`predictor.KEY` must be a parameter of every predictor it reaches (where the
     predictor declares its parameters as a dataclass)."""
-    from predictors import PREDICTORS
+    from seqsched.predictors import PREDICTORS
     keys = [a for a in axes if a.kind == "predictor"]
     for name in dict.fromkeys(p.config.predictor for p in points):
         cls = PREDICTORS.get(name)
@@ -288,7 +288,7 @@ def check_predictor_keys(points: list[SweepPoint], axes: list[GridAxis]) -> None
 
 def build_traces(points: list[SweepPoint]) -> dict[str, Any]:
     """One Trace per distinct set of trace options (built once, shared by its points)."""
-    from traces.cli import trace_from_args
+    from seqsched.app.trace_cli import trace_from_args
     traces = {}
     for p in points:
         if p.trace_key not in traces:
@@ -298,7 +298,7 @@ def build_traces(points: list[SweepPoint]) -> dict[str, Any]:
 
 def _probe(trace, cap: int | None):
     """The rows of `trace` that bad input trips on first (longest prompt, most KV)."""
-    from traces.request import Trace
+    from seqsched.traces.request import Trace
     out = trace.output_tokens
     need = trace.prompt_tokens + (np.minimum(out, cap) if cap is not None else out)
     rows = sorted({int(np.argmax(trace.prompt_tokens)), int(np.argmax(need))})
@@ -310,7 +310,7 @@ def check_points(points: list[SweepPoint], traces: dict[str, Any]) -> None:
     predictors, GPUs, bad parameters and requests beyond KV capacity fail here, before any
     file exists (errors only a full run meets, e.g. a padded batch beyond memory, come later
     and keep the finished points)."""
-    from sim.run import prepare
+    from seqsched.app.run import prepare
     for p in points:
         prepare(_probe(traces[p.trace_key], p.config.resolved().max_new_tokens), p.config)
 
@@ -336,7 +336,7 @@ def point_row(point: SweepPoint, summary: dict) -> dict[str, Any]:
 
 
 def run_point(trace, point: SweepPoint) -> dict[str, Any]:
-    from sim.run import simulate
+    from seqsched.app.run import simulate
     return point_row(point, simulate(trace, point.config).summary)
 
 
@@ -558,7 +558,7 @@ def x_axis(axes: list[GridAxis]) -> GridAxis:
 
 
 def write_sweep_plots(folder: Path, df: pd.DataFrame, axes: list[GridAxis]) -> list[str]:
-    from analysis.plots import sweep_lines
+    from seqsched.analysis.plots import sweep_lines
     x = x_axis(axes)
     rest = [a.key for a in axes if a is not x]
     style = None
@@ -601,7 +601,7 @@ def sweep(configs: dict[str, RunConfig], trace_options: dict[str, Any],
           use_ray: bool = False, resume: bool = False, overwrite: bool = False,
           progress: bool = False, title: str | None = None) -> int:
     """`seqsched sweep`: expand, validate (before any file exists), run, report."""
-    from analysis.output import output_folder
+    from seqsched.analysis.output import output_folder
 
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")

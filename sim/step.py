@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.sequence import Seq
+from seqsched.sim.sequence import Seq
 
 
 @dataclass

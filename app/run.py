@@ -13,19 +13,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import summarize
-from backends.executor import CostModelExecutor
-from backends.presets import get_preset
-from backends.roofline import RooflineCostModel
-from backends.specs import get_gpu, get_model, kv_capacity_tokens
-from policies import STATIC_POLICIES, make_policy
-from predictors import make_predictor
-from sim.engine import ROUTERS, Engine
-from sim.errors import UserError
-from sim.kv import KVCache
-from sim.replica import Replica
-from sim.sequence import Seq
-from traces.request import Trace
+from seqsched.analysis.metrics import summarize
+from seqsched.backends.executor import CostModelExecutor
+from seqsched.backends.presets import get_preset
+from seqsched.backends.roofline import RooflineCostModel
+from seqsched.backends.specs import get_gpu, get_model, kv_capacity_tokens
+from seqsched.policies import STATIC_POLICIES, make_policy
+from seqsched.predictors import make_predictor
+from seqsched.sim.engine import ROUTERS, Engine
+from seqsched.common.errors import UserError
+from seqsched.sim.kv import KVCache
+from seqsched.sim.replica import Replica
+from seqsched.sim.sequence import Seq
+from seqsched.traces.request import Trace
 
 
 @dataclass
@@ -89,7 +89,7 @@ class RunResult:
 
 def build_cost_model(config: RunConfig):
     if config.profile is not None:
-        from backends.profile import load_profile, resolve_profile_path
+        from seqsched.backends.profile import load_profile, resolve_profile_path
         if not resolve_profile_path(config.profile).is_file():
             raise UserError(f"profile {config.profile}: no such file or built-in profile; run "
                             "`seqsched calibrate` first or drop --profile")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.errors import UserError
-from sim.params import parse_params
+from seqsched.common.errors import UserError
+from seqsched.common.params import parse_params
 
 # metric key in analysis.metrics.summarize -> label in the validation table
 VALIDATION_METRICS = {
@@ -143,9 +143,9 @@ def run_calibrate(model: str = "tiny", device: str = "cpu", dtype: str = "float3
     """Calibrate and write the profile; returns the profile dict."""
     import dataclasses
 
-    from backends.calibration import GRIDS, calibrate
-    from backends.live.executor import LiveExecutor
-    from backends.profile import save_profile
+    from seqsched.backends.calibration import GRIDS, calibrate
+    from seqsched.backends.live.executor import LiveExecutor
+    from seqsched.backends.profile import save_profile
 
     grid_name = grid or ("gpu" if str(device).startswith("cuda") else "cpu")
     if grid_name not in GRIDS:
@@ -213,12 +213,12 @@ def cmd_calibrate(args) -> int:
 # -- validate --------------------------------------------------------------------------------
 def load_trace_any(path: str, n: int | None = None, seed: int = 0):
     """A trace file of any readable format, or `synth:NAME` (n requests, seeded)."""
-    from traces.cli import DEFAULT_SYNTH_N, SYNTH_PREFIX
+    from seqsched.app.trace_cli import DEFAULT_SYNTH_N, SYNTH_PREFIX
 
     if path.startswith(SYNTH_PREFIX):
-        from traces.synthetic import generate
+        from seqsched.traces.synthetic import generate
         return generate(path[len(SYNTH_PREFIX):], n or DEFAULT_SYNTH_N, seed)
-    from traces.io import load_trace
+    from seqsched.traces.io import load_trace
     return load_trace(path)
 
 
@@ -314,10 +314,10 @@ def make_run_predictor(predictor: str, params: dict, executor=None):
     weights, the query timed live in every predict step); otherwise `predictors.make_predictor`
     (an LLM predictor then answers from its own copy of the model, and the live run times its
     query on the served model with the charged prompt + query shape)."""
-    from predictors import make_predictor
+    from seqsched.predictors import make_predictor
 
     if executor is not None and predictor in ("llm-lora", "llm-perception"):
-        from backends.live.predictor import ServedLengthPredictor, can_serve
+        from seqsched.backends.live.predictor import ServedLengthPredictor, can_serve
         if can_serve(executor):
             mode = "lora" if predictor == "llm-lora" else "perception"
             try:
@@ -344,10 +344,10 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
     Both runs preempt alike: the LiveExecutor resumes a recompute-preempted request from its
     prompt plus kept output, as the simulation does (an executor without `resumes_preempted`
     makes the live run restart such requests, with the engine's warning)."""
-    from backends.live.executor import LiveExecutor
-    from backends.profile import load_profile, resolve_profile_path
-    from backends.specs import MODELS
-    from sim.run import RunConfig, simulate
+    from seqsched.backends.live.executor import LiveExecutor
+    from seqsched.backends.profile import load_profile, resolve_profile_path
+    from seqsched.backends.specs import MODELS
+    from seqsched.app.run import RunConfig, simulate
 
     prof_path = resolve_profile_path(profile)
     cost = load_profile(prof_path)                    # fail fast on a bad profile
@@ -478,7 +478,7 @@ def cmd_validate(args) -> int:
         raise UserError(f"--requests must be >= 1, got {args.requests}")
     trace = load_trace_any(args.trace, args.requests, args.seed)
     if args.requests is not None and args.requests < len(trace):
-        from traces.request import Trace
+        from seqsched.traces.request import Trace
         trace = Trace(trace.df.iloc[:args.requests].copy(), name=trace.name)
     res = run_validate(trace, policy=args.policy,
                        policy_params=parse_params(args.param, "--policy-param"),
@@ -508,7 +508,7 @@ def cmd_validate(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m backends.live_cli ARGS` = `seqsched ARGS`."""
-    from sim.cli import main as seqsched_main
+    from seqsched.app.cli import main as seqsched_main
     return seqsched_main(argv)
 
 

@@ -11,11 +11,11 @@ import importlib
 import sys
 import time
 
-from sim.errors import UserError
-from sim.params import parse_params
+from seqsched.common.errors import UserError
+from seqsched.common.params import parse_params
 
 # Packages that add their own sub-commands with `register(subparsers)`.
-COMMAND_MODULES = ("traces.cli", "predictors.cli", "backends.live_cli")
+COMMAND_MODULES = ("seqsched.app.trace_cli", "seqsched.app.predict_cli", "seqsched.app.live_cli")
 
 POLICY_HELP = ("static: vanilla, sorted, binned (VBS/FCR); continuous: fcfs, sjf, srpt, ltr "
                "(admission=predicted: length-aware admission). Parameters with "
@@ -37,7 +37,7 @@ def parse_policy_spec(spec: str) -> tuple[str, dict]:
 
 # -- shared options ---------------------------------------------------------------------
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    from traces.cli import add_trace_arguments
+    from seqsched.app.trace_cli import add_trace_arguments
     add_trace_arguments(p)
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default=None,
@@ -68,7 +68,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args, policy: str, policy_params: dict):
-    from sim.run import RunConfig
+    from seqsched.app.run import RunConfig
     return RunConfig(policy=policy, policy_params=policy_params, predictor=args.predictor,
                      predictor_params=parse_params(args.predictor_param, "predictor parameter"),
                      backend=args.backend, gpu=args.gpu, model=args.model,
@@ -83,9 +83,9 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
     """Run every config; print the table; write the output folder if asked."""
     from contextlib import nullcontext
 
-    from analysis.output import output_folder
-    from analysis.report import summary_frame, terminal_table, write_report, write_run
-    from sim.run import execute, prepare
+    from seqsched.analysis.output import output_folder
+    from seqsched.analysis.report import summary_frame, terminal_table, write_report, write_run
+    from seqsched.app.run import execute, prepare
 
     from tqdm import tqdm
 
@@ -112,7 +112,7 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
 
 # -- commands ---------------------------------------------------------------------------
 def cmd_simulate(args) -> int:
-    from traces.cli import trace_from_args
+    from seqsched.app.trace_cli import trace_from_args
     params = parse_params(args.policy_param, f"policy {args.policy} parameter")
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
@@ -155,7 +155,7 @@ def apply_experiment(args, parser: argparse.ArgumentParser) -> None:
 def policy_configs(args, specs: list[str]) -> dict:
     """spec -> RunConfig for each `NAME[:KEY=VALUE...]` policy spec; `--batch-size` is the
     default batch size of the static policies."""
-    from policies import STATIC_POLICIES
+    from seqsched.policies import STATIC_POLICIES
     configs = {}
     for spec in specs:
         name, params = parse_policy_spec(spec)
@@ -166,7 +166,7 @@ def policy_configs(args, specs: list[str]) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from traces.cli import trace_from_args
+    from seqsched.app.trace_cli import trace_from_args
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)
@@ -182,7 +182,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from analysis.sweep import sweep, trace_options_from_args
+    from seqsched.app.sweep import sweep, trace_options_from_args
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)
@@ -209,8 +209,8 @@ DEMO_POLICIES = {
 
 
 def cmd_demo(args) -> int:
-    from sim.run import RunConfig
-    from traces.synthetic import alpaca_vicuna
+    from seqsched.app.run import RunConfig
+    from seqsched.traces.synthetic import alpaca_vicuna
     if args.num_requests < 1:
         raise UserError(f"the number of requests (-n) must be >= 1, got {args.num_requests}")
     trace = alpaca_vicuna(args.num_requests, seed=args.seed)
