@@ -37,7 +37,7 @@ def parse_policy_spec(spec: str) -> tuple[str, dict]:
 
 # -- shared options ---------------------------------------------------------------------
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    from seqsched.app.trace_cli import add_trace_arguments
+    from seqsched.app.trace_args import add_trace_arguments
     add_trace_arguments(p)
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default=None,
@@ -112,7 +112,7 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
 
 # -- commands ---------------------------------------------------------------------------
 def cmd_simulate(args) -> int:
-    from seqsched.app.trace_cli import trace_from_args
+    from seqsched.app.trace_args import trace_from_args
     params = parse_params(args.policy_param, f"policy {args.policy} parameter")
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
@@ -166,7 +166,7 @@ def policy_configs(args, specs: list[str]) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from seqsched.app.trace_cli import trace_from_args
+    from seqsched.app.trace_args import trace_from_args
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)
@@ -182,7 +182,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from seqsched.app.sweep import sweep, trace_options_from_args
+    from seqsched.app.sweep_grid import trace_options_from_args
+    from seqsched.app.sweep_runner import sweep
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)

@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     import torch
 
     from seqsched.backends.live.executor import LiveExecutor
-    from seqsched.app.live_cli import load_trace_any, markdown_table, profile_table, run_validate
+    from seqsched.app.calibrate_cli import profile_table
+    from seqsched.app.validate_cli import load_trace_any, markdown_table, run_validate
     from seqsched.backends.profile import read_profile, save_profile
     from seqsched.traces.request import Trace
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqsched.traces.formats.alpaca_vicuna import (  # noqa: F401 - re-exported
+    ALPACA_TEMPLATE, ALPACA_TEMPLATE_INPUT, VICUNA_SYSTEM)
 from seqsched.traces.request import Trace, TraceError
+
+__all__ = ["ALPACA_TEMPLATE", "ALPACA_TEMPLATE_INPUT", "VICUNA_SYSTEM", "read_jsonl", "write_jsonl"]
 
 
 def read_jsonl(path: str | Path) -> Trace:
@@ -26,15 +30,3 @@ def read_jsonl(path: str | Path) -> Trace:
 def write_jsonl(trace: Trace, path: str | Path) -> None:
     from seqsched.traces.io import save_trace
     save_trace(trace, Path(path) if str(path).endswith(".jsonl") else Path(str(path)))
-
-
-ALPACA_TEMPLATE_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further "
-    "context. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:")
-ALPACA_TEMPLATE = (
-    "Below is an instruction that describes a task. Write a response that appropriately "
-    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:")
-VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
-                 "The assistant gives helpful, detailed, and polite answers to the user's "
-                 "questions. USER: {prompt} ASSISTANT:")

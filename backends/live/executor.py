@@ -40,6 +40,10 @@ Prompt tokens: a folder model with a tokenizer encodes `seq.prompt`, fitted to
 the ids are left-filled with synthetic ones. Otherwise prompts are synthetic ids drawn from a
 generator seeded by the request id (deterministic, so recomputes and `generate` see the same
 prompt).
+
+Layout: this module holds the Executor protocol, prompt ids, predict steps and the step log;
+the padded / continuous step loops are in backends.live.batches, the attention mask, forward
+pass and KV-cache gather / scatter in backends.live.kv_cache (mixins of `LiveExecutor`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqsched.backends.live.batches import BatchStepsMixin
 from seqsched.backends.live.model import LoadedModel, load_model
 from seqsched.sim.step import Step, StepResult
 from seqsched.sim.sequence import Seq
@@ -62,7 +67,7 @@ LENGTH_MODES = ("forced", "natural")
 CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
-class LiveExecutor:
+class LiveExecutor(BatchStepsMixin):
     """A real model behind the Executor protocol (`name`, `run`, `release`,
     `resumes_preempted`).
 
@@ -186,251 +191,6 @@ class LiveExecutor:
     def _target(self, seq: Seq, cap: int | None) -> int:
         t = getattr(seq, "target_tokens", 0) or seq.output_tokens
         return min(t, cap) if cap is not None else t
-
-    def _mask(self, valid: torch.Tensor, q: int) -> torch.Tensor:
-        """Additive [B, 1, q, KV] mask: a query attends to valid columns at or before its own
-        (the new tokens are the last q columns); a padding query also attends to itself so no
-        row is fully masked (its output is discarded; its K/V column stays masked for all)."""
-        b, kv = valid.shape
-        if q == 1:
-            allowed = valid.clone()
-            allowed[:, -1] = True
-            allowed = allowed[:, None, None, :]
-        else:
-            cols = torch.arange(kv, device=self.device)
-            qcol = cols[kv - q:]
-            causal = cols[None, :] <= qcol[:, None]                       # [q, kv]
-            allowed = valid[:, None, :] & causal[None]                    # [B, q, kv]
-            allowed[:, torch.arange(q, device=self.device), qcol] = True
-            allowed = allowed[:, None]
-        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
-        return mask.masked_fill_(~allowed, self._min)
-
-    def _forward(self, ids: torch.Tensor, valid: torch.Tensor, pos: torch.Tensor, cache):
-        out = self.model(input_ids=ids, attention_mask=self._mask(valid, ids.shape[1]),
-                         position_ids=pos, use_cache=True, logits_to_keep=1,
-                         **{self._cache_kw: cache})
-        return out.logits[:, -1].argmax(-1)
-
-    def _new_cache(self):
-        from transformers import DynamicCache
-        return DynamicCache(config=self._cache_config)
-
-    # -- padded (static) batches ---------------------------------------------------------
-    def _run_padded(self, step: Step, iterations: int, stop_after_s: float | None) -> StepResult:
-        seqs = step.seqs
-        b = len(seqs)
-        predict = step.kind == "predict"
-        lengths = ([int(x) for x in step.prefill_tokens] if predict
-                   else [s.prompt_tokens for s in seqs])
-        width = max(lengths)
-        natural = self.length_mode == "natural" and not predict
-        limits = [0 if predict else self._target(s, step.cap) for s in seqs]
-        if not predict:
-            for s in seqs:
-                self.outputs[s.id] = []
-        t0 = self._clock()
-        ids = torch.full((b, width), self.pad_token_id, dtype=torch.long)
-        valid = torch.zeros((b, width), dtype=torch.bool)
-        for r, (s, n) in enumerate(zip(seqs, lengths)):
-            ids[r, width - n:] = torch.tensor(self.prompt_ids(s, n), dtype=torch.long)
-            valid[r, width - n:] = True
-        pos = (valid.long().cumsum(1) - 1).clamp_(min=0)
-        ids, valid, pos = ids.to(self.device), valid.to(self.device), pos.to(self.device)
-        cache = self._new_cache()
-        done = [False] * b
-        eos_at: dict[str, int] = {}
-        times: list[float] = []
-        emitted = 0
-        tok = self._forward(ids, valid, pos, cache)
-        n_run = 0
-        length = pos[:, -1] + 1
-        ones = torch.ones((b, 1), dtype=torch.bool, device=self.device)
-        while True:
-            toks = tok.tolist()                          # synchronises
-            for r, s in enumerate(seqs):
-                if done[r] or predict:
-                    continue
-                out = self.outputs[s.id]
-                out.append(toks[r])
-                emitted += 1
-                if natural and toks[r] == self.eos_token_id:
-                    eos_at[s.id] = n_run
-                    done[r] = True
-                elif len(out) >= limits[r] and not natural:
-                    done[r] = True
-                elif natural and step.cap is not None and len(out) >= step.cap:
-                    done[r] = True
-            self._sync()
-            times.append(self._clock() - t0)
-            n_run += 1
-            if n_run >= iterations or (natural and all(done)):
-                break
-            if stop_after_s is not None and times[-1] >= stop_after_s:
-                break
-            feed = torch.tensor([self.pad_token_id if done[r] else toks[r] for r in range(b)],
-                                dtype=torch.long, device=self.device)[:, None]
-            valid = torch.cat([valid, ones], dim=1)
-            tok = self._forward(feed, valid, length[:, None], cache)
-            length = length + 1
-        del cache
-        self._sync()
-        duration = self._clock() - t0
-        self.iteration_s = np.diff([0.0] + times).tolist()
-        self._record(step, iterations, n_run, duration, times[0], emitted, len(eos_at),
-                     new_tokens=b * width, past_sum=0, width=width)
-        return StepResult(duration, n_run, times[0], eos_at if natural else None)
-
-    # -- continuous batches ---------------------------------------------------------------
-    def _run_continuous(self, step: Step, iterations: int,
-                        stop_after_s: float | None) -> StepResult:
-        for s in step.preempt:
-            self.release(s)
-        seqs = step.seqs
-        b = len(seqs)
-        chunks = [int(c) for c in step.prefill_tokens]
-        if len(chunks) != b:
-            raise ValueError(f"{b} rows but {len(chunks)} prefill entries")
-        natural = self.length_mode == "natural"
-        t0 = self._clock()
-        past, new_ids, ready = [], [], []
-        for s, c in zip(seqs, chunks):
-            if c > 0:
-                if s.prefilled == 0:
-                    self._kv.pop(s.id, None)
-                    if s.generated == 0:                        # a fresh attempt
-                        self.outputs[s.id] = []
-                    else:                   # resumed after a recompute preemption
-                        kept = self.outputs.get(s.id, [])
-                        if s.recomputed != s.generated or len(kept) < s.generated:
-                            raise ValueError(
-                                f"request {s.id} resumes with {s.generated} output tokens "
-                                f"({s.recomputed} to recompute) but the executor kept "
-                                f"{len(kept)}")
-                        del kept[s.generated:]
-                total = s.prefill_len
-                if s.prefilled + c > total:
-                    raise ValueError(f"request {s.id}: chunk {c} at offset {s.prefilled} runs "
-                                     f"past its prefill ({total})")
-                p = s.prefilled
-                new_ids.append(self.prefill_ids(s)[p:p + c])
-                ready.append(p + c >= total)
-            else:
-                out = self.outputs.get(s.id)
-                if not s.prefill_done or s.generated == 0 or not out:
-                    raise ValueError(f"request {s.id} is a decode row (chunk 0) but has no "
-                                     "prefilled prompt and first token in this executor")
-                # cached: the prompt and every output token but the last (a resumed row's
-                # recomputed output included), which is this iteration's input
-                p = s.prompt_tokens + s.generated - 1
-                new_ids.append([out[-1]])
-                ready.append(True)
-            have = self.cached_tokens(s.id)
-            if have != p:
-                raise ValueError(f"request {s.id}: the executor holds {have} cached tokens but "
-                                 f"the step expects {p}; was release() missed?")
-            past.append(p)
-        big_p = max(past)
-        q = max(len(x) for x in new_ids)
-        ids = torch.full((b, q), self.pad_token_id, dtype=torch.long)
-        valid = torch.zeros((b, big_p + q), dtype=torch.bool)
-        pos = torch.zeros((b, q), dtype=torch.long)
-        for r, (p, x) in enumerate(zip(past, new_ids)):
-            n = len(x)
-            ids[r, q - n:] = torch.tensor(x, dtype=torch.long)
-            valid[r, big_p - p:big_p] = True
-            valid[r, big_p + q - n:] = True
-            pos[r, q - n:] = torch.arange(p, p + n)
-        ids, valid, pos = ids.to(self.device), valid.to(self.device), pos.to(self.device)
-        cache = self._new_cache()
-        if big_p > 0:
-            self._gather(cache, seqs, past, big_p, valid[:, :big_p])
-        tok = self._forward(ids, valid, pos, cache)
-        length = torch.tensor([p + len(x) for p, x in zip(past, new_ids)], device=self.device)
-        ready_t = torch.tensor(ready, dtype=torch.bool, device=self.device)[:, None]
-        times: list[float] = []
-        eos_at: dict[str, int] = {}
-        emitted = 0
-        n_run = 0
-        while True:
-            toks = tok.tolist()
-            stop = False
-            for r, s in enumerate(seqs):
-                if not ready[r]:
-                    continue
-                self.outputs[s.id].append(toks[r])
-                emitted += 1
-                if natural and toks[r] == self.eos_token_id:
-                    eos_at[s.id] = n_run
-                    stop = True
-            self._sync()
-            times.append(self._clock() - t0)
-            n_run += 1
-            if stop or n_run >= iterations or not any(ready):
-                break
-            if stop_after_s is not None and times[-1] >= stop_after_s:
-                break
-            feed = torch.tensor([toks[r] if ready[r] else self.pad_token_id for r in range(b)],
-                                dtype=torch.long, device=self.device)[:, None]
-            valid = torch.cat([valid, ready_t], dim=1)
-            tok = self._forward(feed, valid, length[:, None], cache)
-            length = length + ready_t[:, 0].long()
-        self._scatter(cache, seqs, valid)
-        del cache
-        self._sync()
-        duration = self._clock() - t0
-        self.iteration_s = np.diff([0.0] + times).tolist()
-        self._record(step, iterations, n_run, duration, times[0], emitted, len(eos_at),
-                     new_tokens=sum(chunks), past_sum=sum(past), width=big_p + q)
-        return StepResult(duration, n_run, times[0], eos_at if natural else None)
-
-    def _gather(self, cache, seqs: list[Seq], past: list[int], big_p: int,
-                valid_past: torch.Tensor) -> None:
-        """Load the rows' caches, right-aligned at column big_p, into `cache`: per layer and
-        K/V one concatenation of the rows' token-major caches and one `index_copy_` into the
-        padded batch (no per-row kernel launches)."""
-        have = [s.id for s, p in zip(seqs, past) if p > 0]
-        first = self._kv[have[0]][0][0]                     # [len, kv_heads * head_dim]
-        b = len(seqs)
-        heads = self.model.config.num_key_value_heads
-        flat = valid_past.flatten().nonzero().squeeze(1)
-        for layer in range(len(self._kv[have[0]])):
-            kv = []
-            for j in (0, 1):
-                packed = torch.cat([self._kv[i][layer][j] for i in have])
-                pad = torch.zeros((b * big_p, first.shape[1]), dtype=first.dtype,
-                                  device=first.device)
-                pad.index_copy_(0, flat, packed)
-                kv.append(pad.view(b, big_p, heads, -1).transpose(1, 2))
-            self._set_layer(cache, layer, kv[0], kv[1])
-
-    @staticmethod
-    def _set_layer(cache, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-        lay = cache.layers[layer] if layer < len(cache.layers) else None
-        if lay is not None and hasattr(lay, "lazy_initialization") and hasattr(lay, "keys"):
-            lay.lazy_initialization(keys, values)           # dtype/device, flags
-            lay.keys, lay.values = keys, values             # no concatenation copy
-        else:                                               # other cache layouts
-            cache.update(keys, values, layer)
-
-    def _scatter(self, cache, seqs: list[Seq], valid: torch.Tensor) -> None:
-        """Store each row's valid KV columns (in order) as its own token-major cache
-        [len, kv_heads * head_dim]: per layer and K/V one `index_select` of the valid
-        positions into a packed tensor, split into per-row views."""
-        b, width = valid.shape
-        lengths = valid.sum(1).tolist()
-        flat = valid.flatten().nonzero().squeeze(1)
-        per_row: list[list] = [[] for _ in seqs]
-        for lay in cache.layers:
-            out = []
-            for t in (lay.keys, lay.values):
-                out.append(t.transpose(1, 2).reshape(b * width, -1).index_select(0, flat)
-                           .split(lengths))
-            lay.keys = lay.values = None                    # free the batch layer as we go
-            for r in range(b):
-                per_row[r].append((out[0][r], out[1][r]))
-        for s, kv in zip(seqs, per_row):
-            self._kv[s.id] = kv
 
     # -- the length query with a live predictor -------------------------------------------
     def _run_predictor(self, step: Step, iterations: int) -> StepResult:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import seqsched.app.sweep as sweep_mod
-from seqsched.app.sweep import DROPPED_METRICS, expand, parse_grid, read_sweep
+import seqsched.app.sweep_runner as sweep_mod
+from seqsched.analysis.sweep_report import read_sweep
+from seqsched.app.sweep_grid import expand, parse_grid
+from seqsched.app.sweep_runner import DROPPED_METRICS
 from seqsched.app.cli import main
 from seqsched.common.errors import UserError
 from seqsched.app.run import RunConfig, simulate

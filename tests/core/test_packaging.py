@@ -9,6 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = {"seqsched"}
 # the simulation path (DESIGN.md: no torch); live backends and model predictors are extras
@@ -57,3 +59,38 @@ def test_a_simulation_run_imports_no_torch():
                        timeout=300, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stdout
+
+
+def test_the_wheel_installs_one_namespace_and_its_data(tmp_path):
+    """`pip install .` ships `seqsched/...` only: `import seqsched.sim` works from the wheel,
+    `import sim` (or analysis, traces, ...) does not, and the derived figures travel with it."""
+    import importlib.util
+    import subprocess
+    import zipfile
+
+    setuptools = importlib.util.find_spec("setuptools")
+    if setuptools is None:
+        pytest.skip("setuptools is not installed in this environment (needed to build the wheel)")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                        "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and "setuptools" in r.stderr and "require" in r.stderr.lower():
+        pytest.skip(f"this environment's setuptools cannot build the wheel: {r.stderr[-200:]}")
+    assert r.returncode == 0, r.stderr
+    wheel = next((tmp_path / "dist").glob("seqsched-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"seqsched", wheel.name.split("-py")[0] + ".dist-info"}
+    for data in ("seqsched/traces/figures/azure_2023.json",
+                 "seqsched/traces/figures/alpaca_vicuna.json",
+                 "seqsched/backends/profiles/tiny-cpu-float32.json"):
+        assert data in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import seqsched.sim.engine as e; "
+            "assert e.__file__.startswith(sys.argv[1]), e.__file__\n"
+            "for name in ('sim', 'analysis', 'traces', 'policies', 'predictors', 'backends'):\n"
+            "    try:\n        __import__(name)\n    except ModuleNotFoundError:\n        continue\n"
+            "    raise SystemExit(f'{name} is importable')\nprint('ok')")
+    r = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr + r.stdout

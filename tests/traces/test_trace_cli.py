@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from seqsched.traces import arrivals
-from seqsched.app.trace_cli import add_trace_arguments, describe, main, register, trace_from_args
+from seqsched.app.trace_args import add_trace_arguments, trace_from_args
+from seqsched.app.trace_cli import describe, main, register
 from seqsched.traces.io import load_trace
 from seqsched.traces.request import TraceError
 

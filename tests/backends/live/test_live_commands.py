@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 
 from live_helpers import fraction_for_tokens, pressure_trace, small_trace  # noqa: E402
 
-from seqsched.app import live_cli  # noqa: E402
+from seqsched.app import live_cli, validate_cli  # noqa: E402
 from seqsched.backends.profile import load_profile  # noqa: E402
 from seqsched.traces.io import save_trace  # noqa: E402
 
@@ -71,7 +71,7 @@ def test_validate_produces_table_and_plot(quick_profile, tmp_path, capsys):
 
 def test_validate_continuous_policy_runs(quick_profile, tmp_path):
     trace = small_trace(16, seed=8, prompt=(4, 32), output=(1, 24), rate=100.0)
-    res = live_cli.run_validate(trace, policy="fcfs", profile=str(quick_profile),
+    res = validate_cli.run_validate(trace, policy="fcfs", profile=str(quick_profile),
                                 model="tiny", dtype="float32", out=None)
     t = res["table"].set_index("metric")
     assert t.loc["throughput_rps", "measured"] > 0 and t.loc["throughput_rps", "simulated"] > 0
@@ -84,11 +84,11 @@ def test_profile_mismatch_is_reported(tiny64):
     from seqsched.backends.profile import read_profile
 
     meta = read_profile("tiny-cpu-float32")               # float32, thread clock, tiny shape
-    found = live_cli.profile_mismatches(meta, LiveExecutor(tiny64))
+    found = validate_cli.profile_mismatches(meta, LiveExecutor(tiny64))
     assert "dtype float32 vs live float64" in found and "clock thread vs live wall" in found
     assert not any(m.startswith("model shape") for m in found)
     other = dict(meta, model=dict(meta["model"], n_layers=32, name="llama-7b"))
-    assert "model shape llama-7b vs live tiny" in live_cli.profile_mismatches(
+    assert "model shape llama-7b vs live tiny" in validate_cli.profile_mismatches(
         other, LiveExecutor(tiny64))
 
 
@@ -125,7 +125,7 @@ def test_validate_with_preemption_needs_no_restart_fallback(quick_profile, tmp_p
     trace = pressure_trace()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        res = live_cli.run_validate(trace, policy="fcfs", profile=str(quick_profile),
+        res = validate_cli.run_validate(trace, policy="fcfs", profile=str(quick_profile),
                                     model="tiny", dtype="float32",
                                     memory_fraction=fraction_for_tokens(400), out=tmp_path)
     t = res["table"].set_index("metric")

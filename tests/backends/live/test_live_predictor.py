@@ -17,7 +17,7 @@ pytest.importorskip("peft")
 from live_helpers import (make_executor, prompt_trace, reference_generate,  # noqa: E402
                           small_trace)
 
-from seqsched.app import live_cli  # noqa: E402
+from seqsched.app import live_cli, validate_cli  # noqa: E402
 from seqsched.sim.step import Step  # noqa: E402
 from seqsched.common.errors import UserError  # noqa: E402
 from seqsched.sim.sequence import Seq  # noqa: E402
@@ -124,7 +124,7 @@ def test_served_predictor_needs_a_folder_with_tokenizer(tiny64, served, tmp_path
     with pytest.raises(UserError, match="folder with a tokenizer"):
         ServedLengthPredictor(ex, mode="perception")
     # without a servable model, validate falls back to the predictor's own model
-    pred = live_cli.make_run_predictor("noisy", {"query_tokens": 4}, ex)
+    pred = validate_cli.make_run_predictor("noisy", {"query_tokens": 4}, ex)
     assert not hasattr(pred, "run_live")
     # an adapter trained on another shape does not attach: one clear error
     folder, lora, _ = served
