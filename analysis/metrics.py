@@ -69,6 +69,10 @@ def summarize(records: pd.DataFrame, steps: pd.DataFrame, kv_capacity_tokens: in
         "kv_peak_tokens": int(steps["kv_used_tokens"].max()) if len(steps) else 0,
         "busy_fraction": float(busy / (makespan * replicas)) if makespan > 0 else 0.0,
     }
+    if "swapped_tokens" in records:       # preemption=swap (absent otherwise)
+        out["swapped_tokens"] = int(records["swapped_tokens"].sum())
+        swaps = steps["kind"] == "swap"
+        out["swap_s"] = float(durations[swaps.to_numpy()].sum())
     for prefix, values in (("e2e_s", e2e), ("ttft_s", ttft), ("tpot_s", tpot),
                            ("queue_s", queue)):
         out.update(_stats(prefix, values))

@@ -56,6 +56,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="share of GPU memory for weights + KV cache (default 0.9)")
     g.add_argument("--max-new-tokens", type=int, default=None,
                    help="cap every response at this many tokens (static policies: 512)")
+    g = p.add_argument_group("serving features")
+    g.add_argument("--swap-space", type=float, default=4.0, metavar="GIB",
+                   help="host memory per replica for preemption=swap, GiB (vLLM's "
+                        "--swap-space; default 4)")
+    g.add_argument("--host-link", default=None,
+                   help="link to host memory for swap: pcie4, pcie5 or GB/s (default: the "
+                        "GPU's PCIe generation)")
     g = p.add_argument_group("prediction")
     g.add_argument("--predictor", default="oracle",
                    help="oracle, max-of-samples, noisy, none, ... (default oracle)")
@@ -75,6 +82,7 @@ def config_from_args(args, policy: str, policy_params: dict):
                      profile=args.profile, replicas=args.replicas, router=args.router,
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
                      memory_fraction=args.memory_fraction,
+                     swap_space=args.swap_space, host_link=args.host_link,
                      progress=not args.no_progress and sys.stderr.isatty())
 
 

@@ -17,6 +17,7 @@ from seqsched.analysis.metrics import summarize
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
+from seqsched.backends.links import get_link, host_link
 from seqsched.backends.specs import get_gpu, get_model, kv_capacity_tokens
 from seqsched.policies import STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
@@ -25,6 +26,7 @@ from seqsched.common.errors import UserError
 from seqsched.sim.kv import KVCache
 from seqsched.sim.replica import Replica
 from seqsched.sim.sequence import Seq
+from seqsched.sim.swap import host_swap
 from seqsched.traces.request import Trace
 
 
@@ -47,6 +49,9 @@ class RunConfig:
     max_new_tokens: int | None = None   # clip every response to this many tokens
     memory_fraction: float = 0.9
     block_size: int = 16
+    swap_space: float = 4.0             # GiB of host memory per replica for preemption=swap
+                                        # (vLLM's --swap-space, default 4)
+    host_link: str | None = None        # swap link: pcie4, pcie5, ... or GB/s (default: GPU's)
     progress: bool = False
 
     def resolved(self) -> "RunConfig":
@@ -75,6 +80,18 @@ class RunConfig:
             raise UserError(f"memory-fraction must be in (0, 1], got {self.memory_fraction}")
         if self.block_size < 1:
             raise UserError(f"block-size must be >= 1, got {self.block_size}")
+        if not self.swap_space >= 0:
+            raise UserError(f"swap-space must be >= 0 GiB, got {self.swap_space}")
+        if self.host_link is not None:
+            get_link(self.host_link)
+
+    def features(self) -> tuple[str, ...]:
+        """The serving features this run turns on (an engine that does not model them, such
+        as a fast array engine, must fall back to the replica engine when any is on)."""
+        on = []
+        if self.policy_params.get("preemption") == "swap":
+            on.append("swap")
+        return tuple(on)
 
 
 @dataclass
@@ -150,16 +167,26 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         raise UserError(f"request {seqs[i].id} needs {need[i]} tokens of KV cache but a replica "
                         f"of {config.model} on {config.gpu} holds {capacity}; drop it, cap "
                         "outputs with --max-new-tokens, or pick a bigger GPU")
-    check = getattr(make_policy(config.policy, **policy_params(config)), "check_prompts", None)
+    probe = make_policy(config.policy, **policy_params(config))
+    check = getattr(probe, "check_prompts", None)
     if check is not None:
         check(trace.prompt_tokens, trace.ids)
+    features = config.features()
+    if "swap" in features and config.swap_space <= 0:
+        raise UserError("preemption=swap needs host swap space but --swap-space is 0 GiB; "
+                        "give --swap-space GiB > 0 (vLLM's default is 4) or use "
+                        "preemption=recompute")
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
-                    progress=config.progress)
+                    progress=config.progress, features=features)
+    model = get_model(config.model)
+    link = host_link(config.gpu, config.host_link)
     for r in range(config.replicas):
         policy = make_policy(config.policy, **policy_params(config))
+        swap = (host_swap(config.swap_space, model.kv_bytes_per_token, link.bandwidth)
+                if "swap" in features else None)
         engine.replicas.append(Replica(engine, r, policy, executor,
-                                       KVCache(capacity, config.block_size), cost))
+                                       KVCache(capacity, config.block_size), cost, swap))
     return PreparedRun(config, engine, capacity)
 
 

@@ -12,7 +12,9 @@ Preemption (`preemption`): "recompute", as vLLM does, frees the victim's KV bloc
 its output tokens; when it is admitted again, its prompt plus those tokens are prefilled as one
 prompt (split into budget-sized chunks if they no longer fit one iteration) and decoding goes
 on from there. "restart" throws the output away and starts the request from scratch (what an
-executor that cannot resume does). Either way the discarded KV tokens are recorded
+executor that cannot resume does). "swap" (vLLM V0) copies the victim's KV to host memory and
+back when it is admitted again (as a decode row, or a prefill that goes on where it stopped);
+the copy time comes from the bytes and the host link (sim/swap.py). Either way the discarded KV tokens are recorded
 (`recomputed_tokens`); a restart also counts its thrown-away output (`wasted_tokens`).
 
 Waiting-queue orders (`priority`; the lowest key is admitted first, the highest key is the
@@ -47,7 +49,7 @@ from seqsched.common.errors import UserError
 from seqsched.common.params import is_number
 from seqsched.sim.sequence import Seq
 
-PREEMPTION_MODES = ("recompute", "restart")
+PREEMPTION_MODES = ("recompute", "restart", "swap")
 ADMISSION_MODES = ("greedy", "predicted")
 
 
@@ -57,7 +59,8 @@ class ContinuousPolicy:
     max_batched_tokens: int = 8192   # per-iteration token budget (vLLM max_num_batched_tokens)
     chunked_prefill: bool = False
     max_iterations: int = 4096       # upper bound on iterations per event
-    preemption: str = "recompute"    # "recompute" (vLLM: keep the output) or "restart"
+    preemption: str = "recompute"    # "recompute" (vLLM: keep the output), "restart" or
+                                     # "swap" (KV to host memory and back, sim/swap.py)
     admission: str = "greedy"        # "greedy" (vLLM) or "predicted" (reserve by prediction)
     name: str = "fcfs"
 
@@ -149,7 +152,7 @@ class ContinuousPolicy:
                 if len(rows) >= self.max_num_seqs or budget <= 0:
                     break
                 c = self._chunk(s, budget)
-                if c == 0:
+                if c == 0 and not s.prefill_done:
                     break
                 need_s = kv.blocks_for(s.context_tokens + c + 1)
                 if need_s > free:
@@ -164,7 +167,7 @@ class ContinuousPolicy:
                 free -= need_s
                 rows.append(s)
                 chunks.append(c)
-                budget -= c
+                budget -= max(c, 1)         # a swapped-in row past its prefill decodes
                 complete &= s.prefilled + c >= s.prefill_len
         if not rows:
             return None

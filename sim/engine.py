@@ -23,6 +23,9 @@ RECORD_FIELDS = {"id": "id", "replica": "replica", "arrival_s": "arrival_s",
                  "slot_tokens": "slot_tokens",
                  "slot_tokens_all": "slot_tokens_all", "truncated": "truncated"}
 RECORD_COLUMNS = [*list(RECORD_FIELDS)[:11], "failed_attempts", *list(RECORD_FIELDS)[11:]]
+# record columns of the serving features, present only when the feature is on (a run without
+# them writes the same records as before): column -> Seq attribute
+FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"}}
 
 
 def route_round_robin(engine: "Engine", seq: Seq) -> int:
@@ -49,6 +52,7 @@ class Engine:
     seed: int = 0
     max_new_tokens: int = 512
     progress: bool = False
+    features: tuple[str, ...] = ()      # serving features on (keys of FEATURE_FIELDS)
     env: simpy.Environment = field(default_factory=lambda: simpy.Environment(initial_time=0.0))
 
     def __post_init__(self) -> None:
@@ -116,7 +120,10 @@ class Engine:
         df = pd.DataFrame({col: [getattr(s, attr) for s in seqs]
                            for col, attr in RECORD_FIELDS.items()})
         df["failed_attempts"] = df["attempts"] - 1 - df["preemptions"]
-        return df[RECORD_COLUMNS]
+        extra = {col: attr for f in self.features for col, attr in FEATURE_FIELDS[f].items()}
+        for col, attr in extra.items():
+            df[col] = [getattr(s, attr) for s in seqs]
+        return df[RECORD_COLUMNS + list(extra)]
 
     def steps(self) -> pd.DataFrame:
         return pd.DataFrame(self._steps, columns=STEP_COLUMNS)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from seqsched.sim.executor import Executor
     from seqsched.sim.prediction import PredictorCost
     from seqsched.sim.engine import Engine
+    from seqsched.sim.swap import HostSwap
 
 
 class PolicyError(RuntimeError):
@@ -58,7 +59,8 @@ class PredictionQueue:
 
 class Replica:
     def __init__(self, engine: "Engine", index: int, policy, executor: "Executor",
-                 kv: KVCache, prediction: "PredictorCost | None") -> None:
+                 kv: KVCache, prediction: "PredictorCost | None",
+                 swap: "HostSwap | None" = None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
         self.index = index
@@ -72,10 +74,15 @@ class Replica:
         self._wake: simpy.Event | None = None
         self._admitted = 0
         # recompute preemption keeps a victim's output and prefills it again with the prompt;
-        # an executor that cannot resume that way (`resumes_preempted`) restarts it instead
-        wants = getattr(policy, "preemption", "restart") == "recompute"
+        # swap preemption keeps its KV in host memory (sim/swap.py); an executor that cannot
+        # resume either way (`resumes_preempted`) restarts it instead
+        mode = getattr(policy, "preemption", "restart")
+        wants = mode in ("recompute", "swap")
         self._resume = wants and bool(getattr(executor, "resumes_preempted", False))
         self._warn_restart = wants and not self._resume
+        self.swap = swap if mode == "swap" and self._resume else None
+        self._swap_s = 0.0            # host copies the next step waits for
+        self._swapped_rows = 0
         self.process = self.env.process(self._loop())
 
     # -- arrivals -----------------------------------------------------------------------
@@ -144,6 +151,12 @@ class Replica:
         for s in step.seqs:
             if s.status is not Status.RUNNING:
                 self._start_row(s, start)
+        if self._swap_s > 0:          # swap copies block the iteration they precede
+            yield self.env.timeout(self._swap_s)
+            self.engine.log_step(self.index, start, self.env.now, "swap", self._swapped_rows,
+                                 0, 0, 0, self.kv.used_tokens)
+            self._swap_s, self._swapped_rows = 0.0, 0
+            start = self.env.now
         if step.padded:
             yield from self._run_static(step, start)
         else:
@@ -161,6 +174,10 @@ class Replica:
         self._admitted += 1
         if math.isnan(s.first_scheduled_s):
             s.first_scheduled_s = now
+        if s.swapped:                 # its KV comes back from host memory
+            self._swap_s += self.swap.take(s.swapped)
+            self._swapped_rows += 1
+            s.swapped = 0
         self.running.append(s)
 
     def _preempt(self, s: Seq) -> None:
@@ -168,6 +185,8 @@ class Replica:
             raise PolicyError(f"policy {self.policy.name} preempted request {s.id} "
                               f"that is not running")
         self.running.remove(s)
+        if self.swap is not None and self._swap_out(s):
+            return
         s.recomputed_tokens += s.context_tokens
         self.kv.free(s)
         self.executor.release(s)
@@ -187,6 +206,23 @@ class Replica:
         s.preemptions += 1
         s.status = Status.WAITING
         self.waiting.add(s)
+
+    def _swap_out(self, s: Seq) -> bool:
+        """Move a victim's KV to host memory (False: no room there, recompute it instead)."""
+        tokens = s.context_tokens
+        if not self.swap.fits(tokens):
+            self.swap.fallbacks += 1
+            return False
+        self._swap_s += self.swap.put(tokens)
+        self._swapped_rows += 1
+        s.swapped = tokens
+        s.swapped_tokens += tokens
+        self.kv.free(s)
+        self.executor.release(s)
+        s.preemptions += 1
+        s.status = Status.WAITING
+        self.waiting.add(s)
+        return True
 
     # -- static (padded) batches --------------------------------------------------------
     def _run_static(self, step: Step, start: float):

@@ -37,6 +37,7 @@ class Seq:
     failed: bool = False        # collected by FCR, waiting to be recomputed
     preemptions: int = 0
     kv_blocks: int = 0          # KV blocks held (continuous batching)
+    swapped: int = 0            # KV tokens held in host swap space (preemption=swap)
     admitted_order: int = -1    # when it last joined the running set (preemption victim order)
     replica: int = 0
     # record fields
@@ -45,6 +46,7 @@ class Seq:
     finish_s: float = float("nan")
     wasted_tokens: int = 0      # output tokens computed in attempts that were thrown away
     recomputed_tokens: int = 0  # KV-cache tokens preemptions discarded (computed again later)
+    swapped_tokens: int = 0     # KV tokens swapped out to host memory (all preemptions)
     slot_tokens: int = 0        # padded length of the batch that produced the final output
     slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end

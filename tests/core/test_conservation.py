@@ -54,7 +54,7 @@ def continuous_params(draw, small_kv=False):
             "max_batched_tokens": draw(st.integers(8, 96)) if chunked else
             draw(st.integers(64, 200)),
             "max_iterations": draw(st.sampled_from([1, 3, 4096])),
-            "preemption": draw(st.sampled_from(["recompute", "restart"]))}
+            "preemption": draw(st.sampled_from(["recompute", "restart", "swap"]))}
 
 
 @st.composite
@@ -72,7 +72,9 @@ def runs(draw, policy, small_kv=False):
                   predictor_params=pparams, max_new_tokens=cap,
                   replicas=draw(st.integers(1, 2)),
                   router=draw(st.sampled_from(["round-robin", "least-loaded", "random"])),
-                  seed=draw(st.integers(0, 3)))
+                  seed=draw(st.integers(0, 3)),
+                  # room for a few victims, or for none (a full space recomputes)
+                  swap_space=draw(st.sampled_from([4.0, 2e-5])))
     if small_kv:
         # 128..400 tokens of KV in 16-token blocks; every request (<= 64 + 64) fits in whole
         # blocks, so only contention (preemption) limits it
@@ -141,10 +143,12 @@ def check_conservation(t, cfg, res):
         # completion (one per attempt) plus the logged decode tokens
         decoded = gen["decode_tokens"].sum()
         restart = cfg.policy_params.get("preemption", "recompute") == "restart"
+        swap = cfg.policy_params.get("preemption") == "swap"
         params = cfg.policy_params
         # without chunked prefill a prefill runs whole in one iteration, unless a resumed
         # request's prompt + kept output exceeds the token budget (then it is split)
-        whole = not params.get("chunked_prefill") and (
+        # (a request swapped back in after its prefill decodes on with no prefill token)
+        whole = not swap and not params.get("chunked_prefill") and (
             restart or (rec["prompt_tokens"] + rec["generated_tokens"]).max()
             <= params.get("max_batched_tokens", 8192))
         if restart:
@@ -153,7 +157,11 @@ def check_conservation(t, cfg, res):
         else:
             assert (rec["wasted_tokens"] == 0).all()
             assert (rec["slot_tokens_all"] == rec["generated_tokens"]).all()
-        assert ((rec["recomputed_tokens"] > 0) == (rec["preemptions"] > 0)).all()
+        moved = rec["recomputed_tokens"] + (rec["swapped_tokens"] if swap else 0)
+        assert ((moved > 0) == (rec["preemptions"] > 0)).all()
+        if swap:      # a swapped request's KV comes back: only a full swap space recomputes
+            assert (gen["prefill_tokens"].sum()
+                    == rec["prompt_tokens"].sum() + rec["recomputed_tokens"].sum())
         if whole:
             assert decoded + rec["attempts"].sum() == rec["slot_tokens_all"].sum()
             # every attempt prefills its prompt (+ the kept output when resumed): the first
@@ -169,7 +177,9 @@ def check_conservation(t, cfg, res):
             assert decoded + n <= rec["slot_tokens_all"].sum() <= decoded + rec["attempts"].sum()
             assert gen["prefill_tokens"].sum() >= rec["prompt_tokens"].sum()
     # steps: positive iterations, no overlap within a replica, KV within capacity
-    assert (steps["iterations"] >= 1).all()
+    swaps = steps["kind"] == "swap"          # host copies of preemption=swap
+    assert (steps.loc[~swaps, "iterations"] >= 1).all()
+    assert (steps.loc[swaps, "iterations"] == 0).all() and (steps.loc[swaps, "rows"] >= 1).all()
     assert (steps["end_s"] >= steps["start_s"]).all()
     for _, g in steps.groupby("replica"):
         g = g.sort_values(["start_s", "end_s"])

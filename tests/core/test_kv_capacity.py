@@ -30,7 +30,7 @@ def assert_kv_bounded(res):
 
 @pytest.mark.parametrize("policy", ["fcfs", "sjf"])
 @pytest.mark.parametrize("replicas", [1, 2])
-@pytest.mark.parametrize("mode", ["recompute", "restart"])
+@pytest.mark.parametrize("mode", ["recompute", "restart", "swap"])
 def test_small_kv_forces_preemption_and_everyone_finishes(policy, replicas, mode):
     t = crowd()
     cfg = small_kv_config(256, policy=policy, replicas=replicas, predictor="noisy",
@@ -43,7 +43,8 @@ def test_small_kv_forces_preemption_and_everyone_finishes(policy, replicas, mode
     assert_kv_bounded(res)
     pre = res.records[res.records["preemptions"] > 0]
     assert (pre["attempts"] == pre["preemptions"] + 1).all()
-    assert (pre["recomputed_tokens"] > 0).all()
+    moved = pre["swapped_tokens"] if mode == "swap" else pre["recomputed_tokens"]
+    assert (moved > 0).all()
     assert (pre["slot_tokens_all"] == pre["generated_tokens"] + pre["wasted_tokens"]).all()
     if mode == "restart":
         # a restarted request starts from scratch: its output so far was thrown away
