@@ -11,11 +11,13 @@ import importlib
 import sys
 import time
 
+from seqsched.app.objectives import add_objective_arguments, objectives_from_args
 from seqsched.common.errors import UserError
 from seqsched.common.params import parse_params
 
 # Packages that add their own sub-commands with `register(subparsers)`.
-COMMAND_MODULES = ("seqsched.app.trace_cli", "seqsched.app.predict_cli", "seqsched.app.live_cli")
+COMMAND_MODULES = ("seqsched.app.trace_cli", "seqsched.app.predict_cli", "seqsched.app.live_cli",
+                   "seqsched.app.capacity_cli")
 
 POLICY_HELP = ("static: vanilla, sorted, binned (VBS/FCR); continuous: fcfs, sjf, srpt, ltr "
                "(admission=predicted: length-aware admission). Parameters with "
@@ -72,6 +74,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, help="output folder (CSV, Parquet, PNG, report.md)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_objective_arguments(p)
 
 
 def config_from_args(args, policy: str, policy_params: dict):
@@ -87,12 +90,14 @@ def config_from_args(args, policy: str, policy_params: dict):
 
 
 def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
-            context: dict, baseline: str | None = None) -> int:
-    """Run every config; print the table; write the output folder if asked."""
+            context: dict, baseline: str | None = None, objectives: tuple = ((), None)) -> int:
+    """Run every config; print the table; write the output folder if asked.
+    `objectives`: (SLOs, price file) that every summary is judged by."""
     from contextlib import nullcontext
 
     from seqsched.analysis.output import output_folder
     from seqsched.analysis.report import summary_frame, terminal_table, write_report, write_run
+    from seqsched.analysis.timeseries import write_timeseries
     from seqsched.app.run import execute, prepare
 
     from tqdm import tqdm
@@ -105,16 +110,18 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
                    disable=len(prepared) < 2 or not sys.stderr.isatty())
         for label, run in bar:
             bar.set_postfix_str(label)
-            results[label] = execute(run)
+            results[label] = execute(run, *objectives)
             if folder is not None:
                 write_run(folder, label, results[label])      # finished work is kept
         if folder is not None:
             table = write_report(folder, title, results, context, baseline)
+            write_timeseries(folder, results, objectives[0])
         else:
             table = terminal_table(summary_frame(results), baseline)
     print(table)
     if out:
-        print(f"\nwrote {out}/ (report.md, summary.csv, records_*.csv, steps_*.parquet, *.png)")
+        print(f"\nwrote {out}/ (report.md, summary.csv, records_*.csv, steps_*.parquet, "
+              "timeseries.parquet, *.png)")
     return 0
 
 
@@ -125,12 +132,14 @@ def cmd_simulate(args) -> int:
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
     cfg = config_from_args(args, args.policy, params)
+    objectives = objectives_from_args(args)
     trace = trace_from_args(args)
     return run_all(trace, {args.policy: cfg}, args.out, args.overwrite,
                    f"seqsched simulate: {args.policy}",
                    {"trace": f"{trace.name} ({len(trace)} requests)",
                     "policy": f"{args.policy} {params}", "predictor": args.predictor,
-                    "backend": args.backend or f"{args.gpu} / {args.model}"})
+                    "backend": args.backend or f"{args.gpu} / {args.model}"},
+                   objectives=objectives)
 
 
 def apply_experiment(args, parser: argparse.ArgumentParser) -> None:
@@ -181,12 +190,13 @@ def cmd_compare(args) -> int:
     if not args.policies:
         raise UserError("no policies to compare; pass --policies or an --experiment file")
     configs = policy_configs(args, args.policies)
+    objectives = objectives_from_args(args)
     trace = trace_from_args(args)
     return run_all(trace, configs, args.out, args.overwrite, args.title or "seqsched compare",
                    {"trace": f"{trace.name} ({len(trace)} requests)",
                     "predictor": args.predictor,
                     "backend": args.backend or f"{args.gpu} / {args.model}"},
-                   baseline=args.policies[0])
+                   baseline=args.policies[0], objectives=objectives)
 
 
 def cmd_sweep(args) -> int:
@@ -205,7 +215,8 @@ def cmd_sweep(args) -> int:
     return sweep(configs, trace_options_from_args(args), args.grid, args.out,
                  workers=args.workers, use_ray=args.ray, resume=args.resume,
                  overwrite=args.overwrite,
-                 progress=not args.no_progress and sys.stderr.isatty(), title=args.title)
+                 progress=not args.no_progress and sys.stderr.isatty(), title=args.title,
+                 objectives=objectives_from_args(args))
 
 
 DEMO_POLICIES = {

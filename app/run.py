@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from seqsched.analysis.economics import cost_energy, load_prices
 from seqsched.analysis.metrics import summarize
+from seqsched.analysis.saturation import saturation_summary
+from seqsched.analysis.slo import slo_summary
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
@@ -190,7 +193,9 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     return PreparedRun(config, engine, capacity)
 
 
-def execute(run: PreparedRun) -> RunResult:
+def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> RunResult:
+    """Run it; the summary ends with saturation, cost/energy (`prices`: a price table file,
+    default the shipped one) and, given `slos`, SLO attainment and goodput."""
     engine = run.engine
     t0 = time.perf_counter()
     engine.run()
@@ -200,9 +205,15 @@ def execute(run: PreparedRun) -> RunResult:
     records, steps = engine.records(), engine.steps()
     summary = summarize(records, steps, run.capacity, run.config.replicas)
     summary["sim_wall_s"] = wall
+    summary.update(saturation_summary(records))
+    summary.update(cost_energy(records, steps, run.config.gpu, run.config.replicas,
+                               getattr(run.config, "tp", 1), load_prices(prices)))
+    summary.update(slo_summary(records, slos))
     return RunResult(run.config, records, steps, summary, wall, run.capacity)
 
 
-def simulate(trace: Trace, config: RunConfig, predictor=None, executor=None) -> RunResult:
-    """Run `trace` under `config`. `predictor` / `executor` objects override the config's."""
-    return execute(prepare(trace, config, predictor, executor))
+def simulate(trace: Trace, config: RunConfig, predictor=None, executor=None,
+             slos: tuple = (), prices: str | None = None) -> RunResult:
+    """Run `trace` under `config`. `predictor` / `executor` objects override the config's;
+    `slos` (analysis.slo.SLO) add attainment and goodput to the summary."""
+    return execute(prepare(trace, config, predictor, executor), slos, prices)

@@ -195,6 +195,8 @@ class SweepPoint:
     coords: dict[str, Any]                      # grid key -> value, in grid order
     config: RunConfig
     trace_options: dict[str, Any] = field(default_factory=dict)
+    slos: tuple = ()                            # analysis.slo.SLO: judged, not run
+    prices: str | None = None                   # a price table file (cost columns)
 
     @property
     def label(self) -> str:
@@ -209,6 +211,8 @@ class SweepPoint:
         """Digest of everything that defines the run: resume matches rows by it."""
         spec = {"config": dataclasses.asdict(dataclasses.replace(self.config, progress=False)),
                 "trace": self.trace_options, "policy": self.policy}
+        if self.slos or self.prices:        # rows judged otherwise are other rows
+            spec["objectives"] = [[str(s) for s in self.slos], self.prices]
         return hashlib.sha1(canonical(spec).encode()).hexdigest()[:12]
 
 

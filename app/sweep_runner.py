@@ -83,7 +83,8 @@ def point_row(point: SweepPoint, summary: dict) -> dict[str, Any]:
 
 def run_point(trace, point: SweepPoint) -> dict[str, Any]:
     from seqsched.app.run import simulate
-    return point_row(point, simulate(trace, point.config).summary)
+    return point_row(point, simulate(trace, point.config, slos=point.slos,
+                                     prices=point.prices).summary)
 
 
 _WORKER_TRACES: dict[str, Any] = {}
@@ -287,8 +288,10 @@ def run_points(points: list[SweepPoint], traces: dict[str, Any], folder: Path, *
 def sweep(configs: dict[str, RunConfig], trace_options: dict[str, Any],
           grid: list[str] | None, out: str | Path, *, workers: int | None = None,
           use_ray: bool = False, resume: bool = False, overwrite: bool = False,
-          progress: bool = False, title: str | None = None) -> int:
-    """`seqsched sweep`: expand, validate (before any file exists), run, report."""
+          progress: bool = False, title: str | None = None,
+          objectives: tuple = ((), None)) -> int:
+    """`seqsched sweep`: expand, validate (before any file exists), run, report;
+    `objectives` = (SLOs, price file) every point is judged by."""
     from seqsched.analysis.output import output_folder
 
     if workers is not None and workers < 1:
@@ -297,6 +300,8 @@ def sweep(configs: dict[str, RunConfig], trace_options: dict[str, Any],
         import_ray()
     axes = parse_grid(grid, [c.policy for c in configs.values()])
     points = expand(configs, trace_options, axes)
+    for p in points:
+        p.slos, p.prices = objectives
     check_predictor_keys(points, axes)
     traces = build_traces(points)
     check_points(points, traces)

@@ -1,0 +1,73 @@
+"""Derive analysis/figures/gpu_costs.json: a price per GPU-hour and a power model per GPU.
+
+    python scripts/derive_gpu_costs.py          # rewrites the JSON next to analysis/
+
+Prices are public cloud on-demand list prices (Linux, us-east-1), instance price / GPUs in
+the instance. They are facts quoted from the providers' public pricing pages; no licence
+restricts quoting a list price. They change often: override with `--prices FILE` (same JSON
+shape, or a CSV with columns gpu,usd_per_gpu_hour[,tdp_w,idle_w]).
+
+- A100-40GB: AWS p4d.24xlarge, 8 x A100 40GB, $32.7726/h
+  (https://aws.amazon.com/ec2/instance-types/p4/, on-demand price as listed 2023-2025).
+- A100-80GB: AWS p4de.24xlarge, 8 x A100 80GB, $40.9657/h (same page).
+- H100-SXM: AWS p5.48xlarge, 8 x H100 SXM, $98.32/h
+  (https://aws.amazon.com/ec2/instance-types/p5/; quoted e.g. by
+  https://computespec.pages.dev/learn/pricing/cloud-gpu-pricing-explained, "$98.32/hr ...
+  $12.29/GPU/hr").
+- H200: the H100 on-demand figure times the H200/H100 ratio of AWS's EC2 Capacity Blocks
+  effective accelerator rates ($5.408 / $4.916 per accelerator-hour, p5e vs p5,
+  https://aws.amazon.com/ec2/capacityblocks/pricing/), since one on-demand list price for
+  the H200 instance is not stable across regions.
+- L4: AWS g6.xlarge, 1 x L4, $0.8048/h (https://aws.amazon.com/ec2/instance-types/g6/).
+
+Power model per GPU: P(u) = idle + (TDP - idle) * u, u the busy share of the run (from the
+step log). TDP (maximum board power) from NVIDIA's datasheets: A100 SXM4 400 W (40 and 80
+GB), H100 SXM5 700 W, H200 SXM 700 W, L4 72 W. Idle is the draw of a GPU holding a loaded
+model with nothing to run: bare idle plus the CUDA-context step measured by Vadari et al.,
+"The Model Parking Tax" (arXiv:2605.23918): +26-50 W on HBM GPUs over bare idle, constant
+in the memory held; bare idle ~50 W (A100 SXM) and ~70 W (H100 SXM) as commonly reported by
+nvidia-smi, ~16 W for the L4. So idle = 50 + 38 = 88 W (A100), 70 + 38 = 108 W (H100,
+H200), 16 + 14 = 30 W (L4; half the GDDR6 step of that paper scaled to a 72 W board).
+These are estimates good to maybe +-30%; the linear-in-utilisation shape is the common
+"load-scaled TDP" baseline (e.g. WattGPU, arXiv 2026, uses it as its physical baseline) and
+overstates the draw of memory-bound decode steps that keep the GPU busy below full power.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "analysis" / "figures" / "gpu_costs.json"
+
+# gpu -> (instance, instance $/h, GPUs per instance)
+INSTANCES = {
+    "A100-40GB": ("AWS p4d.24xlarge on-demand", 32.7726, 8),
+    "A100-80GB": ("AWS p4de.24xlarge on-demand", 40.9657, 8),
+    "H100-SXM": ("AWS p5.48xlarge on-demand", 98.32, 8),
+    "L4": ("AWS g6.xlarge on-demand", 0.8048, 1),
+}
+H200_OVER_H100 = 5.408 / 4.916     # AWS EC2 Capacity Blocks, effective $/accelerator-hour
+TDP_W = {"A100-40GB": 400.0, "A100-80GB": 400.0, "H100-SXM": 700.0, "H200": 700.0, "L4": 72.0}
+BARE_IDLE_W = {"A100-40GB": 50.0, "A100-80GB": 50.0, "H100-SXM": 70.0, "H200": 70.0, "L4": 16.0}
+CONTEXT_W = {"A100-40GB": 38.0, "A100-80GB": 38.0, "H100-SXM": 38.0, "H200": 38.0, "L4": 14.0}
+
+
+def derive() -> dict:
+    prices = {g: round(p / n, 4) for g, (_, p, n) in INSTANCES.items()}
+    prices["H200"] = round(prices["H100-SXM"] * H200_OVER_H100, 4)
+    sources = {g: f"{inst} ${p}/h / {n} GPUs" for g, (inst, p, n) in INSTANCES.items()}
+    sources["H200"] = (f"H100-SXM on-demand x {H200_OVER_H100:.4f} (AWS Capacity Blocks "
+                       "H200/H100 ratio)")
+    gpus = {}
+    for gpu in TDP_W:
+        gpus[gpu] = {"usd_per_gpu_hour": prices[gpu], "price_source": sources[gpu],
+                     "tdp_w": TDP_W[gpu], "idle_w": BARE_IDLE_W[gpu] + CONTEXT_W[gpu]}
+    return {"derived_by": "scripts/derive_gpu_costs.py (sources in its docstring)",
+            "gpus": gpus}
+
+
+if __name__ == "__main__":
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(derive(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {OUT}")
