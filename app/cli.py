@@ -74,6 +74,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, help="output folder (CSV, Parquet, PNG, report.md)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--engine", default="auto", choices=("auto", "fast", "baseline"),
+                   help="simulation engine: fast (array engine, continuous policies on the cost "
+                        "model), baseline (object engine) or auto (fast where it applies; "
+                        "default); both give the same results")
     add_objective_arguments(p)
 
 
@@ -84,7 +88,7 @@ def config_from_args(args, policy: str, policy_params: dict):
                      backend=args.backend, gpu=args.gpu, model=args.model,
                      profile=args.profile, replicas=args.replicas, router=args.router,
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
-                     memory_fraction=args.memory_fraction,
+                     memory_fraction=args.memory_fraction, engine=args.engine,
                      swap_space=args.swap_space, host_link=args.host_link,
                      progress=not args.no_progress and sys.stderr.isatty())
 

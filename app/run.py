@@ -17,6 +17,7 @@ from seqsched.analysis.economics import cost_energy, load_prices
 from seqsched.analysis.metrics import summarize
 from seqsched.analysis.saturation import saturation_summary
 from seqsched.analysis.slo import slo_summary
+from seqsched.app.engine_choice import build_fast_engine, choose_fast
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
@@ -56,6 +57,7 @@ class RunConfig:
                                         # (vLLM's --swap-space, default 4)
     host_link: str | None = None        # swap link: pcie4, pcie5, ... or GB/s (default: GPU's)
     progress: bool = False
+    engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
     def resolved(self) -> "RunConfig":
         """The preset's GPU/model/overheads filled in; explicit values win over the preset."""
@@ -163,13 +165,14 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     capacity = kv_capacity_tokens(get_gpu(config.gpu), get_model(config.model),
                                   config.memory_fraction)
     capacity -= capacity % config.block_size        # whole blocks only
-    seqs = make_seqs(trace, predicted, config.max_new_tokens)
-    need = trace.prompt_tokens + np.fromiter((s.target_tokens for s in seqs), np.int64)
+    out = trace.output_tokens
+    target = np.minimum(out, config.max_new_tokens) if config.max_new_tokens is not None else out
+    need = trace.prompt_tokens + target
     if need.max() > capacity:
         i = int(need.argmax())
-        raise UserError(f"request {seqs[i].id} needs {need[i]} tokens of KV cache but a replica "
-                        f"of {config.model} on {config.gpu} holds {capacity}; drop it, cap "
-                        "outputs with --max-new-tokens, or pick a bigger GPU")
+        raise UserError(f"request {trace.ids[i]} needs {need[i]} tokens of KV cache but a "
+                        f"replica of {config.model} on {config.gpu} holds {capacity}; drop it, "
+                        "cap outputs with --max-new-tokens, or pick a bigger GPU")
     probe = make_policy(config.policy, **policy_params(config))
     check = getattr(probe, "check_prompts", None)
     if check is not None:
@@ -179,6 +182,13 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         raise UserError("preemption=swap needs host swap space but --swap-space is 0 GiB; "
                         "give --swap-space GiB > 0 (vLLM's default is 4) or use "
                         "preemption=recompute")
+    if choose_fast(config, probe, executor, cost):
+        policies = [make_policy(config.policy, **policy_params(config))
+                    for _ in range(config.replicas)]
+        engine = build_fast_engine(trace, config, predicted, target, policies, executor,
+                                   capacity)
+        return PreparedRun(config, engine, capacity)
+    seqs = make_seqs(trace, predicted, config.max_new_tokens)
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
                     progress=config.progress, features=features)

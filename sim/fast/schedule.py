@@ -1,0 +1,136 @@
+"""`ContinuousPolicy.schedule` on the array replica's running columns.
+
+The same decisions in the same order as `seqsched.policies.continuous` (which stays the
+reference): a token for every decode row, prompt chunks of prefilling rows in priority order,
+KV room for what the step adds (preempting the lowest-priority rows when it runs out), then
+head-of-line admission from the waiting heap, greedy or by predicted length. Only the
+preemption victims' and the prefilling rows' priority keys are computed (rarely); the common
+step - every row decoding - is a handful of vector operations.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Plan:
+    """What the replica runs next: `keep`/`preempt` (running positions), per running position
+    its `chunk` and whether it `runs` this step, the prefilling rows that run in priority
+    order, the admitted requests (trace positions and chunks), and the iteration bound."""
+
+    keep: np.ndarray | None            # None: every running row stays
+    preempt: list[int]
+    chunk: np.ndarray
+    runs: np.ndarray | None            # None: every kept running row runs
+    prefill_order: list[int]
+    admitted: list[int]
+    admitted_chunks: list[int]
+    max_iterations: int
+
+
+def chunk_for(left: int, budget: int, max_tokens: int, chunked: bool) -> int:
+    """`ContinuousPolicy._chunk`: prompt tokens a row processes next (0: none)."""
+    if left <= 0 or budget <= 0:
+        return 0
+    if left <= budget:
+        return left
+    if chunked or left > max_tokens:
+        return budget
+    return 0
+
+
+def schedule(rep) -> Plan | None:
+    """The next step of array replica `rep`, or None when nothing can run."""
+    bs = rep.kv.block_size
+    free = rep.kv.num_blocks - rep.kv.used_blocks
+    max_tokens, chunked = rep.max_tokens, rep.chunked
+    n = len(rep.idx)
+    budget = max_tokens
+    complete = True
+    preempt: list[int] = []
+    prefill_order: list[int] = []
+    keep = runs = None
+    rows = 0
+    chunk = np.zeros(n, dtype=np.int64)
+    need = chunk
+    if n:
+        ctx = rep.prefilled + rep.generated - rep.recomputed
+        left = rep.prompt + rep.recomputed - rep.prefilled
+        prefilling = left > 0
+        n_prefilling = int(np.count_nonzero(prefilling))
+        budget -= n - n_prefilling
+        if n_prefilling:
+            order = sorted(np.flatnonzero(prefilling).tolist(), key=rep.running_key)
+            left_l = left.tolist()
+            for i in order:
+                c = chunk_for(left_l[i], budget, max_tokens, chunked)
+                chunk[i] = c
+                budget -= c
+            runs = ~prefilling | (chunk > 0)
+            need = np.where(runs, np.maximum((ctx + chunk + bs) // bs - rep.held, 0), 0)
+            prefill_order = [i for i in order if chunk[i] > 0]
+        else:
+            need = np.maximum((ctx + bs) // bs - rep.held, 0)
+        total = int(need.sum())
+        if total > free:
+            keep = np.ones(n, dtype=bool)
+            held = rep.held
+            victims = sorted(range(n), key=rep.running_key)
+            while victims and total > free:
+                i = victims.pop()
+                total -= int(need[i])
+                free += int(held[i])
+                keep[i] = False
+                preempt.append(i)
+            prefill_order = [i for i in prefill_order if keep[i]]
+        free -= total
+        rows = (n - n_prefilling - (len(preempt) - int(prefilling[preempt].sum()))
+                + len(prefill_order))
+        for i in prefill_order:
+            complete &= bool(chunk[i] >= left[i])
+
+    admitted: list[int] = []
+    admitted_chunks: list[int] = []
+    if not preempt:
+        waiting = rep.waiting
+        predicted = rep.predicted_admission
+        table = rep.table
+        if predicted:
+            reserved = (int(np.where(rep.generated >= rep.predicted, 1, np.maximum(
+                -(-(rep.prompt + rep.predicted) // bs) - (rep.held + need), 0)).sum())
+                if n else 0)
+        while waiting:
+            if rows >= rep.max_num_seqs or budget <= 0:
+                break
+            i = waiting[0][-1]
+            plen = int(table.prompt[i] + table.recomputed[i])
+            c = chunk_for(plen, budget, max_tokens, chunked)
+            if c == 0:
+                break
+            need_s = -(-(c + 1) // bs)
+            if need_s > free:
+                break
+            if predicted:
+                pred = int(table.predicted[i])
+                if int(table.generated[i]) >= pred:
+                    extra = 1
+                else:
+                    extra = max(-(-(int(table.prompt[i]) + pred) // bs) - need_s, 0)
+                if need_s + extra > free - reserved and (n or rows):
+                    break
+                reserved += extra
+            free -= need_s
+            heapq.heappop(waiting)
+            admitted.append(i)
+            admitted_chunks.append(c)
+            rows += 1
+            budget -= c
+            complete &= c >= plen
+    if not rows:
+        return None
+    return Plan(keep, preempt, chunk, runs, prefill_order, admitted, admitted_chunks,
+                rep.max_iterations if complete else 1)
