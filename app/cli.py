@@ -17,7 +17,7 @@ from seqsched.common.params import parse_params
 
 # Packages that add their own sub-commands with `register(subparsers)`.
 COMMAND_MODULES = ("seqsched.app.trace_cli", "seqsched.app.predict_cli", "seqsched.app.live_cli",
-                   "seqsched.app.capacity_cli")
+                   "seqsched.app.capacity_cli", "seqsched.app.profile_cli")
 
 POLICY_HELP = ("static: vanilla, sorted, binned (VBS/FCR); continuous: fcfs, sjf, srpt, ltr "
                "(admission=predicted: length-aware admission). Parameters with "
@@ -50,7 +50,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="llama-7b",
                    help="llama-7b, llama-13b, vicuna-7b, llama-2-7b/13b/70b, llama-3-8b, "
                         "mistral-7b, tiny (default llama-7b)")
-    g.add_argument("--profile", default=None, help="calibration profile JSON (seqsched calibrate)")
+    g.add_argument("--profile", default=None,
+                   help="profile JSON or built-in name: a kernel profile (seqsched profile "
+                        "list/import) or a calibration profile (seqsched calibrate); "
+                        "'roofline' forces the roofline. Default: the built-in kernel profile "
+                        "of --gpu x --model x --tp if one ships, else the roofline")
+    g.add_argument("--tp", type=int, default=1,
+                   help="tensor-parallel GPUs per replica (weights and KV split, all-reduce)")
     g.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
     g.add_argument("--router", default="round-robin",
                    help="round-robin, least-loaded or random (default round-robin)")
@@ -86,7 +92,8 @@ def config_from_args(args, policy: str, policy_params: dict):
     return RunConfig(policy=policy, policy_params=policy_params, predictor=args.predictor,
                      predictor_params=parse_params(args.predictor_param, "predictor parameter"),
                      backend=args.backend, gpu=args.gpu, model=args.model,
-                     profile=args.profile, replicas=args.replicas, router=args.router,
+                     profile=args.profile, tp=args.tp, replicas=args.replicas,
+                     router=args.router,
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
                      memory_fraction=args.memory_fraction, engine=args.engine,
                      swap_space=args.swap_space, host_link=args.host_link,
@@ -131,6 +138,7 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
 
 # -- commands ---------------------------------------------------------------------------
 def cmd_simulate(args) -> int:
+    from seqsched.app.run import describe_backend
     from seqsched.app.trace_args import trace_from_args
     params = parse_params(args.policy_param, f"policy {args.policy} parameter")
     if args.batch_size is not None:
@@ -142,7 +150,7 @@ def cmd_simulate(args) -> int:
                    f"seqsched simulate: {args.policy}",
                    {"trace": f"{trace.name} ({len(trace)} requests)",
                     "policy": f"{args.policy} {params}", "predictor": args.predictor,
-                    "backend": args.backend or f"{args.gpu} / {args.model}"},
+                    "backend": describe_backend(cfg)},
                    objectives=objectives)
 
 
@@ -187,6 +195,7 @@ def policy_configs(args, specs: list[str]) -> dict:
 
 
 def cmd_compare(args) -> int:
+    from seqsched.app.run import describe_backend
     from seqsched.app.trace_args import trace_from_args
     args.title = None
     if args.experiment:
@@ -199,7 +208,7 @@ def cmd_compare(args) -> int:
     return run_all(trace, configs, args.out, args.overwrite, args.title or "seqsched compare",
                    {"trace": f"{trace.name} ({len(trace)} requests)",
                     "predictor": args.predictor,
-                    "backend": args.backend or f"{args.gpu} / {args.model}"},
+                    "backend": describe_backend(next(iter(configs.values())))},
                    baseline=args.policies[0], objectives=objectives)
 
 

@@ -22,7 +22,8 @@ from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
 from seqsched.backends.links import get_link, host_link
-from seqsched.backends.specs import get_gpu, get_model, kv_capacity_tokens
+from seqsched.backends.spec_files import resolve_gpu, resolve_model
+from seqsched.backends.specs import kv_bytes_per_gpu, kv_capacity_tokens
 from seqsched.policies import STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
 from seqsched.sim.engine import ROUTERS, Engine
@@ -43,7 +44,8 @@ class RunConfig:
     backend: str | None = None          # a preset (backends/presets.py): GPU, model, overheads
     gpu: str = "A100-80GB"
     model: str = "llama-7b"
-    profile: str | None = None          # a calibration profile JSON (fitted cost model)
+    profile: str | None = None          # a profile JSON or built-in name ("roofline": none)
+    tp: int = 1                         # tensor-parallel GPUs per replica
     iteration_overhead_s: float | None = None
     token_overhead_s: float | None = None
     kv_append_copy: bool | None = None
@@ -75,6 +77,8 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
+        if self.tp < 1:
+            raise UserError(f"tp must be >= 1, got {self.tp}")
         if self.replicas < 1:
             raise UserError(f"replicas must be >= 1, got {self.replicas}")
         if self.router not in ROUTERS:
@@ -109,17 +113,44 @@ class RunResult:
     kv_capacity_tokens: int
 
 
-def build_cost_model(config: RunConfig):
+def cost_profile_name(config: RunConfig) -> str | None:
+    """The profile a run uses: `--profile` (path or built-in name; "roofline" for none), else
+    the built-in kernel profile measured on the run's GPU x model x TP (not under a preset)."""
+    from seqsched.backends.profile_registry import match_builtin
+    if config.profile == "roofline":
+        return None
     if config.profile is not None:
-        from seqsched.backends.profile import load_profile, resolve_profile_path
-        if not resolve_profile_path(config.profile).is_file():
-            raise UserError(f"profile {config.profile}: no such file or built-in profile; run "
-                            "`seqsched calibrate` first or drop --profile")
-        return load_profile(config.profile)
-    return RooflineCostModel(get_gpu(config.gpu), get_model(config.model),
+        return config.profile
+    if config.backend is None:
+        return match_builtin(config.gpu, config.model, config.tp)
+    return None
+
+
+def build_cost_model(config: RunConfig):
+    name = cost_profile_name(config)
+    if name is not None:
+        from seqsched.backends.profile_registry import check_match, load_cost_profile
+        cost = load_cost_profile(name)
+        check_match(cost, config.gpu, config.model, config.tp)
+        return cost
+    return RooflineCostModel(resolve_gpu(config.gpu), resolve_model(config.model),
                              iteration_overhead_s=config.iteration_overhead_s or 0.0,
                              token_overhead_s=config.token_overhead_s or 0.0,
-                             kv_append_copy=bool(config.kv_append_copy))
+                             kv_append_copy=bool(config.kv_append_copy), tp=config.tp)
+
+
+def describe_backend(config: RunConfig) -> str:
+    """`GPU / model [/ TPn]` and the cost model, for the terminal and report.md."""
+    config = config.resolved()
+    if config.backend is not None and config.profile is None:
+        return config.backend
+    base = f"{config.gpu} / {config.model}" + (f" / TP{config.tp}" if config.tp > 1 else "")
+    name = cost_profile_name(config)
+    if name is None:
+        return f"{base}, roofline"
+    from seqsched.backends.profile_registry import builtin_index
+    kind = "built-in kernel profile" if name in builtin_index() else "profile"
+    return f"{base}, {kind} {name}"
 
 
 def policy_params(config: RunConfig) -> dict:
@@ -162,8 +193,8 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     cost = predictor.cost(trace)
     if executor is None:
         executor = CostModelExecutor(build_cost_model(config))
-    capacity = kv_capacity_tokens(get_gpu(config.gpu), get_model(config.model),
-                                  config.memory_fraction)
+    capacity = kv_capacity_tokens(resolve_gpu(config.gpu), resolve_model(config.model),
+                                  config.memory_fraction, tp=config.tp)
     capacity -= capacity % config.block_size        # whole blocks only
     out = trace.output_tokens
     target = np.minimum(out, config.max_new_tokens) if config.max_new_tokens is not None else out
@@ -192,11 +223,11 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
                     progress=config.progress, features=features)
-    model = get_model(config.model)
+    kv_token_bytes = kv_bytes_per_gpu(resolve_model(config.model), config.tp)
     link = host_link(config.gpu, config.host_link)
     for r in range(config.replicas):
         policy = make_policy(config.policy, **policy_params(config))
-        swap = (host_swap(config.swap_space, model.kv_bytes_per_token, link.bandwidth)
+        swap = (host_swap(config.swap_space, kv_token_bytes, link.bandwidth)
                 if "swap" in features else None)
         engine.replicas.append(Replica(engine, r, policy, executor,
                                        KVCache(capacity, config.block_size), cost, swap))

@@ -8,6 +8,14 @@ Bytes: the weights once per iteration (the embedding table is gathered, not stre
 cache each query row reads, and the KV entries written for new tokens. Hugging Face's eager
 cache appends with `torch.cat`, which re-reads and re-writes the whole cache every iteration
 (`kv_append_copy`: three passes over the cache instead of one).
+
+Tensor parallelism (`tp` GPUs): each GPU computes 1/tp of the FLOPs and streams 1/tp of the
+weights and of the KV heads (a KV head is never split: fewer KV heads than GPUs are
+replicated), and every layer adds two all-reduces of tokens x d_model activations (after the
+attention output and the MLP down projection, Megatron-style) over the GPU's interconnect:
+a ring all-reduce moves 2 (tp-1)/tp of the message per GPU, plus a fixed latency.
+MoE (Mixtral): FLOPs count the `experts_per_token` active experts; the bytes count the
+experts an iteration touches, E (1 - (1 - k/E)^tokens) in expectation under uniform routing.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqsched.backends.specs import GPUSpec, ModelSpec
+from seqsched.backends.specs import GPUSpec, ModelSpec, kv_bytes_per_gpu
 
 
 @dataclass
@@ -31,23 +39,50 @@ class RooflineCostModel:
     kv_append_copy: bool = False         # the KV cache is re-copied on every append (HF's
                                          # torch.cat cache): +1 read and +1 write of the cache
     name: str = "roofline"
+    tp: int = 1                          # tensor-parallel GPUs (weights, KV, FLOPs split)
 
     def __post_init__(self) -> None:
-        m = self.model
-        self._flops_per_token = 2.0 * m.n_layers * m.layer_params
-        self._flops_logits = 2.0 * m.vocab_size * m.d_model
-        self._flops_attn = 4.0 * m.n_layers * m.d_model
-        # weights streamed per iteration: layers + final norm + LM head (not the embedding)
-        self._weight_bytes = float((m.n_params - m.vocab_size * m.d_model) * m.dtype_bytes)
-        self._kv = float(m.kv_bytes_per_token)
+        m, tp = self.model, max(int(self.tp), 1)
+        self._flops_per_token = 2.0 * m.n_layers * m.active_layer_params / tp
+        self._flops_logits = 2.0 * m.vocab_size * m.d_model / tp
+        self._flops_attn = 4.0 * m.n_layers * m.q_dim / tp
+        # weights streamed per iteration: layers + final norm + LM head (not the embedding);
+        # MoE experts are counted apart, by how many an iteration touches
+        experts = m.n_layers * m.n_experts * m.expert_params
+        self._weight_bytes = float((m.n_params - m.vocab_size * m.d_model - experts)
+                                   * m.dtype_bytes) / tp
+        self._expert_bytes = float(m.n_layers * m.expert_params * m.dtype_bytes) / tp
+        self._kv = float(kv_bytes_per_gpu(m, tp))
         self._flops_rate = self.gpu.peak_flops * self.flops_efficiency
         self._byte_rate = self.gpu.bandwidth * self.bandwidth_efficiency
+        self._allreduce_bytes = float(m.d_model * m.dtype_bytes)     # per token
+        if tp > 1 and not self.gpu.interconnect_gbs:
+            from seqsched.common.errors import UserError
+            raise UserError(f"GPU {self.gpu.name} has no interconnect bandwidth for --tp "
+                            f"{tp}; give one in its TOML (interconnect_gbs)")
+
+    def _weights(self, tokens):
+        m = self.model
+        if not m.n_experts:
+            return self._weight_bytes
+        k, e = m.experts_per_token, m.n_experts
+        touched = e * (1.0 - (1.0 - k / e) ** np.asarray(tokens, dtype=float))
+        return self._weight_bytes + self._expert_bytes * touched
+
+    def _allreduce(self, tokens):
+        tp = max(int(self.tp), 1)
+        if tp == 1:
+            return 0.0
+        per = (2.0 * (tp - 1) / tp * tokens * self._allreduce_bytes
+               / (self.gpu.interconnect_gbs * 1e9) + self.gpu.allreduce_latency_us * 1e-6)
+        return 2 * self.model.n_layers * per
 
     def _time(self, tokens, rows, attended, kv_read):
         flops = tokens * self._flops_per_token + rows * self._flops_logits + attended * self._flops_attn
         kv_passes = 3.0 if self.kv_append_copy else 1.0
-        bytes_ = self._weight_bytes + (kv_read * kv_passes + tokens) * self._kv
+        bytes_ = self._weights(tokens) + (kv_read * kv_passes + tokens) * self._kv
         return (np.maximum(flops / self._flops_rate, bytes_ / self._byte_rate)
+                + self._allreduce(tokens)
                 + self.iteration_overhead_s + self.token_overhead_s * rows)
 
     def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,

@@ -19,6 +19,9 @@ class GPUSpec:
     bandwidth_gbs: float    # HBM bandwidth, GB/s
     memory_gb: float        # device memory, GB (1e9 bytes)
     source: str
+    interconnect_gbs: float = 0.0       # GPU-to-GPU bandwidth per direction, GB/s (TP)
+    interconnect: str = ""              # what that link is (NVLink 3, PCIe Gen5 x16, ...)
+    allreduce_latency_us: float = 10.0  # fixed cost of one all-reduce (launch + sync)
 
     @property
     def peak_flops(self) -> float:
@@ -33,23 +36,48 @@ class GPUSpec:
         return self.memory_gb * 1e9
 
 
+# Interconnect per direction: NVLink 3 (A100) 600 GB/s total = 300 each way; NVLink 4 (H100/
+# H200 SXM) 900 GB/s = 450; PCIe Gen4 x16 32 GB/s, Gen5 x16 64 GB/s (PCI-SIG). The all-reduce
+# latency (5 us NVLink, 10 us PCIe) is the order of vLLM's custom all-reduce on small messages
+# (aiconfigurator's H100 table: ~4-5 us at 2 GPUs for <= 64 KiB).
 GPUS: dict[str, GPUSpec] = {g.name: g for g in [
     # NVIDIA A100 Tensor Core GPU datasheet (2021): 312 TFLOPS FP16 dense, 1,555 GB/s (40GB
     # SXM), 2,039 GB/s (80GB SXM).
-    GPUSpec("A100-40GB", 312.0, 1555.0, 40.0, "NVIDIA A100 datasheet (SXM4 40GB)"),
-    GPUSpec("A100-80GB", 312.0, 2039.0, 80.0, "NVIDIA A100 datasheet (SXM4 80GB)"),
+    GPUSpec("A100-40GB", 312.0, 1555.0, 40.0, "NVIDIA A100 datasheet (SXM4 40GB)",
+            300.0, "NVLink 3", 5.0),
+    GPUSpec("A100-80GB", 312.0, 2039.0, 80.0, "NVIDIA A100 datasheet (SXM4 80GB)",
+            300.0, "NVLink 3", 5.0),
     # NVIDIA H100 datasheet: SXM5, 989 TFLOPS BF16 dense (1,979 with sparsity), 3.35 TB/s.
-    GPUSpec("H100-SXM", 989.0, 3350.0, 80.0, "NVIDIA H100 datasheet (SXM5)"),
+    GPUSpec("H100-SXM", 989.0, 3350.0, 80.0, "NVIDIA H100 datasheet (SXM5)",
+            450.0, "NVLink 4", 5.0),
+    # NVIDIA H100 datasheet, PCIe: 756 TFLOPS BF16 dense (1,513 with sparsity), 2.0 TB/s
+    # HBM2e, 80 GB; GPUs talk over PCIe Gen5 x16 unless bridged.
+    GPUSpec("H100-PCIe", 756.0, 2000.0, 80.0, "NVIDIA H100 datasheet (PCIe)",
+            64.0, "PCIe Gen5 x16", 10.0),
     # NVIDIA H200 datasheet: same compute as H100 SXM, 141 GB HBM3e at 4.8 TB/s.
-    GPUSpec("H200", 989.0, 4800.0, 141.0, "NVIDIA H200 datasheet (SXM)"),
+    GPUSpec("H200", 989.0, 4800.0, 141.0, "NVIDIA H200 datasheet (SXM)",
+            450.0, "NVLink 4", 5.0),
     # NVIDIA L4 datasheet: 242 TFLOPS FP16 with sparsity -> 121 dense, 300 GB/s, 24 GB GDDR6.
-    GPUSpec("L4", 121.0, 300.0, 24.0, "NVIDIA L4 datasheet"),
+    GPUSpec("L4", 121.0, 300.0, 24.0, "NVIDIA L4 datasheet", 32.0, "PCIe Gen4 x16", 10.0),
+    # NVIDIA Ada GPU architecture whitepaper (Appendix A, GeForce RTX 4090): 165.2 TFLOPS
+    # FP16/BF16 tensor with FP32 accumulate, dense (330.3 with FP16 accumulate); 1,008 GB/s
+    # GDDR6X; 24 GB; no NVLink, PCIe Gen4 x16.
+    GPUSpec("RTX-4090", 165.2, 1008.0, 24.0, "NVIDIA Ada architecture whitepaper (RTX 4090)",
+            32.0, "PCIe Gen4 x16", 10.0),
+    # NVIDIA RTX PRO 6000 Blackwell Server Edition datasheet: 96 GB GDDR7 at 1,792 GB/s;
+    # ~504 TFLOPS FP16/BF16 dense tensor (1/8 of the 4 PFLOPS FP4 sparse figure); PCIe Gen5.
+    GPUSpec("RTX-PRO-6000", 503.8, 1792.0, 96.0,
+            "NVIDIA RTX PRO 6000 Blackwell Server Edition datasheet", 64.0, "PCIe Gen5 x16",
+            10.0),
 ]}
+GPU_ALIASES = {"RTX4090": "RTX-4090", "RTXPRO6000": "RTX-PRO-6000",
+               "RTX-PRO-6000-Blackwell": "RTX-PRO-6000", "H100": "H100-SXM",
+               "A100": "A100-80GB", "A100-SXM": "A100-80GB"}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A LLaMA-family decoder shape (RMSNorm, SwiGLU MLP, rotary, optional GQA)."""
+    """A LLaMA-family decoder shape (RMSNorm, SwiGLU MLP, rotary, optional GQA and MoE)."""
 
     name: str
     n_layers: int
@@ -61,25 +89,52 @@ class ModelSpec:
     max_position: int
     dtype_bytes: int = 2    # fp16/bf16
     source: str = ""
+    head_size: int = 0      # 0: d_model / n_heads (Qwen3 sets its own head_dim)
+    n_experts: int = 0      # MoE: experts per layer (0 = dense MLP)
+    experts_per_token: int = 0
+    tied_embeddings: bool = False
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_size or self.d_model // self.n_heads
+
+    @property
+    def q_dim(self) -> int:
+        return self.n_heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
         return self.n_kv_heads * self.head_dim
 
     @property
+    def attn_params(self) -> int:
+        return self.d_model * (self.q_dim + 2 * self.kv_dim) + self.q_dim * self.d_model
+
+    @property
+    def expert_params(self) -> int:
+        """One SwiGLU MLP (gate, up, down)."""
+        return 3 * self.d_model * self.d_ff
+
+    @property
     def layer_params(self) -> int:
-        attn = self.d_model * (self.d_model + 2 * self.kv_dim) + self.d_model * self.d_model
-        mlp = 3 * self.d_model * self.d_ff
-        return attn + mlp + 2 * self.d_model
+        experts = max(self.n_experts, 1)
+        router = self.d_model * self.n_experts
+        return self.attn_params + experts * self.expert_params + router + 2 * self.d_model
+
+    @property
+    def active_layer_params(self) -> int:
+        """Parameters one token computes with: its `experts_per_token` experts, not all."""
+        if not self.n_experts:
+            return self.layer_params
+        return (self.attn_params + self.experts_per_token * self.expert_params
+                + self.d_model * self.n_experts + 2 * self.d_model)
 
     @property
     def n_params(self) -> int:
         """All parameters: embedding + layers + final norm + (untied) LM head."""
-        return 2 * self.vocab_size * self.d_model + self.n_layers * self.layer_params + self.d_model
+        tables = 1 if self.tied_embeddings else 2
+        return tables * self.vocab_size * self.d_model + self.n_layers * self.layer_params \
+            + self.d_model
 
     @property
     def weight_bytes(self) -> int:
@@ -110,36 +165,85 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     _llama("llama-3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, "meta-llama/Meta-Llama-3-8B config"),
     # Mistral 7B (Jiang et al. 2023, Table 1): GQA 8 KV heads, ffn 14336, 32k vocab.
     _llama("mistral-7b", 32, 4096, 32, 8, 14336, 32000, 32768, "Mistral 7B paper Tab. 1"),
+    # Llama 3.1 / 3.3 (meta-llama/Llama-3.1-8B, -3.1-70B, -3.3-70B-Instruct, Meta-Llama-3-70B
+    # config.json): GQA 8 KV heads, 128,256 vocabulary; 3.x-70B: 80 layers, 8192, ffn 28672.
+    _llama("llama-3.1-8b", 32, 4096, 32, 8, 14336, 128256, 131072,
+           "meta-llama/Llama-3.1-8B config.json"),
+    _llama("llama-3-70b", 80, 8192, 64, 8, 28672, 128256, 8192,
+           "meta-llama/Meta-Llama-3-70B config.json"),
+    _llama("llama-3.1-70b", 80, 8192, 64, 8, 28672, 128256, 131072,
+           "meta-llama/Llama-3.1-70B config.json"),
+    _llama("llama-3.3-70b", 80, 8192, 64, 8, 28672, 128256, 131072,
+           "meta-llama/Llama-3.3-70B-Instruct config.json"),
+    # CodeLlama-34B (codellama/CodeLlama-34b-hf config.json): 48 layers, GQA 8, ffn 22016.
+    _llama("codellama-34b", 48, 8192, 64, 8, 22016, 32000, 16384,
+           "codellama/CodeLlama-34b-hf config.json"),
+    # Qwen2.5 (Qwen/Qwen2.5-7B, -72B config.json): 7B 28 layers x 3584, 28 heads, 4 KV, ffn
+    # 18944; 72B 80 x 8192, 64 heads, 8 KV, ffn 29568; vocabulary 152,064 (q/k/v biases are
+    # ignored: < 0.01% of the parameters).
+    _llama("qwen2.5-7b", 28, 3584, 28, 4, 18944, 152064, 131072, "Qwen/Qwen2.5-7B config.json"),
+    _llama("qwen2.5-72b", 80, 8192, 64, 8, 29568, 152064, 131072,
+           "Qwen/Qwen2.5-72B config.json"),
+    # Qwen3-32B (Qwen/Qwen3-32B config.json): 64 layers x 5120, 64 heads of head_dim 128 (q is
+    # 8192 wide), 8 KV heads, ffn 25600, vocabulary 151,936, 40,960 positions.
+    ModelSpec("qwen3-32b", 64, 5120, 64, 8, 25600, 151936, 40960,
+              source="Qwen/Qwen3-32B config.json", head_size=128),
+    # Mixtral-8x7B (mistralai/Mixtral-8x7B-v0.1 config.json): 32 layers x 4096, GQA 8, 8
+    # experts of ffn 14336 per layer, 2 active per token, 32k vocabulary.
+    ModelSpec("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 32768,
+              source="mistralai/Mixtral-8x7B-v0.1 config.json", n_experts=8,
+              experts_per_token=2),
     # A tiny shape for CPU tests and the CI calibration profile (random weights).
     _llama("tiny", 2, 64, 4, 2, 128, 512, 1024, "seqsched test model"),
 ]}
 
 
+MODEL_ALIASES = {"meta-llama/Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Llama-2-7b-hf":
+                 "llama-2-7b", "meta-llama/Llama-2-70b-hf": "llama-2-70b",
+                 "meta-llama/Meta-Llama-3-8B": "llama-3-8b",
+                 "meta-llama/Meta-Llama-3-70B": "llama-3-70b"}
+
+
 def get_gpu(name: str) -> GPUSpec:
+    """A built-in GPU by name or alias (files: backends/spec_files.resolve_gpu)."""
     try:
-        return GPUS[name]
+        return GPUS[GPU_ALIASES.get(name, name)]
     except KeyError:
-        raise UserError(f"unknown GPU {name!r}; choose one of {', '.join(GPUS)}") from None
+        raise UserError(f"unknown GPU {name!r}; choose one of {', '.join(GPUS)} or give a "
+                        "GPU TOML file") from None
 
 
 def get_model(name: str) -> ModelSpec:
+    """A built-in model by name or alias (files: backends/spec_files.resolve_model)."""
     try:
-        return MODELS[name]
+        return MODELS[MODEL_ALIASES.get(name, name)]
     except KeyError:
-        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} or give a "
+                        "Hugging Face config.json") from None
 
 
 def kv_capacity_tokens(gpu: GPUSpec, model: ModelSpec, memory_fraction: float = 0.9,
-                       activation_reserve_gb: float = 0.0) -> int:
+                       activation_reserve_gb: float = 0.0, tp: int = 1) -> int:
     """KV-cache capacity in tokens: the usable share of GPU memory minus the weights
-    (vLLM's `gpu_memory_utilization` default is 0.9)."""
-    free = gpu.memory_bytes * memory_fraction - model.weight_bytes - activation_reserve_gb * 1e9
+    (vLLM's `gpu_memory_utilization` default is 0.9). With tensor parallelism each of the
+    `tp` GPUs holds 1/tp of the weights and of every token's KV heads, so the capacity is
+    the per-GPU free memory over the per-GPU KV bytes of one token."""
+    per_gpu_weights = model.weight_bytes / tp
+    free = gpu.memory_bytes * memory_fraction - per_gpu_weights - activation_reserve_gb * 1e9
     if free <= 0:
-        raise UserError(f"model {model.name} ({model.weight_bytes / 1e9:.1f} GB of weights) does "
-                        f"not fit in {gpu.name} ({gpu.memory_gb:.0f} GB x {memory_fraction}); "
-                        "pick a bigger GPU or a smaller model")
-    return int(free // model.kv_bytes_per_token)
+        split = f" / TP{tp}" if tp > 1 else ""
+        raise UserError(f"model {model.name} ({model.weight_bytes / 1e9:.1f} GB of weights"
+                        f"{split}) does not fit in {gpu.name} ({gpu.memory_gb:.0f} GB x "
+                        f"{memory_fraction}); pick a bigger GPU, a smaller model or more --tp")
+    return int(free // kv_bytes_per_gpu(model, tp))
+
+
+def kv_bytes_per_gpu(model: ModelSpec, tp: int = 1) -> float:
+    """One token's KV bytes on one GPU: KV heads split over TP (a head is never split: with
+    fewer KV heads than GPUs, vLLM replicates them, one per GPU)."""
+    heads = max(model.n_kv_heads / tp, 1.0)
+    return 2 * model.n_layers * heads * model.head_dim * model.dtype_bytes
 
 
 __all__ = ["GPUSpec", "ModelSpec", "GPUS", "MODELS", "get_gpu", "get_model",
-           "kv_capacity_tokens"]
+           "kv_capacity_tokens", "kv_bytes_per_gpu", "GPU_ALIASES", "MODEL_ALIASES"]

@@ -1,0 +1,128 @@
+"""Import an LLMServingSim perf bundle (casys-kaist/LLMServingSim `profiler/perf/<hw>/<model>/
+<variant>/`, format in its docs/output-bundle.md) as a seqsched kernel profile.
+
+The bundle's tables map one to one: `dense.csv` (layer, tokens, time_us), `per_sequence.csv`
+(lm_head/sampler by sequences), `attention.csv` (the 4-D prefill_chunk x kv_prefill x n_decode
+x kv_decode table) and the skew fit's pooled alpha from `meta.yaml`. TP > 1 bundles hold
+per-rank kernels; the all-reduce they do not measure comes from a ring model over the GPU's
+interconnect (said so in the provenance).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqsched.backends.profile_common import (allreduce_section, calibration, dense_op,
+                                              mean_by, read_csv, ring_allreduce_us, sig,
+                                              skeleton)
+from seqsched.backends.specs import GPUSpec, ModelSpec
+from seqsched.common.errors import UserError
+
+REPO = "casys-kaist/LLMServingSim"
+LICENCE = "MIT"
+
+
+def read_meta(folder: Path) -> dict:
+    import yaml
+
+    path = folder / "meta.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not readable YAML ({e})") from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def locate(path: str | Path, tp: int) -> tuple[Path, dict]:
+    """(the tp<N>/ folder, the bundle's meta) from the variant folder or the tp folder."""
+    p = Path(path)
+    if (p / f"tp{tp}").is_dir():
+        return p / f"tp{tp}", read_meta(p)
+    if (p / "dense.csv").is_file():
+        return p, read_meta(p.parent)
+    if not p.exists():
+        raise UserError(f"{p}: no such folder; give an LLMServingSim perf bundle "
+                        "(perf/<hw>/<model>/<variant>/)")
+    have = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name.startswith("tp"))
+    raise UserError(f"{p}: no tp{tp}/ folder with dense.csv (found: {', '.join(have) or 'none'});"
+                    " pick --tp from those or point at the folder holding dense.csv")
+
+
+def attention_slices(df) -> list[dict]:
+    df = mean_by(df, ["prefill_chunk", "n_decode", "kv_prefill", "kv_decode"], "time_us")
+    slices = []
+    for (pc, nd), s in df.groupby(["prefill_chunk", "n_decode"], sort=True):
+        rows = [{"kp": int(kp), "kd": [int(v) for v in r["kv_decode"]], "us": sig(r["time_us"])}
+                for kp, r in s.groupby("kv_prefill", sort=True)]
+        slices.append({"pc": int(pc), "nd": int(nd), "rows": rows})
+    return slices
+
+
+def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None,
+                         name: str | None = None) -> dict:
+    folder, meta = locate(path, tp)
+    dense = read_csv(folder / "dense.csv", ["layer", "tokens", "time_us"])
+    per_seq = read_csv(folder / "per_sequence.csv", ["layer", "sequences", "time_us"])
+    attn = read_csv(folder / "attention.csv",
+                    ["prefill_chunk", "kv_prefill", "n_decode", "kv_decode", "time_us"])
+    hw = str(meta.get("hardware") or folder.parent.parent.parent.name)
+    dtype = str(meta.get("variant") or folder.parent.name)
+    notes = ["kernel times as measured by the bundle (vLLM, enforce_eager, one layer timed "
+             "and multiplied by the model's layer count)",
+             "all prefill chunks of an iteration are looked up as one chunk of their summed "
+             "tokens and summed cached context; decode rows at their mean context "
+             "(as LLMServingSim's simulator)"]
+    prov = {"source": "llmservingsim", "repo": REPO, "licence": LICENCE, "path": str(folder),
+            "hardware": hw, "gpu_name": meta.get("gpu"), "profiled_model": meta.get("model"),
+            "engine": "vllm", "engine_version": meta.get("vllm_version"),
+            "cuda_version": meta.get("cuda_version"), "profiled_at": meta.get("profiled_at"),
+            "dtype": dtype, "tp": tp, "notes": notes}
+    gpu_name = gpu.name if gpu else hw
+    profile = skeleton(name or f"{hw.lower()}-{model.name}-tp{tp}", model, gpu_name, tp,
+                       dtype, prov)
+    ops, skipped = {}, []
+    for layer, d in mean_by(dense, ["layer", "tokens"], "time_us").groupby("layer", sort=True):
+        op = dense_op(model, str(layer), d["tokens"], d["time_us"])
+        if op is None:
+            skipped.append(str(layer))
+        else:
+            ops[str(layer)] = op
+    if not ops:
+        raise UserError(f"{folder / 'dense.csv'}: no layer this model runs "
+                        f"(found {', '.join(skipped)})")
+    if skipped:
+        notes.append(f"dense layers not in a LLaMA block, ignored: {', '.join(skipped)}")
+    profile["dense"] = ops
+    profile["per_sequence"] = {
+        str(layer): {"count": 1, "sequences": sig(d["sequences"], 6), "us": sig(d["time_us"])}
+        for layer, d in mean_by(per_seq, ["layer", "sequences"], "time_us").groupby("layer")}
+    profile["attention"] = {"kind": "grid4", "count": model.n_layers,
+                            "slices": attention_slices(attn)}
+    fit = (meta.get("skew_fit") or {}).get("per_tp") or {}
+    entry = fit.get(tp) or fit.get(str(tp)) or {}
+    if "alpha_default" in entry:
+        profile["attention"]["skew_alpha"] = float(entry["alpha_default"])
+        notes.append("skew alpha (mixed-context decode correction) recorded, not applied: "
+                     "the cost-model contract carries the decode contexts' sum, not their max")
+    if tp > 1:
+        if gpu is None or not gpu.interconnect_gbs:
+            raise UserError(f"a TP{tp} profile needs the all-reduce bandwidth: pass --gpu with "
+                            "an interconnect figure")
+        nbytes = [2.0 ** e for e in range(10, 31)]
+        profile["allreduce"] = allreduce_section(
+            model, tp, nbytes, ring_allreduce_us(nbytes, tp, gpu.interconnect_gbs,
+                                                 gpu.allreduce_latency_us),
+            f"ring model: {gpu.interconnect_gbs:g} GB/s ({gpu.interconnect}), "
+            f"{gpu.allreduce_latency_us:g} us latency; not measured")
+        notes.append("all-reduce from a ring model over the GPU's interconnect (the bundle "
+                     "does not measure communication)")
+    eff = meta.get("engine_effective") or {}
+    profile["profiled_limits"] = {"max_num_batched_tokens": eff.get("max_num_batched_tokens"),
+                                  "max_num_seqs": eff.get("max_num_seqs")}
+    profile["calibration"] = calibration(profile)
+    return profile
+
+
+__all__ = ["import_llmservingsim", "locate", "read_meta"]

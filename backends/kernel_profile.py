@@ -1,0 +1,283 @@
+"""The operator-profile cost model: an iteration's time is the sum of measured kernel times of
+its shape (LLMServingSim's per-layer composition), read from a kernel-profile JSON.
+
+    dense ops (QKV/O/MLP GEMMs, norms, rotary, activation)  by the iteration's total tokens
+    attention                                               by the prefill chunks and cached
+                                                            context, decode rows and contexts
+    per-sequence ops (LM head, sampler)                     by the iteration's rows
+    all-reduce (TP > 1)                                     by bytes = tokens x d_model x dtype
+
+each multiplied by how many times it runs per iteration (`count`: layers x per-layer uses).
+Attention comes in two kinds:
+- `grid4`: LLMServingSim's 4-D table over (prefill_chunk, kv_prefill, n_decode, kv_decode) of
+  one mixed batch, looked up as their simulator does: all prefill chunks summed into one chunk,
+  their cached contexts summed, the decode rows at their mean context; optional skew `alpha`
+  (its mixed-batch correction) needs the longest decode context, which this contract does not
+  carry, so it is recorded but not applied;
+- `split`: a prefill grid over (chunk tokens, cached tokens) per sequence, summed over the
+  chunks, plus a decode grid over (rows, context) at the mean context (aiconfigurator / roofline).
+Times are microseconds in the JSON, seconds out of the model. Shapes beyond a grid are
+extrapolated linearly from its last two samples, with one warning per axis saying how far.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seqsched.backends.interp import bracket, interp1, interp2
+from seqsched.common.errors import UserError
+
+FORMAT = "seqsched-kernel-profile"
+VERSION = 1
+logger = logging.getLogger("seqsched.backends")
+
+
+@dataclass
+class Op:
+    """One kernel measured along one axis (tokens, sequences or bytes)."""
+    name: str
+    count: float
+    x: np.ndarray
+    us: np.ndarray
+
+    def seconds(self, q) -> np.ndarray:
+        return self.count * np.maximum(interp1(self.x, self.us, q), 0.0) * 1e-6
+
+
+@dataclass
+class Grid2:
+    ax0: np.ndarray
+    ax1: np.ndarray
+    us: np.ndarray
+
+    def __call__(self, q0, q1) -> np.ndarray:
+        return np.maximum(interp2(self.ax0, self.ax1, self.us, q0, q1), 0.0)
+
+
+@dataclass
+class Slice:
+    """One (pc, nd) slice of the 4-D table: per kv_prefill value, a kv_decode row (the
+    profiler's rows are ragged: not every kp has every kd)."""
+    kp: np.ndarray
+    rows: list              # [(kd axis, us)] per kp
+
+    def __call__(self, kp: float, kd) -> np.ndarray:
+        lo, hi, t = (float(v) for v in bracket(self.kp, kp))
+        a = interp1(*self.rows[int(lo)], kd)
+        if int(hi) == int(lo):
+            return a
+        return a + t * (interp1(*self.rows[int(hi)], kd) - a)
+
+
+@dataclass
+class Grid4:
+    """LLMServingSim's attention table: (pc, nd) slices, blended linearly on every axis."""
+    slices: dict                    # (pc, nd) -> Slice
+    pc: np.ndarray = field(init=False)
+    nd: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pc = np.array(sorted({k[0] for k in self.slices}), dtype=float)
+        self.nd = np.array(sorted({k[1] for k in self.slices}), dtype=float)
+        self._pairs = np.array(sorted(self.slices), dtype=float)
+
+    def _slice(self, pc: float, nd: float) -> Slice:
+        s = self.slices.get((int(pc), int(nd)))
+        if s is None:    # a corner the profiler never measured: the nearest measured pair
+            i = int(np.argmin(((self._pairs - (pc, nd)) ** 2).sum(axis=1)))
+            s = self.slices[tuple(int(v) for v in self._pairs[i])]
+        return s
+
+    def __call__(self, pc: float, kp: float, nd: float, kd) -> np.ndarray:
+        lo_p, hi_p, t_p = (float(v) for v in bracket(self.pc, pc))
+        lo_n, hi_n, t_n = (float(v) for v in bracket(self.nd, nd))
+
+        def corner(p, n):
+            return self._slice(self.pc[int(p)], self.nd[int(n)])(kp, kd)
+        c00, c01 = corner(lo_p, lo_n), corner(lo_p, hi_n)
+        v0 = c00 + t_n * (c01 - c00)
+        if t_p == 0.0:
+            return np.maximum(v0, 0.0)
+        c10, c11 = corner(hi_p, lo_n), corner(hi_p, hi_n)
+        v1 = c10 + t_n * (c11 - c10)
+        return np.maximum(v0 + t_p * (v1 - v0), 0.0)
+
+
+@dataclass
+class KernelProfileCostModel:
+    """`CostModel` from measured kernels (see the module docstring)."""
+    dense: list[Op]
+    per_sequence: list[Op]
+    attention_count: float
+    grid4: Grid4 | None = None
+    prefill_grid: Grid2 | None = None       # split kind: (chunk tokens, cached tokens)
+    decode_grid: Grid2 | None = None        # split kind: (rows, context)
+    allreduce: Op | None = None             # x = bytes; count = all-reduces per iteration
+    allreduce_bytes_per_token: float = 0.0
+    iteration_overhead_s: float = 0.0
+    name: str = "kernel-profile"
+    meta: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)      # axis -> largest profiled value
+    warned: dict = field(default_factory=dict)      # axis -> largest query beyond its grid
+
+    def _check(self, axis: str, value: float) -> None:
+        top = self.limits.get(axis)
+        if top is None or value <= top * (1 + 1e-9) or axis in self.warned:
+            return
+        self.warned[axis] = float(value)
+        logger.warning("%s: %s %.0f is beyond the profiled grid (max %.0f, %.1fx); "
+                       "extrapolating linearly from the last two samples (warned once)",
+                       self.name, axis, value, top, value / top)
+
+    def _linear(self, tokens, rows) -> np.ndarray:
+        """Dense + per-sequence + all-reduce seconds (tokens/rows scalars or arrays)."""
+        t = sum((op.seconds(tokens) for op in self.dense), np.zeros(np.shape(tokens)))
+        t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
+        if self.allreduce is not None:
+            t = t + self.allreduce.seconds(np.asarray(tokens, float) * self.allreduce_bytes_per_token)
+        return t + self.iteration_overhead_s
+
+    def _decode_attention(self, rows: int, mean_ctx) -> np.ndarray:
+        self._check("n_decode", rows)
+        self._check("kv_decode", float(np.max(mean_ctx)))
+        if self.grid4 is not None:
+            us = self.grid4(0.0, 0.0, float(rows), mean_ctx)
+        else:
+            us = self.decode_grid(float(rows), mean_ctx)
+        return self.attention_count * us * 1e-6
+
+    def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,
+                     decode_context: int = 0) -> float:
+        new = np.asarray(new_tokens, dtype=float).ravel()
+        past = np.asarray(past_tokens, dtype=float).ravel()
+        decode_rows = int(decode_rows)
+        if new.size == 0 and not decode_rows:
+            return 0.0
+        tokens = float(new.sum()) + decode_rows
+        rows = new.size + decode_rows
+        self._check("tokens", tokens)
+        self._check("sequences", rows)
+        mean_ctx = decode_context / decode_rows if decode_rows else 0.0
+        if new.size == 0:
+            attn = float(self._decode_attention(decode_rows, np.array([mean_ctx]))[0])
+        elif self.grid4 is not None:
+            pc, kp = float(new.sum()), float(past.sum())
+            self._check("prefill_chunk", pc)
+            self._check("kv_prefill", kp)
+            if decode_rows:
+                self._check("n_decode", decode_rows)
+                self._check("kv_decode", mean_ctx)
+            us = self.grid4(pc, kp, float(decode_rows), np.array([mean_ctx]))[0]
+            attn = self.attention_count * float(us) * 1e-6
+        else:
+            self._check("prefill_chunk", float(new.max()))
+            self._check("kv_prefill", float((past + new).max()))
+            attn = self.attention_count * float(self.prefill_grid(new, past).sum()) * 1e-6
+            if decode_rows:
+                attn += float(self._decode_attention(decode_rows, np.array([mean_ctx]))[0])
+        return float(self._linear(tokens, float(rows))) + attn
+
+    def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray:
+        if iterations <= 0:
+            return np.zeros(0)
+        self._check("tokens", rows)
+        self._check("sequences", rows)
+        mean_ctx = (context_sum + rows * np.arange(iterations, dtype=float)) / max(rows, 1)
+        return self._linear(float(rows), float(rows)) + self._decode_attention(rows, mean_ctx)
+
+
+# -- loading ---------------------------------------------------------------------------------
+def _bad(path, what: str) -> UserError:
+    return UserError(f"{path}: malformed kernel profile ({what}); regenerate it with "
+                     "`seqsched profile import FORMAT PATH --model M --out P.json`")
+
+
+def _arr(sec: dict, key: str, path, where: str) -> np.ndarray:
+    try:
+        a = np.asarray(sec[key], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        raise _bad(path, f"'{where}.{key}' missing or not numbers") from None
+    if a.size == 0 or not np.all(np.isfinite(a)):
+        raise _bad(path, f"'{where}.{key}' is empty or not finite")
+    return a
+
+
+def _op(name: str, sec: dict, axis: str, path, where: str) -> Op:
+    x, us = _arr(sec, axis, path, where), _arr(sec, "us", path, where)
+    if x.shape != us.shape or np.any(np.diff(x) <= 0):
+        raise _bad(path, f"'{where}': {axis} must increase and match 'us' in length")
+    return Op(name, float(sec.get("count", 1)), x, us)
+
+
+def _grid2(sec: dict, a0: str, a1: str, path, where: str) -> Grid2:
+    x0, x1, us = (_arr(sec, a0, path, where), _arr(sec, a1, path, where),
+                  _arr(sec, "us", path, where))
+    if us.shape != (len(x0), len(x1)):
+        raise _bad(path, f"'{where}.us' is not a {len(x0)} x {len(x1)} grid")
+    return Grid2(x0, x1, us)
+
+
+def kernel_profile_from_dict(data: dict, path: str = "<profile>") -> KernelProfileCostModel:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _bad(path, f"'format' is not {FORMAT!r}")
+    if data.get("version") != VERSION:
+        raise _bad(path, f"version {data.get('version')!r}, this seqsched reads {VERSION}")
+    for key in ("dense", "per_sequence", "attention"):
+        if not isinstance(data.get(key), dict):
+            raise _bad(path, f"no '{key}' section")
+    dense = [_op(k, v, "tokens", path, f"dense.{k}") for k, v in data["dense"].items()]
+    per_seq = [_op(k, v, "sequences", path, f"per_sequence.{k}")
+               for k, v in data["per_sequence"].items()]
+    att = data["attention"]
+    model = KernelProfileCostModel(dense, per_seq, float(att.get("count", 1)),
+                                   name=f"profile:{data.get('name', 'kernel')}",
+                                   meta={k: v for k, v in data.items()
+                                         if k not in ("dense", "per_sequence", "attention",
+                                                      "allreduce")})
+    limits = {"tokens": max(float(op.x[-1]) for op in dense) if dense else None,
+              "sequences": max(float(op.x[-1]) for op in per_seq) if per_seq else None}
+    if att.get("kind") == "grid4":
+        slices = {}
+        for i, s in enumerate(att.get("slices") or []):
+            where = f"attention.slices[{i}]"
+            try:
+                key = (int(s["pc"]), int(s["nd"]))
+                rows = [(_arr(r, "kd", path, where), _arr(r, "us", path, where))
+                        for r in s["rows"]]
+                kp = np.array([float(r["kp"]) for r in s["rows"]])
+            except (KeyError, TypeError, ValueError):
+                raise _bad(path, f"{where} needs pc, nd and rows of kp, kd, us") from None
+            if not rows or np.any(np.diff(kp) <= 0) or any(
+                    kd.shape != us.shape or np.any(np.diff(kd) <= 0) for kd, us in rows):
+                raise _bad(path, f"{where}: kp and each row's kd must increase, kd match us")
+            slices[key] = Slice(kp, rows)
+        if not slices:
+            raise _bad(path, "'attention.slices' is empty")
+        model.grid4 = Grid4(slices)
+        limits.update(prefill_chunk=model.grid4.pc[-1], n_decode=model.grid4.nd[-1],
+                      kv_prefill=max(float(g.kp[-1]) for g in slices.values()),
+                      kv_decode=max(float(r[0][-1]) for g in slices.values() for r in g.rows))
+    elif att.get("kind") == "split":
+        for part in ("prefill", "decode"):
+            if not isinstance(att.get(part), dict):
+                raise _bad(path, f"no 'attention.{part}' grid")
+        model.prefill_grid = _grid2(att["prefill"], "tokens", "cached", path, "attention.prefill")
+        model.decode_grid = _grid2(att["decode"], "rows", "context", path, "attention.decode")
+        limits.update(prefill_chunk=model.prefill_grid.ax0[-1],
+                      kv_prefill=model.prefill_grid.ax1[-1],
+                      n_decode=model.decode_grid.ax0[-1], kv_decode=model.decode_grid.ax1[-1])
+    else:
+        raise _bad(path, f"attention kind {att.get('kind')!r}, expected 'grid4' or 'split'")
+    if isinstance(data.get("allreduce"), dict):
+        model.allreduce = _op("allreduce", data["allreduce"], "bytes", path, "allreduce")
+        model.allreduce_bytes_per_token = float(data["allreduce"].get("bytes_per_token", 0))
+    model.iteration_overhead_s = float(data.get("iteration_overhead_us", 0.0)) * 1e-6
+    model.limits = {k: float(v) for k, v in limits.items() if v is not None}
+    return model
+
+
+__all__ = ["KernelProfileCostModel", "kernel_profile_from_dict", "Op", "Grid2", "Grid4", "Slice",
+           "FORMAT", "VERSION"]

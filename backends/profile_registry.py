@@ -1,0 +1,85 @@
+"""Which cost-model profile a run uses: a path or built-in name given with `--profile`, or the
+built-in kernel profile matching the run's `--gpu/--model/--tp` (backends/profiles/index.json,
+written by scripts/derive_kernel_profiles.py), and the one-line mismatch warning when a
+profile was measured on another GPU, model, dtype or TP degree than the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from seqsched.backends.kernel_profile import FORMAT as KERNEL_FORMAT
+from seqsched.backends.kernel_profile import kernel_profile_from_dict
+from seqsched.backends.profile import (BUILTIN_DIR, profile_from_dict, read_profile,
+                                       resolve_profile_path)
+from seqsched.backends.specs import GPU_ALIASES, MODEL_ALIASES
+from seqsched.common.errors import UserError
+
+INDEX = BUILTIN_DIR / "index.json"
+logger = logging.getLogger("seqsched.backends")
+
+
+def builtin_index() -> dict:
+    """name -> {gpu, model, tp, dtype, source} of every built-in kernel profile."""
+    if not INDEX.is_file():
+        return {}
+    return json.loads(INDEX.read_text(encoding="utf-8"))
+
+
+def canonical(gpu: str, model: str) -> tuple[str, str]:
+    return GPU_ALIASES.get(gpu, gpu), MODEL_ALIASES.get(model, model)
+
+
+def match_builtin(gpu: str, model: str, tp: int = 1) -> str | None:
+    """The built-in kernel profile measured on this GPU x model x TP, if one ships."""
+    gpu, model = canonical(gpu, model)
+    for name, entry in sorted(builtin_index().items()):
+        if (entry["gpu"], entry["model"], int(entry["tp"])) == (gpu, model, int(tp)):
+            return name
+    return None
+
+
+def load_cost_profile(path_or_name: str):
+    """A `CostModel` from a profile JSON: a calibration profile (`seqsched calibrate`) or a
+    kernel profile (`seqsched profile import`), by path or built-in name."""
+    p = resolve_profile_path(path_or_name)
+    if not p.is_file():
+        names = ", ".join(sorted(builtin_index())) or "none"
+        raise UserError(f"profile {path_or_name}: no such file or built-in profile (built-in "
+                        f"kernel profiles: {names}); run `seqsched profile import` or "
+                        "`seqsched calibrate`, or drop --profile")
+    data = read_profile(p)
+    if isinstance(data, dict) and data.get("format") == KERNEL_FORMAT:
+        return kernel_profile_from_dict(data, str(p))
+    return profile_from_dict(data, str(p))
+
+
+def check_match(cost, gpu: str, model: str, tp: int = 1, dtype: str | None = None) -> str | None:
+    """One warning line when the profile's GPU/model/TP/dtype differ from the run's."""
+    meta = getattr(cost, "meta", {}) or {}
+    if meta.get("format") != KERNEL_FORMAT:
+        return None
+    gpu, model = canonical(gpu, model)
+    theirs = {"GPU": meta.get("gpu"), "model": meta.get("model"), "TP": meta.get("tp"),
+              "dtype": meta.get("dtype")}
+    ours = {"GPU": gpu, "model": model, "TP": tp, "dtype": dtype}
+    diff = [k for k in theirs if ours[k] is not None and theirs[k] is not None
+            and str(theirs[k]) != str(ours[k])]
+    if not diff:
+        return None
+    line = (f"profile {meta.get('name')} was measured on "
+            + ", ".join(f"{k} {theirs[k]}" for k in diff) + "; this run is "
+            + ", ".join(f"{k} {ours[k]}" for k in diff)
+            + " (its kernel times are used as they are)")
+    logger.warning(line)
+    return line
+
+
+def profile_path(name: str) -> Path:
+    return resolve_profile_path(name)
+
+
+__all__ = ["builtin_index", "match_builtin", "load_cost_profile", "check_match",
+           "profile_path", "canonical"]

@@ -1,0 +1,101 @@
+"""Derive the built-in kernel profiles (backends/profiles/*.json + index.json) from the public
+measurements in ../shared/data/serving/profiles/ (README there):
+
+- casys-kaist/LLMServingSim @ 5daddb2 (MIT), `profiler/perf/`: per-layer vLLM 0.19.0 kernel
+  times, RTX 4090 (TP1) and RTX PRO 6000 Blackwell (TP1, TP2) x Llama-3.1-8B bf16;
+- microsoft/vidur @ 7d47513 (MIT), `data/profiling/`: per-operator MLP/projection times and
+  all-reduce, A100-80GB and H100 x Llama-2-7B/70B, Llama-3-8B/70B, TP 1/2/4/8 (no attention:
+  filled from aiconfigurator of the same GPU, see backends/import_vidur.py);
+- ai-dynamo/aiconfigurator @ 095f58a (Apache-2.0): vLLM GEMM, context/generation attention and
+  custom all-reduce latencies, H100-SXM (vLLM 0.19.0) and A100-SXM (vLLM 0.14.0).
+
+Only compact derived tables are committed; the raw files stay where they are.
+
+    .venv/bin/python scripts/derive_kernel_profiles.py [--data ../shared/data/serving/profiles]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from seqsched.app.profile_cli import run_import
+from seqsched.backends.profile import BUILTIN_DIR
+
+LSS = "llmservingsim/perf/{hw}/meta-llama/Llama-3.1-8B/bf16"
+# (name, format, path under the data folder, model, gpu, tp)
+PROFILES = [
+    ("rtx4090-llama-3.1-8b-tp1", "llmservingsim", LSS.format(hw="RTX4090"), "llama-3.1-8b",
+     "RTX-4090", 1),
+    ("rtxpro6000-llama-3.1-8b-tp1", "llmservingsim", LSS.format(hw="RTXPRO6000"),
+     "llama-3.1-8b", "RTX-PRO-6000", 1),
+    ("rtxpro6000-llama-3.1-8b-tp2", "llmservingsim", LSS.format(hw="RTXPRO6000"),
+     "llama-3.1-8b", "RTX-PRO-6000", 2),
+]
+VIDUR = {"a100": ("A100-80GB", {"llama-2-7b": "meta-llama/Llama-2-7b-hf",
+                                "llama-2-70b": "meta-llama/Llama-2-70b-hf",
+                                "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
+                                "llama-3-70b": "meta-llama/Meta-Llama-3-70B"}),
+         "h100": ("H100-SXM", {"llama-2-7b": "meta-llama/Llama-2-7b-hf",
+                               "llama-2-70b": "meta-llama/Llama-2-70b-hf"})}
+# TP degrees per model size: what fits one GPU's 80 GB up to what the tables cover (8)
+VIDUR_TP = {"7b": (1, 2, 4), "8b": (1, 2, 4), "70b": (2, 4, 8)}
+AICONF = {"h100_sxm": ("H100-SXM", ["llama-3.1-8b", "llama-3.1-70b", "llama-3.3-70b",
+                                    "llama-3-8b", "llama-3-70b", "llama-2-7b", "llama-2-70b"]),
+          "a100_sxm": ("A100-80GB", ["llama-3.1-8b", "llama-3.1-70b"])}
+
+
+def vidur_profiles() -> list[tuple]:
+    out = []
+    for dev, (gpu, models) in VIDUR.items():
+        for model, folder in models.items():
+            for tp in VIDUR_TP[model.rsplit("-", 1)[-1]]:
+                out.append((f"{dev}-{model}-tp{tp}", "vidur", f"vidur/compute/{dev}/{folder}",
+                            model, gpu, tp))
+    return out
+
+
+def aiconf_profiles() -> list[tuple]:
+    out = []
+    for dev, (gpu, models) in AICONF.items():
+        for model in models:
+            for tp in ((1, 2) if model.endswith("8b") or model.endswith("7b") else (4, 8)):
+                out.append((f"{dev.split('_')[0]}-{model}-tp{tp}-aic", "aiconfigurator",
+                            f"aiconfigurator/{dev}", model, gpu, tp))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get(
+        "SEQSCHED_SERVING_PROFILES", "../shared/data/serving/profiles"))
+    ap.add_argument("--only", default=None, help="format to regenerate (default all)")
+    args = ap.parse_args()
+    data = Path(args.data)
+    index_path = BUILTIN_DIR / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    specs = PROFILES + vidur_profiles() + aiconf_profiles()
+    for name, fmt, rel, model, gpu, tp in specs:
+        if args.only and fmt != args.only:
+            continue
+        if not (data / rel).exists():
+            print(f"skip {name}: {data / rel} missing")
+            continue
+        profile = run_import(fmt, str(data / rel), model, tp, gpu, name)
+        profile["provenance"]["path"] = rel          # relative: no machine paths committed
+        path = BUILTIN_DIR / f"{name}.json"
+        path.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
+        index[name] = {"gpu": profile["gpu"], "model": profile["model"], "tp": tp,
+                       "dtype": profile["dtype"], "source": fmt}
+        cal = profile["calibration"]
+        print(f"{name:<36} {path.stat().st_size / 1e3:6.0f} KB  " + "  ".join(
+            f"{k} {v.get('mean_rel_err', 0):.1%}" for k, v in cal.items()))
+    index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n",
+                          encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
