@@ -34,7 +34,7 @@ CONFIG_FIELDS = {"policy", "policy_params", "predictor", "predictor_params", "ba
                  "model", "profile", "iteration_overhead_s", "token_overhead_s",
                  "kv_append_copy", "replicas", "router", "seed", "max_new_tokens",
                  "memory_fraction", "block_size", "swap_space", "host_link", "progress",
-                 "engine"}
+                 "engine", "tp"}     # tp: only the cost model and KV capacity, both built before
 PREEMPTIONS = ("recompute", "restart")
 
 
