@@ -45,6 +45,7 @@ def summarize(records: pd.DataFrame, steps: pd.DataFrame, kv_capacity_tokens: in
     decode_span = (records["finish_s"] - records["first_token_s"]).to_numpy(dtype=float)
     tpot = np.where(gen > 1, decode_span / np.maximum(gen - 1, 1), np.nan)
     gen_steps = steps[steps["kind"] == "generate"]
+    steps = steps[steps["kind"] != "predict-cpu"]   # a host-CPU predictor's batches overlap
     durations = (steps["end_s"] - steps["start_s"]).to_numpy(dtype=float)
     busy = durations.sum()
     kv_util = (float((steps["kv_used_tokens"].to_numpy(dtype=float) * durations).sum()

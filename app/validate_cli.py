@@ -236,10 +236,15 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
 def predictor_note(pred, trace, live_predictor, changes: int, sim, live) -> dict:
     """How the predictor ran, and the seconds its predict steps took on each timeline."""
     c = pred.cost(trace)
-    if live_predictor is not None:
-        how = "length query run live on the served model, timed in every predict step"
-    elif c.is_free:
+    if c.is_free:
         how = "free (nothing on the timeline)"
+    elif c.encoder is not None and c.on == "gpu" and live_predictor is not None:
+        how = (f"side model {c.encoder.name} on the served device: roofline of --gpu in the "
+               "simulation, run and timed in every predict step of the live run")
+    elif c.encoder is not None:
+        how = f"side model {c.encoder.name} on {c.on}, modelled (roofline) in both runs"
+    elif live_predictor is not None:
+        how = "length query run live on the served model, timed in every predict step"
     elif c.seconds is not None and np.any(c.seconds):
         how = "measured seconds of the predictor's own run, charged as is in both runs"
     else:

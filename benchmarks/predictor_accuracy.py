@@ -9,11 +9,16 @@ prompts):
   (paper's LoRA-tuned Vicuna-7B: 62, 59%, 81%); also against the paper's rounded training
   label (max rounded up to 50) and against the greedy length (what the schedule runs);
 - quantile coverage (p50 / p90), Spearman and Kendall tau;
-- throughput: prompts/s of the full predictor (encoder + head, no cache) on one core;
+- throughput on this machine: prompts/s of the full predictor (encoder + head, no cache) for
+  each torch thread count of `--threads` (0 = torch's default), after a warm-up, with the load
+  average it ran under and the ratio to the first count;
 - scheduling impact: the paper's binned + VBS + FCR schedule (paper-a100 preset, cap 512) on
-  the held-out prompts with the proxy's predictions (its measured cost charged) vs the
-  max-of-samples ground truth.
+  the held-out prompts with the proxy's predictions vs the max-of-samples ground truth, the
+  proxy's cost modelled (predictors/proxy/cost.py) on the served A100 and on one host core.
 Embeddings are cached by content hash under $SEQSCHED_CACHE (default ~/.cache/seqsched).
+
+    python benchmarks/predictor_accuracy.py --speed-model DIR --threads 1,0
+measures only the throughput of a trained model folder (no training).
 """
 
 from __future__ import annotations
@@ -48,16 +53,23 @@ def main(argv=None) -> int:
                     help="fine-tune the top K encoder layers (0: all; all is ~3x slower on CPU)")
     ap.add_argument("--ft-epochs", type=int, default=5)
     ap.add_argument("--ft-bucket", type=int, default=25)
+    ap.add_argument("--threads", default="1,0",
+                    help="torch thread counts to time inference with, comma-separated (0: "
+                         "torch's default); training uses the first")
+    ap.add_argument("--speed-model", help="only time this trained model folder's inference")
+    ap.add_argument("--speed-n", type=int, default=1000, help="prompts timed")
     ap.add_argument("--json", help="write all numbers to this JSON file")
     args = ap.parse_args(argv)
 
     import torch
 
-    torch.set_num_threads(1)
+    # 0 = torch's default, resolved before anything changes it
+    threads = [int(t) or torch.get_num_threads() for t in args.threads.split(",") if t.strip()]
+    torch.set_num_threads(threads[0])
     from seqsched.predictors.basic import FixedPredictor, MaxOfSamplesPredictor
-    from seqsched.predictors.base import PredictorCost
     from seqsched.predictors.metrics import evaluate, round_up, target_lengths
     from seqsched.predictors.proxy import ProxyConfig, ProxyModel, trace_prompts
+    from seqsched.predictors.proxy.cost import Placement, encoder_tokens, proxy_shape
     from seqsched.traces.io import load_trace
     from seqsched.traces.request import Trace
 
@@ -73,6 +85,14 @@ def main(argv=None) -> int:
     mx, greedy = target_lengths(test), target_lengths(test, "greedy")
     targets = {"max (paper metric)": mx, "max rounded up to 50": round_up(mx), "greedy": greedy}
     results = {"data": args.data, "train": len(train), "test": len(test), "rows": {}}
+    n_speed = min(len(test), args.speed_n)
+    speed_trace = sub(test_idx[:n_speed])
+    if args.speed_model:
+        model = ProxyModel.load(args.speed_model)
+        results["speed"] = speed_table({"model": model}, speed_trace, threads)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+        return 0
 
     def report(label, pred, quant=None):
         rows = {t: evaluate(pred, y, quant) for t, y in targets.items()}
@@ -95,7 +115,7 @@ def main(argv=None) -> int:
         cfg = ProxyConfig(head=head, ensemble=args.ensemble, epochs=args.epochs, seed=args.seed)
         t0 = time.perf_counter()
         model = ProxyModel.train(trace_prompts(train), train.prompt_tokens, y_train, cfg,
-                                 progress=True)
+                                 progress=True, threads=threads[0])
         train_s = time.perf_counter() - t0
         point, quant, _ = model.predict(trace_prompts(test), test.prompt_tokens, use_cache=True)
         report(f"proxy {head} (x{args.ensemble})", point, quant)
@@ -109,7 +129,8 @@ def main(argv=None) -> int:
                           seed=args.seed, finetune_layers=args.ft_layers)
         t0 = time.perf_counter()
         model = ProxyModel.train(trace_prompts(train), train.prompt_tokens, y_train, cfg,
-                                 progress=True, finetune_encoder=True, epochs=args.ft_epochs)
+                                 progress=True, finetune_encoder=True, epochs=args.ft_epochs,
+                                 threads=threads[0])
         train_s = time.perf_counter() - t0
         point, quant, _ = model.predict(trace_prompts(test), test.prompt_tokens, use_cache=False)
         report(label + ", median", point, quant)
@@ -120,26 +141,12 @@ def main(argv=None) -> int:
         report(label + ", within-50/100 decode", p_w, q_w)
         models["fine-tuned"] = (model, p_w, q_w)
 
-    # throughput: the whole predictor, encoder included, no cache, one core
-    n_speed = min(len(test), 1000)
-    speed_trace = sub(test_idx[:n_speed])
-    results["prompts_per_s_one_core"] = {}
-    walls = {}
+    # throughput on this machine: the whole predictor, encoder included, no cache
+    results["speed"] = speed_table({h: m[0] for h, m in models.items()}, speed_trace, threads)
     for head0 in models:
-        model = models[head0][0]
-        t0 = time.perf_counter()
-        point_s, _, secs = model.predict(trace_prompts(speed_trace), speed_trace.prompt_tokens,
-                                         use_cache=False)
-        wall = walls[head0] = time.perf_counter() - t0
-        results["prompts_per_s_one_core"][head0] = n_speed / wall
-        print(f"proxy {head0}: {n_speed / wall:.0f} prompts/s on one core "
-              f"({1e3 * wall / n_speed:.1f} ms/prompt; target >= 100)")
+        point_s, _, _ = models[head0][0].predict(trace_prompts(speed_trace),
+                                                 speed_trace.prompt_tokens, use_cache=False)
         assert np.array_equal(point_s, models[head0][1][:n_speed]), "cache changed predictions"
-    try:
-        results["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
-        print("load average", " ".join(results["loadavg"]))
-    except OSError:
-        pass
     head0 = next(iter(models))
 
     # scheduling impact
@@ -151,9 +158,11 @@ def main(argv=None) -> int:
     if simulate is not None:
         runs = {"max-of-samples (GT)": MaxOfSamplesPredictor()}
         for h in models:
-            per_req = np.full(len(test), walls[h] / n_speed)
-            runs[f"proxy {h}"] = FixedPredictor(models[h][1], PredictorCost(seconds=per_req),
-                                                f"proxy-{h}")
+            shape = proxy_shape(models[h][0])
+            tokens = encoder_tokens(models[h][0], trace_prompts(test))
+            for on in ("gpu", "cpu"):
+                runs[f"proxy {h}, on {on}"] = FixedPredictor(
+                    models[h][1], Placement(on).cost(shape, tokens), f"proxy-{h}")
         runs[f"proxy {head0}, cost not charged"] = FixedPredictor(models[head0][1],
                                                                   name="proxy-free")
         cfg = RunConfig(policy="binned", policy_params={"vbs": True, "fcr": True},
@@ -172,6 +181,36 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
     return 0
+
+
+def speed_table(models: dict, trace, threads: list[int]) -> dict:
+    """Prompts/s of each model's inference (no embedding cache) for each torch thread count,
+    with the 1-minute load average after each and the ratio to the first count."""
+    import os
+
+    from seqsched.predictors.proxy import trace_prompts
+    from seqsched.predictors.proxy.threads import torch_threads
+
+    out = {}
+    prompts = trace_prompts(trace)
+    print(f"\nthroughput on this machine ({os.cpu_count()} CPUs), {len(trace)} prompts, "
+          "no embedding cache:")
+    for label, model in models.items():
+        model.predict(prompts[:32], trace.prompt_tokens[:32], use_cache=False)   # warm-up
+        rows = []
+        for n in threads:
+            with torch_threads(n) as used:
+                t0 = time.perf_counter()
+                model.predict(prompts, trace.prompt_tokens, use_cache=False)
+                wall = time.perf_counter() - t0
+            rows.append({"threads": used, "prompts_per_s": len(prompts) / wall,
+                         "loadavg_1m": os.getloadavg()[0]})
+            r = rows[-1]
+            print(f"  proxy {label:12s} {used} thread(s): {r['prompts_per_s']:7.1f} prompts/s "
+                  f"(x{r['prompts_per_s'] / rows[0]['prompts_per_s']:.2f} vs {rows[0]['threads']}"
+                  f" thread(s)), load average {r['loadavg_1m']:.2f}", flush=True)
+        out[label] = rows
+    return out
 
 
 if __name__ == "__main__":

@@ -75,6 +75,12 @@ class ContinuousPolicy:
             raise UserError(f"unknown admission {self.admission!r}; use "
                             f"{' or '.join(ADMISSION_MODES)}")
 
+    @property
+    def reads_predictions(self) -> bool:
+        """fcfs orders by arrival: only predicted admission reads `seq.predicted` (the replica
+        runs a prediction step only for a policy that reads it)."""
+        return self.admission == "predicted"
+
     def priority(self, seq: Seq) -> tuple:
         return (seq.arrival_s, seq.idx)
 
@@ -202,6 +208,7 @@ class ContinuousPolicy:
 @dataclass
 class SJFPolicy(ContinuousPolicy):
     name: str = "sjf"
+    reads_predictions = True            # orders by prediction
 
     def priority(self, seq: Seq) -> tuple:
         return (seq.predicted, seq.arrival_s, seq.idx)
@@ -213,6 +220,7 @@ class SRPTPolicy(ContinuousPolicy):
     waits (its output does not grow there), as the replica's sorted queue requires."""
 
     name: str = "srpt"
+    reads_predictions = True            # orders by prediction
 
     def priority(self, seq: Seq) -> tuple:
         return (max(seq.predicted - seq.generated, 0), seq.arrival_s, seq.idx)
@@ -236,6 +244,7 @@ class LTRPolicy(ContinuousPolicy):
 
     aging: float = 10.0
     name: str = "ltr"
+    reads_predictions = True            # orders by prediction
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -63,6 +63,8 @@ class StaticPolicy:
     _plan: deque = field(default_factory=deque, init=False, repr=False)
     _pool: list = field(default_factory=list, init=False, repr=False)
     _recomputed: bool = field(default=True, init=False, repr=False)
+    # the replica runs a prediction step only for a policy that reads `seq.predicted`
+    reads_predictions = True
 
     def __post_init__(self) -> None:
         _check_positive(batch_size=self.batch_size, max_new_tokens=self.max_new_tokens,
@@ -105,6 +107,7 @@ class StaticPolicy:
 @dataclass
 class VanillaPolicy(StaticPolicy):
     name: str = "vanilla"
+    reads_predictions = False           # arrival order, the cap for every row
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,13 +1,19 @@
 """The predictor contract: predicted output lengths plus what predicting costs.
 
-A predictor annotates a whole trace at once (vectorised). Its cost is charged to the
-simulated timeline by the engine (`sim.replica`), as the paper charges the LLM's length query:
-- `prompt_tokens` (per request) are prefilled on the *served* model, and `decode_tokens` are
-  generated, in padded batches of `batch_size` (the paper's LoRA query: batches of 128,
-  `max_new_tokens=8`);
-- `seconds` (per request) is measured wall time of a side model (e.g. a proxy encoder), added
-  to the replica's timeline as is.
-A free predictor (oracle, from-file) returns `PredictorCost()`.
+A predictor annotates a whole trace at once (vectorised). Its cost (`PredictorCost`, defined
+in the engine core, `seqsched.sim.prediction`) is a model of the serving hardware, charged to
+the simulated timeline by the engine (`sim.replica`), the same on every machine that
+simulates:
+- where it runs, `on`: "gpu" (the served GPU: a predict step blocks the replica), "cpu" (host
+  cores beside it: requests wait for their prediction, the GPU does not) or "free";
+- an LLM length query (`prompt_tokens` per request prefilled on the *served* model and
+  `decode_tokens` generated, in padded batches of `batch_size`: the paper's LoRA query, batches
+  of 128, `max_new_tokens=8`), timed by the executor;
+- or a side model (`encoder`: an encoder's shape and `encoder_tokens` per request, e.g. the
+  proxy's MiniLM), timed by a roofline of its device (the served GPU unless declared);
+- `seconds` (per request) is measured wall time, only for a live run where it is real.
+A free predictor (oracle, from-file) returns `PredictorCost()`. Policies that never read
+predictions (`reads_predictions = False`: vanilla, fcfs) get no prediction step at all.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ class Executor(Protocol):
     def release(self, seq: Seq) -> None:
         """`seq` left the running set (finished, failed or preempted): free what it holds."""
 
+    # Optional: `predictor` - a predictor the executor runs and times itself in "predict"
+    # steps (the live executor); when it is set the replica hands every predict step to the
+    # executor, a side model's included, instead of timing the predictor's modelled cost.
     # Optional: `resumes_preempted = True` declares that a row resumed after a recompute
     # preemption can be run as a prefill of its prompt plus its kept output (`seq.recomputed`
     # tokens of it); without it the replica restarts preempted requests from scratch.

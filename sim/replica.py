@@ -51,6 +51,13 @@ class PredictionQueue:
 
     cost: "PredictorCost"
     pending: deque
+    in_flight: int = 0          # on="cpu": requests of the batch the predictor is running
+    ready_at: float = 0.0       # on="cpu": when that batch joins the waiting queue
+
+    @property
+    def beside(self) -> bool:
+        """On the host CPU beside the GPU: its own process, the GPU's timeline untouched."""
+        return self.cost.on == "cpu"
 
     def take(self) -> list[Seq]:
         n = min(self.cost.batch_size, len(self.pending))
@@ -69,9 +76,16 @@ class Replica:
         self.kv = kv
         self.waiting = SortedKeyList(key=policy.priority)
         self.running: list[Seq] = []
+        # a policy that never reads predictions (`reads_predictions = False`: vanilla, fcfs
+        # with greedy admission) gets no prediction step: nothing would use what it costs
+        reads = getattr(policy, "reads_predictions", True)
         self.predictions = (PredictionQueue(prediction, deque())
-                            if prediction is not None and not prediction.is_free else None)
+                            if prediction is not None and reads and not prediction.is_free
+                            else None)
         self._wake: simpy.Event | None = None
+        self._predictor_wake: simpy.Event | None = None
+        if self.predictions is not None and self.predictions.beside:
+            self.env.process(self._predict_beside())
         self._admitted = 0
         # recompute preemption keeps a victim's output and prefills it again with the prompt;
         # swap preemption keeps its KV in host memory (sim/swap.py); an executor that cannot
@@ -88,13 +102,20 @@ class Replica:
     # -- arrivals -----------------------------------------------------------------------
     @property
     def outstanding(self) -> int:
-        pending = len(self.predictions.pending) if self.predictions else 0
-        return len(self.waiting) + len(self.running) + pending
+        return len(self.waiting) + len(self.running) + self._predicting
+
+    @property
+    def _predicting(self) -> int:
+        q = self.predictions
+        return len(q.pending) + q.in_flight if q is not None else 0
 
     def add(self, seq: Seq) -> None:
         seq.replica = self.index
         if self.predictions is not None:
             self.predictions.pending.append(seq)
+            w = self._predictor_wake
+            if w is not None and not w.triggered:
+                w.succeed()
         else:
             self.waiting.add(seq)
 
@@ -105,8 +126,9 @@ class Replica:
     # -- main loop ----------------------------------------------------------------------
     def _loop(self):
         while True:
-            if self.predictions is not None and self.predictions.pending:
-                yield from self._predict(self.predictions.take())
+            q = self.predictions
+            if q is not None and not q.beside and q.pending:
+                yield from self._predict(q.take())
                 continue
             step = self.policy.schedule(ReplicaView(
                 self.env.now, self.index, self.waiting, tuple(self.running), self.kv,
@@ -114,7 +136,7 @@ class Replica:
             if step is None:
                 if self.engine.arrivals_done and self.outstanding == 0:
                     return
-                if self.engine.arrivals_done:
+                if self.engine.arrivals_done and not self._predicting:
                     raise PolicyError(
                         f"policy {self.policy.name} scheduled nothing with {len(self.waiting)} "
                         f"waiting and {len(self.running)} running requests and no arrivals left")
@@ -125,14 +147,18 @@ class Replica:
             yield from self._execute(step)
 
     def _predict(self, seqs: list[Seq]):
+        """A prediction batch on the served GPU: the replica's timeline waits for it. A side
+        model is timed by its cost model, an LLM query by the executor; an executor that runs
+        a predictor itself (live, `executor.predictor`) measures either."""
         cost = self.predictions.cost
         start = self.env.now
-        if cost.seconds is not None and np.any(cost.seconds):
-            duration = float(sum(cost.seconds[s.idx] for s in seqs))
+        if cost.side_model and getattr(self.executor, "predictor", None) is None:
+            duration = cost.batch_seconds([s.idx for s in seqs])
             iterations = 1
         else:
-            step = Step(seqs, [int(cost.prompt_tokens[s.idx]) for s in seqs], padded=True,
-                        kind="predict")
+            tokens = cost.prompt_tokens if cost.prompt_tokens is not None else cost.encoder_tokens
+            step = Step(seqs, [int(tokens[s.idx]) if tokens is not None else s.prompt_tokens
+                               for s in seqs], padded=True, kind="predict")
             iterations = max(cost.decode_tokens, 1)
             result = self.executor.run(step, iterations, None)
             duration = result.duration_s
@@ -141,6 +167,39 @@ class Replica:
                              0, 0, self.kv.used_tokens)
         for s in seqs:
             self.waiting.add(s)
+
+    def _predict_beside(self):
+        """on="cpu": a predictor process of its own on the host, batching whatever is pending
+        when it is free; each batch joins the waiting queue when done (kind "predict-cpu")."""
+        q = self.predictions
+        while True:
+            if not q.pending:
+                self._predictor_wake = self.env.event()
+                yield self._predictor_wake
+                self._predictor_wake = None
+                continue
+            seqs = q.take()
+            q.in_flight = len(seqs)
+            start = self.env.now
+            duration = q.cost.batch_seconds([s.idx for s in seqs])
+            q.ready_at = start + duration
+            yield self.env.timeout(duration)
+            self.engine.log_step(self.index, start, self.env.now, "predict-cpu", len(seqs), 1,
+                                 0, 0, self.kv.used_tokens)
+            for s in seqs:
+                self.waiting.add(s)
+            q.in_flight = 0
+            self.wake()
+
+    def _time_to_next_ready(self) -> float | None:
+        """Until a request may next join a continuous batch: its arrival, or (on="cpu") the
+        end of the prediction batch running beside the GPU."""
+        t = self.engine.time_to_next_arrival()
+        q = self.predictions
+        if q is not None and q.beside and q.in_flight:
+            ready = max(q.ready_at - self.env.now, 0.0)
+            t = ready if t is None else min(t, ready)
+        return t
 
     def _execute(self, step: Step):
         if not step.seqs:
@@ -297,7 +356,7 @@ class Replica:
         if k == 0:
             raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free "
                               f"({self.kv.free_blocks} blocks)")
-        stop_after = self.engine.time_to_next_arrival()
+        stop_after = self._time_to_next_ready()
         result = self.executor.run(step, k, stop_after)
         n = result.iterations
         # allocate KV for what actually ran

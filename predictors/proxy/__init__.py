@@ -33,7 +33,9 @@ torch / transformers are imported lazily: `import predictors.proxy` is cheap.
 
 The package, by job: `features` (text views, encoder, embeddings, bag of words, scalars),
 `model` (config, head module, loss, decoding), `training` (head training, fine-tuning),
-`inference` (`ProxyModel`: predict / save / load; `ProxyPredictor`).
+`inference` (`ProxyModel`: predict / save / load; `ProxyPredictor`), `cost` (where the proxy
+runs and what it costs there, modelled from the encoder's shape), `threads` (the torch thread
+count of inference and training).
 """
 
 from seqsched.predictors.proxy.features import (DEFAULT_ENCODER, Features, TextEncoder,

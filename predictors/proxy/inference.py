@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from seqsched.common.errors import UserError
+from seqsched.common.params import is_whole
 from seqsched.predictors.base import PredictorCost
 from seqsched.predictors.proxy.features import (Features, TextEncoder, Vocabulary,
                                                 encode_cached, ngrams, scalar_features,
                                                 split_prompt, trace_prompts, user_text)
 from seqsched.predictors.proxy.model import (FORMAT, ProxyConfig, _decode, _emb_dim,
                                              _head_module, _tensors)
+from seqsched.predictors.proxy.cost import (XEON_8380_CORE_GBS, XEON_8380_CORE_GFLOPS,
+                                            Placement, encoder_tokens, proxy_shape)
+from seqsched.predictors.proxy.threads import DEFAULT_THREADS, torch_threads
 from seqsched.predictors.proxy.training import train_model
 from seqsched.traces.request import Trace
 
@@ -64,13 +68,15 @@ class ProxyModel:
     def train(cls, prompts: list[str], prompt_tokens: np.ndarray, target: np.ndarray,
               cfg: ProxyConfig | None = None, progress: bool = False,
               use_cache: bool = True, finetune_encoder: bool | None = None,
-              epochs: int | None = None, max_length: int | None = None) -> "ProxyModel":
+              epochs: int | None = None, max_length: int | None = None,
+              threads: int | None = DEFAULT_THREADS) -> "ProxyModel":
         """Train the head(s) on frozen embeddings, or (`finetune_encoder`) the encoder and one
         head end to end; `epochs` / `max_length` override the config's (fine-tuning epochs when
-        fine-tuning). See `proxy.training`."""
-        return train_model(cls, prompts, prompt_tokens, target, cfg, progress=progress,
-                           use_cache=use_cache, finetune_encoder=finetune_encoder,
-                           epochs=epochs, max_length=max_length)
+        fine-tuning); `threads` torch threads (`proxy.threads`). See `proxy.training`."""
+        with torch_threads(threads):
+            return train_model(cls, prompts, prompt_tokens, target, cfg, progress=progress,
+                               use_cache=use_cache, finetune_encoder=finetune_encoder,
+                               epochs=epochs, max_length=max_length)
 
     # inference
     def _predict_features(self, feats: Features) -> tuple[np.ndarray, dict]:
@@ -163,43 +169,63 @@ class ProxyModel:
 
 # -- the predictor -------------------------------------------------------------------------
 class ProxyPredictor:
-    """`--predictor proxy --param model=DIR`: a trained proxy model folder. Charges the measured
-    encoder + head wall time per request (`PredictorCost.seconds`)."""
+    """`--predictor proxy --param model=DIR`: a trained proxy model folder.
+
+    Its cost is modelled, never timed here (`proxy.cost`): `on` gpu (default: the served GPU,
+    sharing its timeline), cpu (host cores beside it) or free; the encoder's shape from its
+    config.json and each prompt's encoder tokens give a roofline time per batch of
+    `batch_size`. `threads` is the torch thread count of the inference on this machine
+    (default 1, `proxy.threads`; 0 keeps torch's); `wall_s` / `threads_used` record how long
+    the last inference took, for reporting speed only."""
 
     name = "proxy"
 
     def __init__(self, model: str | None = None, progress: bool = False,
-                 threads: int | None = None):
+                 threads: int | None = DEFAULT_THREADS, on: str = "gpu", batch_size: int = 128,
+                 overhead_s: float = 0.0, cpu_gflops: float = XEON_8380_CORE_GFLOPS,
+                 cpu_gbs: float = XEON_8380_CORE_GBS, cpu_cores: int = 1):
         if not model:
             raise UserError("predictor proxy needs a trained model folder: --param model=DIR "
                             "(train one with `seqsched predict train --predictor proxy`)")
+        if threads is not None and (not is_whole(threads) or threads < 0):
+            raise ValueError(f"threads must be a whole number >= 0, got {threads!r}")
+        self.placement = Placement(on, batch_size, overhead_s, cpu_gflops, cpu_gbs, cpu_cores)
         self.model_dir = model
         self.progress = progress
         self.threads = threads
         self._model = ProxyModel.load(model)
         self._memo: tuple | None = None
+        self.wall_s = 0.0
+        self.threads_used = 0
 
     def _run(self, trace: Trace):
         key = (len(trace), hashlib.sha1("\x00".join(trace.ids.tolist()).encode()).hexdigest())
         if self._memo is None or self._memo[0] != key:
-            import torch
-
-            old = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                res = self._model.predict(trace_prompts(trace), trace.prompt_tokens,
-                                          progress=self.progress)
-            finally:
-                torch.set_num_threads(old)
-            self._memo = (key, res)
-        return self._memo[1]
+            prompts = trace_prompts(trace)
+            with torch_threads(self.threads) as n:
+                t0 = time.perf_counter()
+                res = self._model.predict(prompts, trace.prompt_tokens, progress=self.progress)
+                self.wall_s, self.threads_used = time.perf_counter() - t0, n
+            self._memo = (key, res, encoder_tokens(self._model, prompts))
+        return self._memo
 
     def predict(self, trace: Trace) -> np.ndarray:
-        return self._run(trace)[0]
+        return self._run(trace)[1][0]
 
     def predict_quantiles(self, trace: Trace) -> dict[float, np.ndarray]:
-        return self._run(trace)[1]
+        return self._run(trace)[1][1]
+
+    def run_live(self, executor, seqs) -> tuple[list[int], int, int]:
+        """A live predict step (backends/live: the executor times this call, the one place a
+        measured time is charged): the proxy runs now on these requests' prompts, no memo and
+        no embedding cache. Returns (predictions, 1 forward pass, widest prompt)."""
+        prompts = [s.prompt or "" for s in seqs]
+        tokens = np.fromiter((s.prompt_tokens for s in seqs), np.int64, len(seqs))
+        with torch_threads(self.threads):
+            point, _, _ = self._model.predict(prompts, tokens, use_cache=False)
+        return point.tolist(), 1, int(tokens.max())
 
     def cost(self, trace: Trace) -> PredictorCost:
-        return PredictorCost(seconds=self._run(trace)[2])
+        if self.placement.on == "free":
+            return PredictorCost(on="free")
+        return self.placement.cost(proxy_shape(self._model), self._run(trace)[2])
