@@ -17,9 +17,14 @@ Predictors (a floor above) build it; see `seqsched.predictors.base`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from seqsched.sim.sequence import Seq
 
 PLACES = ("gpu", "cpu", "free")
 
@@ -127,3 +132,22 @@ class PredictorCost:
             raise ValueError("a side model on the served GPU needs the GPU: call on_served()")
         width = int(np.max(self.encoder_tokens[idx]))
         return self.encoder.batch_seconds(len(idx), width, self.device) + self.overhead_s
+
+
+@dataclass
+class PredictionQueue:
+    """Requests whose length query must run on this replica before they can be scheduled."""
+
+    cost: PredictorCost
+    pending: deque = field(default_factory=deque)
+    in_flight: int = 0          # on="cpu": requests of the batch the predictor is running
+    ready_at: float = 0.0       # on="cpu": when that batch joins the waiting queue
+
+    @property
+    def beside(self) -> bool:
+        """On the host CPU beside the GPU: its own process, the GPU's timeline untouched."""
+        return self.cost.on == "cpu"
+
+    def take(self) -> list[Seq]:
+        n = min(self.cost.batch_size, len(self.pending))
+        return [self.pending.popleft() for _ in range(n)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,11 +19,11 @@ from sortedcontainers import SortedKeyList
 from seqsched.sim.step import Step
 from seqsched.common.errors import UserError
 from seqsched.sim.kv import KVCache, KVOverflow
+from seqsched.sim.prediction import PredictionQueue, PredictorCost
 from seqsched.sim.sequence import Seq, Status
 
 if TYPE_CHECKING:
     from seqsched.sim.executor import Executor
-    from seqsched.sim.prediction import PredictorCost
     from seqsched.sim.engine import Engine
     from seqsched.sim.swap import HostSwap
 
@@ -45,28 +44,9 @@ class ReplicaView:
     arrivals_done: bool
 
 
-@dataclass
-class PredictionQueue:
-    """Requests whose length query must run on this replica before they can be scheduled."""
-
-    cost: "PredictorCost"
-    pending: deque
-    in_flight: int = 0          # on="cpu": requests of the batch the predictor is running
-    ready_at: float = 0.0       # on="cpu": when that batch joins the waiting queue
-
-    @property
-    def beside(self) -> bool:
-        """On the host CPU beside the GPU: its own process, the GPU's timeline untouched."""
-        return self.cost.on == "cpu"
-
-    def take(self) -> list[Seq]:
-        n = min(self.cost.batch_size, len(self.pending))
-        return [self.pending.popleft() for _ in range(n)]
-
-
 class Replica:
     def __init__(self, engine: "Engine", index: int, policy, executor: "Executor",
-                 kv: KVCache, prediction: "PredictorCost | None",
+                 kv: KVCache, prediction: PredictorCost | None,
                  swap: "HostSwap | None" = None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
@@ -79,7 +59,7 @@ class Replica:
         # a policy that never reads predictions (`reads_predictions = False`: vanilla, fcfs
         # with greedy admission) gets no prediction step: nothing would use what it costs
         reads = getattr(policy, "reads_predictions", True)
-        self.predictions = (PredictionQueue(prediction, deque())
+        self.predictions = (PredictionQueue(prediction)
                             if prediction is not None and reads and not prediction.is_free
                             else None)
         self._wake: simpy.Event | None = None
