@@ -7,8 +7,9 @@ engine (the benchmark's reference). Both give the same records and step log.
 
 Covered: the continuous policies fcfs, sjf, srpt and ltr exactly as `policies/continuous.py`
 defines them (greedy or predicted admission, chunked prefill, recompute or restart
-preemption; not swap), the cost-model executor (roofline or fitted profile), free predictions,
-the round-robin, least-loaded and random routers. A run option or policy parameter the array engine does not
+preemption; not swap), the cost-model executor (roofline or fitted profile), free predictions
+(or any predictor under a policy that never reads them: fcfs with greedy admission gets no
+prediction step), the round-robin, least-loaded and random routers. A run option or policy parameter the array engine does not
 know must be at its default (so a feature added later falls back rather than being ignored).
 """
 
@@ -58,7 +59,7 @@ def fast_unsupported(config, policy, executor, cost) -> str | None:
     if type(executor) is not CostModelExecutor or getattr(executor.cost, "pads_to_longest",
                                                           False):
         return f"executor {getattr(executor, 'name', '?')} is not the cost-model executor"
-    if cost is not None and not cost.is_free:
+    if cost is not None and not cost.is_free and getattr(policy, "reads_predictions", True):
         return f"predictor {config.predictor} charges its queries to the timeline"
     if config.router not in FAST_ROUTERS:
         return f"router {config.router}"

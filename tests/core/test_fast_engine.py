@@ -103,8 +103,11 @@ def test_auto_picks_the_array_engine_only_where_it_is_exact():
     assert isinstance(prepare(t, RunConfig(policy="sjf")).engine, FastEngine)
     assert isinstance(prepare(t, RunConfig(policy="sjf", engine="baseline")).engine, Engine)
     assert isinstance(prepare(t, RunConfig(policy="vanilla")).engine, Engine)
-    charged = RunConfig(policy="fcfs", predictor="noisy", predictor_params={"query_tokens": 30})
+    charged = RunConfig(policy="sjf", predictor="noisy", predictor_params={"query_tokens": 30})
     assert isinstance(prepare(t, charged).engine, Engine)
+    # fcfs never reads predictions: no prediction step, nothing charged (issue #16)
+    unread = RunConfig(policy="fcfs", predictor="noisy", predictor_params={"query_tokens": 30})
+    assert isinstance(prepare(t, unread).engine, FastEngine)
     with pytest.raises(UserError, match="engine fast does not cover"):
         prepare(t, RunConfig(policy="binned", engine="fast"))
     with pytest.raises(UserError, match="unknown engine"):

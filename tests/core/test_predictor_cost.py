@@ -118,7 +118,7 @@ def test_an_llm_length_query_leaves_vanilla_and_fcfs_unchanged(policy):
     runs = {}
     for name, params in (("none", {}), ("noisy", {"query_tokens": 40, "batch_size": 4})):
         cfg = RunConfig(policy=policy, predictor=name, predictor_params=params,
-                        backend="paper-a100", max_new_tokens=64)
+                        backend="paper-a100", max_new_tokens=64, engine="baseline")
         runs[name] = simulate(t, cfg)
     a, b = runs["none"], runs["noisy"]
     assert (b.steps["kind"] != "predict").all()
@@ -140,3 +140,17 @@ def test_an_llm_query_cannot_run_on_the_cpu():
     with pytest.raises(ValueError, match="on must be one of"):
         PredictorCost(on="tpu")
     assert make_predictor("none").cost(trace(ROWS)).is_free
+
+
+def test_fcfs_with_a_costly_predictor_still_runs_on_the_array_engine():
+    import dataclasses
+
+    from seqsched.common.errors import UserError
+
+    t = trace([(f"r{i}", 0.25 * i, 30 + i, 5 + 3 * i) for i in range(12)])
+    cfg = RunConfig(policy="fcfs", predictor="noisy", predictor_params={"query_tokens": 40},
+                    backend="paper-a100", max_new_tokens=64, engine="fast")
+    fast, base = simulate(t, cfg), simulate(t, dataclasses.replace(cfg, engine="baseline"))
+    assert fast.records.equals(base.records) and fast.steps.equals(base.steps)
+    with pytest.raises(UserError, match="charges its queries"):      # sjf reads them: it pays
+        simulate(t, dataclasses.replace(cfg, policy="sjf"))

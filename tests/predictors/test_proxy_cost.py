@@ -86,12 +86,13 @@ def test_compare_twice_gives_identical_files(proxy, tmp_path):
     assert not (pd.read_parquet(outs[0] / "steps_vanilla.parquet")["kind"] == "predict").any()
 
 
-@pytest.mark.parametrize("policy", ["vanilla", "fcfs"])
-def test_vanilla_and_fcfs_are_the_same_with_or_without_the_proxy(proxy, policy):
+@pytest.mark.parametrize("policy, engine", [("vanilla", "auto"), ("fcfs", "auto"),
+                                            ("fcfs", "baseline")])
+def test_vanilla_and_fcfs_are_the_same_with_or_without_the_proxy(proxy, policy, engine):
     data, model = proxy
     trace = load_trace(data)
     runs = [simulate(trace, RunConfig(policy=policy, predictor=name, predictor_params=params,
-                                      backend="paper-a100", max_new_tokens=512))
+                                      backend="paper-a100", max_new_tokens=512, engine=engine))
             for name, params in (("none", {}), ("proxy", {"model": str(model)}))]
     a, b = runs
     assert a.steps.equals(b.steps)
