@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 
 from seqsched.backends.executor import CostModelExecutor
+from seqsched.backends.roofline_steps import decode_times_for
 from seqsched.common.errors import UserError
 from seqsched.policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
 from seqsched.sim.fast.engine import FAST_ROUTERS, FastEngine
@@ -91,5 +92,6 @@ def build_fast_engine(trace, config, predicted: np.ndarray, target: np.ndarray, 
     engine = FastEngine(table, router=config.router, seed=config.seed, progress=config.progress)
     for r, policy in enumerate(policies):
         engine.replicas.append(ArrayReplica(engine, r, policy, executor.cost,
-                                            KVCache(capacity, config.block_size)))
+                                            KVCache(capacity, config.block_size),
+                                            decode_times_for(executor.cost)))
     return engine

@@ -46,6 +46,7 @@ class FastEngine:
         self.arrivals_done = False
         self.rng = np.random.default_rng(self.seed)
         self._arrival_s = self.table.arrival_s
+        self.arrival_list = self._arrival_s.tolist()
         self._next = 0
         self._done = 0
         self._bar = None
@@ -57,7 +58,7 @@ class FastEngine:
     def time_to_next_arrival(self) -> float | None:
         if self._next >= len(self.table):
             return None
-        return max(self._arrival_s[self._next] - self.env.now, 0.0)
+        return max(self.arrival_list[self._next] - self.env.now, 0.0)
 
     def finished(self, count: int) -> None:
         self._done += count
@@ -79,29 +80,33 @@ class FastEngine:
     def _arrivals(self):
         route = ROUTERS[self.router]
         single = len(self.replicas) == 1
-        times = self._arrival_s
-        n = len(self.table)
+        times = self.arrival_list
+        n = len(times)
+        # where each group of simultaneous arrivals ends
+        ends = (np.flatnonzero(np.diff(self._arrival_s)) + 1).tolist() + [n]
         env = self.env
-        while self._next < n:
+        replicas = self.replicas
+        for end in ends:
             t = times[self._next]
             if t > env.now:
                 yield env.timeout(t - env.now)
-            end = int(np.searchsorted(times, t, side="right"))
             if single:
-                self.replicas[0].add_range(self._next, end)
+                add = replicas[0].add
+                for i in range(self._next, end):
+                    add(i)
                 touched = (0,)
             else:
                 touched = set()
                 for i in range(self._next, end):
                     r = route(self, _Row(i))
-                    self.replicas[r].add_range(i, i + 1)
+                    replicas[r].add(i)
                     touched.add(r)
             self._next = end
-            if self._next >= n:
+            if end >= n:
                 self.arrivals_done = True
-                touched = range(len(self.replicas))
+                touched = range(len(replicas))
             for r in touched:
-                self.replicas[r].wake()
+                replicas[r].wake()
 
     def run(self) -> None:
         if self.progress:

@@ -6,6 +6,10 @@ KV room for what the step adds (preempting the lowest-priority rows when it runs
 head-of-line admission from the waiting heap, greedy or by predicted length. Only the
 preemption victims' and the prefilling rows' priority keys are computed (rarely); the common
 step - every row decoding - is a handful of vector operations.
+
+The running order of rows does not matter here: every sum the cost model takes over decode
+rows is an integer, and prompt chunks (whose float sums depend on order) are listed in the
+policy's order (`Plan.prefill_order`, then the admitted requests).
 """
 
 from __future__ import annotations
@@ -19,17 +23,19 @@ import numpy as np
 @dataclass
 class Plan:
     """What the replica runs next: `keep`/`preempt` (running positions), per running position
-    its `chunk` and whether it `runs` this step, the prefilling rows that run in priority
-    order, the admitted requests (trace positions and chunks), and the iteration bound."""
+    its `chunk` (None: all 0) and whether it `runs` this step (None: all), the prefilling rows
+    that run in priority order, the admitted requests (trace positions, chunks) and the
+    iteration bound."""
 
-    keep: np.ndarray | None            # None: every running row stays
+    keep: np.ndarray | None
     preempt: list[int]
-    chunk: np.ndarray
-    runs: np.ndarray | None            # None: every kept running row runs
+    chunk: np.ndarray | None
+    runs: np.ndarray | None
     prefill_order: list[int]
     admitted: list[int]
     admitted_chunks: list[int]
     max_iterations: int
+    complete: bool                     # every prompt chunk in the step finishes its prompt
 
 
 def chunk_for(left: int, budget: int, max_tokens: int, chunked: bool) -> int:
@@ -43,42 +49,55 @@ def chunk_for(left: int, budget: int, max_tokens: int, chunked: bool) -> int:
     return 0
 
 
+def _reserved(rep, need) -> int:
+    """Blocks the running rows' predicted remaining output still needs (predicted admission)."""
+    t, run, bs = rep.table, rep.run, rep.kv.block_size
+    idx = run.idx
+    pred = t.predicted[idx]
+    gen = t.target[idx] - run.rem
+    more = np.maximum(-(-(t.prompt[idx] + pred) // bs) - (run.held + need), 0)
+    return int(np.where(gen >= pred, 1, more).sum())
+
+
 def schedule(rep) -> Plan | None:
     """The next step of array replica `rep`, or None when nothing can run."""
     bs = rep.kv.block_size
     free = rep.kv.num_blocks - rep.kv.used_blocks
     max_tokens, chunked = rep.max_tokens, rep.chunked
-    n = len(rep.idx)
+    run = rep.run
+    n = run.n
     budget = max_tokens
     complete = True
     preempt: list[int] = []
     prefill_order: list[int] = []
-    keep = runs = None
+    keep = runs = chunk = None
     rows = 0
-    chunk = np.zeros(n, dtype=np.int64)
-    need = chunk
+    need = 0
     if n:
-        ctx = rep.prefilled + rep.generated - rep.recomputed
-        left = rep.prompt + rep.recomputed - rep.prefilled
-        prefilling = left > 0
-        n_prefilling = int(np.count_nonzero(prefilling))
+        ctx, left = run.ctx, run.left
+        n_prefilling = int(np.count_nonzero(left))
         budget -= n - n_prefilling
         if n_prefilling:
-            order = sorted(np.flatnonzero(prefilling).tolist(), key=rep.running_key)
+            chunk = np.zeros(n, dtype=np.int64)
+            order = sorted(np.flatnonzero(left).tolist(), key=rep.running_key)
             left_l = left.tolist()
             for i in order:
                 c = chunk_for(left_l[i], budget, max_tokens, chunked)
                 chunk[i] = c
                 budget -= c
-            runs = ~prefilling | (chunk > 0)
-            need = np.where(runs, np.maximum((ctx + chunk + bs) // bs - rep.held, 0), 0)
+            runs = (left == 0) | (chunk > 0)
+            need = np.where(runs, np.maximum((ctx + chunk + bs) // bs - run.held, 0), 0)
             prefill_order = [i for i in order if chunk[i] > 0]
+            total = int(need.sum())
         else:
-            need = np.maximum((ctx + bs) // bs - rep.held, 0)
-        total = int(need.sum())
+            # a decode row holds ceil(ctx / bs) blocks: it needs one more iff its last is full
+            full = ctx == run.held * bs
+            total = int(np.count_nonzero(full))
+            need = full.astype(np.int64) if total else 0
         if total > free:
             keep = np.ones(n, dtype=bool)
-            held = rep.held
+            held = run.held
+            need = need if isinstance(need, np.ndarray) else np.zeros(n, dtype=np.int64)
             victims = sorted(range(n), key=rep.running_key)
             while victims and total > free:
                 i = victims.pop()
@@ -88,21 +107,18 @@ def schedule(rep) -> Plan | None:
                 preempt.append(i)
             prefill_order = [i for i in prefill_order if keep[i]]
         free -= total
-        rows = (n - n_prefilling - (len(preempt) - int(prefilling[preempt].sum()))
-                + len(prefill_order))
+        n_pre_prefilling = int(np.count_nonzero(left[preempt])) if preempt else 0
+        rows = n - n_prefilling - (len(preempt) - n_pre_prefilling) + len(prefill_order)
         for i in prefill_order:
             complete &= bool(chunk[i] >= left[i])
 
     admitted: list[int] = []
     admitted_chunks: list[int] = []
-    if not preempt:
+    if not preempt and rep.waiting:
         waiting = rep.waiting
         predicted = rep.predicted_admission
         table = rep.table
-        if predicted:
-            reserved = (int(np.where(rep.generated >= rep.predicted, 1, np.maximum(
-                -(-(rep.prompt + rep.predicted) // bs) - (rep.held + need), 0)).sum())
-                if n else 0)
+        reserved = _reserved(rep, need) if predicted and n else 0
         while waiting:
             if rows >= rep.max_num_seqs or budget <= 0:
                 break
@@ -133,4 +149,4 @@ def schedule(rep) -> Plan | None:
     if not rows:
         return None
     return Plan(keep, preempt, chunk, runs, prefill_order, admitted, admitted_chunks,
-                rep.max_iterations if complete else 1)
+                rep.max_iterations if complete else 1, complete)

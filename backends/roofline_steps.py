@@ -1,0 +1,68 @@
+"""The roofline's pure-decode step times in Python floats, for the array engine's hot path.
+
+`prefill_time([], [], rows, ctx)` (an iteration with no prompt chunk) and the first few
+`decode_times` entries of `RooflineCostModel` are a dozen scalar operations; numpy spends more
+time dispatching them than computing. `DecodeTimes` performs the same IEEE operations in the
+same order on Python floats (a float64 is a float64), so every time - and every cumulative sum
+the engine takes of them - is the same double as the vectorised model's; the array engine's
+equivalence test checks it. Only an exact `RooflineCostModel` gets it (`decode_times_for`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqsched.backends.roofline import RooflineCostModel
+
+SCALAR_ITERATIONS = 16       # up to this many iterations, a Python loop beats numpy
+
+
+class DecodeTimes:
+    SCALAR_ROWS = 64         # whole prompts (nothing cached) prefilled in Python up to this
+
+    def __init__(self, cost: RooflineCostModel) -> None:
+        self.cost = cost
+        self.fpt, self.fl, self.fa = cost._flops_per_token, cost._flops_logits, cost._flops_attn
+        self.wb, self.kv = cost._weight_bytes, cost._kv
+        self.fr, self.br = cost._flops_rate, cost._byte_rate
+        self.passes = 3.0 if cost.kv_append_copy else 1.0
+        self.io, self.to = cost.iteration_overhead_s, cost.token_overhead_s
+
+    def _time(self, tokens: float, rows, attended: float, kv_read: float) -> float:
+        flops = tokens * self.fpt + rows * self.fl + attended * self.fa
+        bytes_ = self.wb + (kv_read * self.passes + tokens) * self.kv
+        a, b = flops / self.fr, bytes_ / self.br
+        return (a if a >= b else b) + self.io + self.to * rows
+
+    def first(self, rows: int, ctx: int) -> float:
+        """`prefill_time(empty, empty, rows, ctx)`: one iteration of `rows` decode rows."""
+        return self._time(0.0 + rows, rows, 0.0 + ctx, 0.0 + ctx)
+
+    def prefill(self, chunks: list[int], decode_rows: int, decode_context: int) -> float:
+        """`prefill_time(chunks, zeros, decode_rows, decode_context)`: whole prompts with
+        nothing cached. Every partial sum is a whole or half token count far below 2**53, so
+        it is exact in any order and equals numpy's pairwise sums."""
+        new = [float(c) for c in chunks]
+        tokens = sum(new) + decode_rows
+        attended = float(sum(c * (0.0 + (c + 1.0) / 2.0) for c in new)) + decode_context
+        return self._time(tokens, len(new) + decode_rows, attended, 0.0 + decode_context)
+
+    def ends(self, first: float, rows: int, context_sum: int, iterations: int) -> list | np.ndarray:
+        """Cumulative end times of `first` then `iterations` decode iterations
+        (`cumsum([first, *decode_times(rows, context_sum, iterations)])`)."""
+        if iterations > SCALAR_ITERATIONS:
+            later = self.cost.decode_times(rows, context_sum, iterations)
+            return np.cumsum(np.concatenate(([first], later)))
+        out = [first]
+        r = float(rows)
+        c = float(context_sum)
+        acc = first
+        for j in range(iterations):
+            x = c + r * float(j)
+            acc = acc + self._time(r, r, x, x)
+            out.append(acc)
+        return out
+
+
+def decode_times_for(cost) -> DecodeTimes | None:
+    return DecodeTimes(cost) if type(cost) is RooflineCostModel else None

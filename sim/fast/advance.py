@@ -1,0 +1,157 @@
+"""Advancing an array replica by one step (one SimPy timeout), as
+`seqsched.sim.replica.Replica._run_continuous` does with `CostModelExecutor` timing.
+
+`run_complete` is the common step: every running row decodes and every admitted prompt is
+prefilled whole, so the step is a dozen vector operations over the running columns plus
+Python scalars for the admitted rows. `run_general` covers the rest (prompt chunks, rows left
+out of a step). Both compute the same numbers as the object engine: the step runs up to the
+first completion, the KV limit or the first iteration boundary after the next arrival; rows
+grow their KV blocks for what ran; the step log gets one row.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import numpy as np
+
+from seqsched.sim.replica import PolicyError
+
+
+def _iterations(rep, tokens, held, limit: int) -> int:
+    """`KVCache.max_iterations`, with the common case (the limit fits) in one pass."""
+    kv, bs = rep.kv, rep.kv.block_size
+    free = kv.num_blocks - kv.used_blocks
+    if int(np.maximum((tokens + (bs - 1 + limit)) // bs - held, 0).sum()) <= free:
+        return limit
+    k = kv.max_iterations(tokens, held, free, limit)
+    if k == 0:
+        raise PolicyError(f"policy {rep.policy.name} scheduled more KV than is free "
+                          f"({free} blocks)")
+    return k
+
+
+def _ends(rep, first: float, rows: int, context_sum: int, k: int):
+    """Cumulative end times of the step's k iterations (`context_sum`: `after.sum()`)."""
+    if k == 1:
+        return (first,)
+    if rep.decode_times is not None:
+        return rep.decode_times.ends(first, rows, context_sum, k - 1)
+    return np.cumsum(np.concatenate(([first], rep.cost.decode_times(rows, context_sum, k - 1))))
+
+
+def _stop(ends, k: int, stop_after) -> int:
+    if stop_after is not None and k > 1:
+        return min(bisect_left(ends, stop_after) + 1, k)
+    return k
+
+
+def _grow(rep, after, held) -> np.ndarray:
+    kv = rep.kv
+    grow = np.maximum(-(-after // kv.block_size) - held, 0)
+    grown = int(grow.sum())
+    if grown > kv.num_blocks - kv.used_blocks:
+        raise PolicyError(f"policy {rep.policy.name} scheduled more KV than is free")
+    kv.used_blocks += grown
+    return grow
+
+
+def _first_tokens(rep, rows: list[int], at: float) -> None:
+    t = rep.table
+    for i in rows:
+        if t.first_token_s[i] != t.first_token_s[i]:          # NaN: its first token
+            t.first_token_s[i] = at
+
+
+def run_complete(rep, start: float, pf: list[int], chunks: list[int], max_iterations: int):
+    """Every running row decodes; the rows at positions `pf` were just admitted (nothing in
+    the KV cache) and prefill their whole `chunks` this step."""
+    run, t, cost, dt = rep.run, rep.table, rep.cost, rep.decode_times
+    m = len(pf)
+    fresh = []
+    for p, c in zip(pf, chunks):          # the prompt is in the cache after iteration 0
+        run.ctx[p] = c
+        run.left[p] = 0
+        i = int(run.idx[p])
+        if run.rem[p] == t.target[i]:     # nothing generated before: its first token now
+            fresh.append(i)
+    ctx, rem, held = run.ctx, run.rem, run.held
+    rows = run.n
+    rem_min = int(rem.min())
+    k = _iterations(rep, ctx, held, max(min(max_iterations, rem_min), 1))
+    stop_after = rep.engine.time_to_next_arrival()
+    tokens = int(ctx.sum())
+    chunk_sum = sum(chunks)
+    if not m:
+        first = (dt.first(rows, tokens) if dt is not None
+                 else cost.prefill_time(ctx[:0], ctx[:0], rows, tokens))
+    elif dt is not None and m <= dt.SCALAR_ROWS:
+        first = dt.prefill(chunks, rows - m, tokens - chunk_sum)
+    else:
+        first = cost.prefill_time(np.asarray(chunks, dtype=np.int64), np.zeros(m, np.int64),
+                                  rows - m, tokens - chunk_sum)
+    ends = _ends(rep, first, rows, tokens + rows, k)
+    n = _stop(ends, k, stop_after)
+    grow = _grow(rep, ctx + n, held)
+    kv_used = rep.kv.used_blocks * rep.kv.block_size
+    yield rep.env.timeout(float(ends[n - 1]))
+    end = rep.env.now
+    held += grow
+    ctx += n
+    rem -= n
+    if fresh:
+        _first_tokens(rep, fresh, start + float(ends[0]))
+    if n == rem_min:
+        rep.finish_done(end)
+    rep.engine.log_step(rep.index, start, end, rows, n, chunk_sum, rows * n - m, kv_used)
+
+
+def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterations: int):
+    """Any step: `chunk` per running row, `runs` which rows take part (None: all), the prefill
+    rows in the step's row order (`pf_order`)."""
+    run, t, cost = rep.run, rep.table, rep.cost
+    ctx, left, rem, held, idx = run.ctx, run.left, run.rem, run.held, run.idx
+    if runs is None:
+        s_ctx, s_rem, s_held, s_chunk, s_left = ctx, rem, held, chunk, left
+    else:
+        s_ctx, s_rem, s_held = ctx[runs], rem[runs], held[runs]
+        s_chunk, s_left = chunk[runs], left[runs]
+    rows = len(s_ctx)
+    completes = s_chunk >= s_left
+    all_complete = bool(completes.all())
+    limit = min(max_iterations, int(s_rem.min())) if all_complete else 1
+    tokens = s_ctx + s_chunk
+    k = _iterations(rep, tokens, s_held, max(limit, 1))
+    stop_after = rep.engine.time_to_next_arrival()
+    ctx_sum = int(s_ctx.sum())
+    new = chunk[pf_order]
+    pf_idx = idx[pf_order]
+    past = t.prompt[pf_idx] + t.recomputed[pf_idx] - left[pf_order]
+    first = cost.prefill_time(new, past, rows - len(pf_order),
+                              ctx_sum - int(ctx[pf_order].sum()))
+    chunk_sum = int(new.sum())
+    ends = _ends(rep, first, rows, ctx_sum + chunk_sum + rows, k)
+    n = _stop(ends, k, stop_after)
+    produced = np.where(completes, n, 0)
+    after = tokens + produced
+    grow = _grow(rep, after, s_held)
+    kv_used = rep.kv.used_blocks * rep.kv.block_size
+    gen_before = t.target[pf_idx] - rem[pf_order]
+    yield rep.env.timeout(float(ends[n - 1]))
+    end = rep.env.now
+    if runs is None:
+        held += grow
+        ctx[:] = after
+        rem -= produced
+        left -= chunk
+    else:
+        held[runs] += grow
+        ctx[runs] = after
+        rem[runs] -= produced
+        left[runs] -= s_chunk
+    done_prefill = left[pf_order] == 0
+    _first_tokens(rep, pf_idx[done_prefill & (gen_before == 0)].tolist(), start + float(ends[0]))
+    decode_tokens = int(np.count_nonzero(completes)) * n - int(np.count_nonzero(done_prefill))
+    if int(rem.min()) == 0:
+        rep.finish_done(end)
+    rep.engine.log_step(rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used)
