@@ -14,7 +14,7 @@ import numpy as np
 
 from seqsched.backends.roofline import RooflineCostModel
 
-SCALAR_ITERATIONS = 16       # up to this many iterations, a Python loop beats numpy
+SCALAR_ITERATIONS = 32       # up to this many iterations, a Python loop beats numpy
 
 
 class DecodeTimes:
@@ -47,21 +47,27 @@ class DecodeTimes:
         attended = float(sum(c * (0.0 + (c + 1.0) / 2.0) for c in new)) + decode_context
         return self._time(tokens, len(new) + decode_rows, attended, 0.0 + decode_context)
 
-    def ends(self, first: float, rows: int, context_sum: int, iterations: int) -> list | np.ndarray:
-        """Cumulative end times of `first` then `iterations` decode iterations
-        (`cumsum([first, *decode_times(rows, context_sum, iterations)])`)."""
-        if iterations > SCALAR_ITERATIONS:
-            later = self.cost.decode_times(rows, context_sum, iterations)
-            return np.cumsum(np.concatenate(([first], later)))
-        out = [first]
-        r = float(rows)
-        c = float(context_sum)
-        acc = first
-        for j in range(iterations):
+    def run(self, first: float, rows: int, context_sum: int, k: int,
+            stop_after: float | None) -> tuple[int, float]:
+        """(n, ends[n - 1]) of a step of up to k iterations that stops at the end of the
+        first iteration ending at or after `stop_after`, where ends = cumsum([first,
+        *decode_times(rows, context_sum, k - 1)]) - as `CostModelExecutor.run`, but computing
+        only the iterations that run (in Python while they are few)."""
+        if k == 1 or (stop_after is not None and first >= stop_after):
+            return 1, first
+        r, c, acc = float(rows), float(context_sum), first
+        scalar = min(k - 1, SCALAR_ITERATIONS)
+        for j in range(scalar):
             x = c + r * float(j)
             acc = acc + self._time(r, r, x, x)
-            out.append(acc)
-        return out
+            if stop_after is not None and acc >= stop_after:
+                return j + 2, acc
+        if scalar == k - 1:
+            return k, acc
+        ends = np.cumsum(np.concatenate(([first], self.cost.decode_times(rows, context_sum,
+                                                                         k - 1))))
+        n = k if stop_after is None else min(int(np.searchsorted(ends, stop_after)) + 1, k)
+        return n, float(ends[n - 1])
 
 
 def decode_times_for(cost) -> DecodeTimes | None:

@@ -1,28 +1,44 @@
-"""How fast the engine simulates: requests and events per wall-clock second.
+"""How fast the engine simulates: requests, events and iterations per wall-clock second.
 
-    python benchmarks/engine_speed.py [--scale 1.0]
+    python benchmarks/engine_speed.py [--scale 1.0] [--skip-static] [--skip-online]
 
-Static policies on an offline Alpaca/Vicuna-like workload, continuous policies on a Poisson
-workload below saturation and on overloaded chat traffic (hundreds of running rows). The baseline, run in the same process, is the same continuous
-workload stepped one iteration per event (`max_iterations=1`), which is what a per-token
-simulator does; the ratio shows what per-event time advance buys.
+1. Static policies on 100,000 offline Alpaca/Vicuna-like requests (a batch is one event).
+2. Continuous policies on Poisson workloads, array engine (`--engine fast`, the default for
+   them) against the object engine (`--engine baseline`) on the same trace in the same
+   process, with a check that both give identical records and step logs.
+3. Online at scale, each case in a fresh process (peak memory, whole-process wall):
+   1,000,000 synthetic Azure-conversation requests on H100/llama-3-8b (fcfs and sjf; records
+   CSV and step log Parquet written), and the Vidur comparison - 100,000 Splitwise
+   conversation requests, Poisson 5 req/s, A100/llama-2-7b - timed as a whole `seqsched
+   simulate` process. The object engine runs the same shape at a smaller n (its time per
+   request is flat in n); the ratio is of requests per second.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seqsched.app.run import RunConfig, simulate  # noqa: E402
+from seqsched.analysis.report import write_run  # noqa: E402
+from seqsched.app.run import RunConfig, execute, prepare, simulate  # noqa: E402
 from seqsched.traces.request import Trace  # noqa: E402
 from seqsched.traces.synthetic import alpaca_vicuna, generate  # noqa: E402
+
+H100 = {"model": "llama-3-8b", "gpu": "H100-SXM"}
+AZURE_RATE = 40.0          # req/s: ~240 running rows on H100/llama-3-8b, queue bounded
 
 
 def poisson(trace: Trace, rate: float, seed: int = 0) -> Trace:
@@ -30,44 +46,155 @@ def poisson(trace: Trace, rate: float, seed: int = 0) -> Trace:
     return trace.with_columns(arrival_s=np.cumsum(gaps))
 
 
+def timed(trace: Trace, cfg: RunConfig) -> dict:
+    t0 = time.perf_counter()
+    r = simulate(trace, cfg)
+    wall = time.perf_counter() - t0
+    events, iters = r.summary["events"], int(r.steps["iterations"].sum())
+    return {"requests": len(trace), "events": events, "iterations": iters, "wall_s": wall,
+            "requests/s": len(trace) / wall, "events/s": events / wall,
+            "iterations/s": iters / wall, "mean rows": float(r.steps["rows"].mean()),
+            "_result": r}
+
+
+def static_cases(scale: float) -> list[dict]:
+    offline = alpaca_vicuna(int(100_000 * scale), seed=1)
+    rows = []
+    for label, cfg in (("vanilla", RunConfig(policy="vanilla", predictor="none",
+                                            backend="paper-a100")),
+                       ("binned VBS+FCR", RunConfig(policy="binned", predictor="max-of-samples",
+                                                    backend="paper-a100"))):
+        row = timed(offline, cfg)
+        row.pop("_result")
+        rows.append({"case": label, **row})
+    return rows
+
+
+def online_cases(scale: float) -> list[dict]:
+    """Array vs object engine on the same trace; the records and step log must be identical."""
+    n = int(5_000 * scale)
+    online = poisson(alpaca_vicuna(n, seed=2), rate=20.0)
+    busy = generate("azure-conv", n, seed=3, rate=AZURE_RATE)
+    cases = [("fcfs, alpaca 20 rps, A100", online, RunConfig(policy="fcfs")),
+             ("sjf, alpaca 20 rps, A100", online, RunConfig(policy="sjf")),
+             (f"fcfs, azure-conv {AZURE_RATE:g} rps, H100", busy, RunConfig(policy="fcfs", **H100)),
+             ("sjf (noisy), azure-conv, H100", busy,
+              RunConfig(policy="sjf", predictor="noisy", predictor_params={"scale": 60.0},
+                        **H100)),
+             ("srpt, azure-conv, H100, small KV (preempts)", busy,
+              RunConfig(policy="srpt", memory_fraction=0.4, **H100))]
+    rows = []
+    for label, trace, cfg in cases:
+        base = timed(trace, dataclasses.replace(cfg, engine="baseline"))
+        fast = timed(trace, dataclasses.replace(cfg, engine="fast"))
+        a, b = base.pop("_result"), fast.pop("_result")
+        same = a.records.equals(b.records) and a.steps.equals(b.steps)
+        rows.append({"case": label, "engine": "baseline", **base})
+        rows.append({"case": label, "engine": "fast", **fast,
+                     "speed-up": base["wall_s"] / fast["wall_s"], "identical": same,
+                     "preemptions": b.summary["preemptions"]})
+    return rows
+
+
+def one_case(args) -> None:
+    """Child process: simulate one large online case, write its outputs, print JSON."""
+    trace = generate("azure-conv", args.n, seed=4, rate=args.rate)
+    cfg = RunConfig(policy=args.policy, engine=args.engine, **H100)
+    run = prepare(trace, cfg)
+    simulate_only, cpu = run.engine.run, {}
+
+    def timed_run() -> None:                       # CPU seconds of the simulation alone
+        c0 = time.process_time()
+        simulate_only()
+        cpu["sim"] = time.process_time() - c0
+
+    run.engine.run = timed_run
+    t0 = time.perf_counter()
+    result = execute(run)                          # the simulation, records, step log, summary
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        write_run(Path(d), args.policy, result)    # records CSV, steps Parquet, summary JSON
+    out = time.perf_counter() - t1
+    sim, records, steps = result.wall_s, result.records, result.steps
+    waiting = (records["first_scheduled_s"] - records["arrival_s"]).to_numpy()
+    print(json.dumps({"requests": args.n, "events": len(steps),
+                      "iterations": int(steps["iterations"].sum()), "sim_s": sim, "sim_cpu_s": cpu["sim"],
+                      "records_s": out, "summary_s": t1 - t0 - sim,
+                      "mean rows": float(steps["rows"].mean()),
+                      "queue p99 s": float(np.quantile(waiting, 0.99)),
+                      "peak_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def child(*argv: str) -> tuple[dict, float]:
+    """Run this script with `argv` in a fresh process: (its JSON line, its CPU seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True,
+                         text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return json.loads(out.strip().splitlines()[-1]), cpu
+
+
+def scale_cases(scale: float) -> list[dict]:
+    rows = []
+    n_fast, n_base = int(1_000_000 * scale), max(int(20_000 * scale), 2000)
+    for policy in ("fcfs", "sjf"):
+        runs = {}
+        for engine, n in (("fast", n_fast), ("baseline", n_base)):
+            r, cpu = child("--one", "--n", str(n), "--policy", policy, "--engine", engine,
+                           "--rate", str(AZURE_RATE))
+            runs[engine] = {
+                "case": f"{policy}, azure-conv {AZURE_RATE:g} rps, H100 llama-3-8b",
+                "engine": engine, "requests": n, "events": r["events"],
+                "iterations": r["iterations"], "mean rows": r["mean rows"],
+                "sim wall s": r["sim_s"], "sim CPU s": r["sim_cpu_s"], "process CPU s": cpu,
+                "records+steps written s": r["records_s"], "peak MiB": r["peak_MiB"],
+                "requests/s": n / r["sim_s"], "events/s": r["events"] / r["sim_s"],
+                "iterations/s": r["iterations"] / r["sim_s"]}
+        runs["fast"]["speed-up"] = runs["fast"]["requests/s"] / runs["baseline"]["requests/s"]
+        rows += [runs["baseline"], runs["fast"]]
+    # the Vidur comparison, whole `seqsched simulate` process: Poisson 5 req/s, A100 llama-2-7b
+    runs = {}
+    for engine, n in (("baseline", max(int(10_000 * scale), 1000)),
+                      ("fast", int(100_000 * scale))):
+        cmd = [sys.executable, "-m", "seqsched.app.cli", "simulate", "synth:azure-conv", "-n",
+               str(n), "--rate", "5", "--policy", "fcfs", "--gpu", "A100-80GB", "--model",
+               "llama-2-7b", "--no-progress", "--engine", engine]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        runs[engine] = {"case": "Vidur shape: fcfs, azure-conv 5 rps, A100 llama-2-7b, whole "
+                                "process", "engine": engine, "requests": n,
+                        "process wall s": wall, "process CPU s": cpu, "requests/s": n / wall}
+    runs["fast"]["speed-up"] = runs["fast"]["requests/s"] / runs["baseline"]["requests/s"]
+    return rows + [runs["baseline"], runs["fast"]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every request count")
+    ap.add_argument("--skip-static", action="store_true")
+    ap.add_argument("--skip-online", action="store_true")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--policy", help=argparse.SUPPRESS)
+    ap.add_argument("--engine", help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    n_static = int(100_000 * args.scale)
-    n_cont = int(5_000 * args.scale)
-    offline = alpaca_vicuna(n_static, seed=1)
-    online = poisson(alpaca_vicuna(n_cont, seed=2), rate=20.0)
-    # overloaded chat traffic: ~240 running rows per step, a queue of waiting requests
-    busy = poisson(generate("azure-conv", n_cont, seed=3), rate=60.0)
-    cases = [
-        ("vanilla", offline, RunConfig(policy="vanilla", predictor="none", backend="paper-a100")),
-        ("binned VBS+FCR", offline, RunConfig(policy="binned", predictor="max-of-samples",
-                                              backend="paper-a100")),
-        ("fcfs", online, RunConfig(policy="fcfs", model="llama-7b", gpu="A100-80GB")),
-        ("sjf", online, RunConfig(policy="sjf", model="llama-7b", gpu="A100-80GB")),
-        ("fcfs, overloaded chat (azure-conv 60 rps, H100)", busy,
-         RunConfig(policy="fcfs", model="llama-3-8b", gpu="H100-SXM")),
-        ("sjf, overloaded chat", busy,
-         RunConfig(policy="sjf", model="llama-3-8b", gpu="H100-SXM", predictor="noisy",
-                   predictor_params={"scale": 60.0})),
-        ("fcfs, 1 iteration/event (baseline)", online,
-         RunConfig(policy="fcfs", policy_params={"max_iterations": 1}, model="llama-7b",
-                   gpu="A100-80GB")),
-    ]
-    rows = []
-    for label, trace, cfg in cases:
-        t0 = time.perf_counter()
-        r = simulate(trace, cfg)
-        wall = time.perf_counter() - t0
-        rows.append({"case": label, "requests": len(trace), "events": r.summary["events"],
-                     "iterations": int(r.steps["iterations"].sum()), "wall_s": wall,
-                     "requests/s": len(trace) / wall, "events/s": r.summary["events"] / wall,
-                     "sim throughput rps": r.summary["throughput_rps"]})
-    base = rows[-1]["wall_s"]
-    for row in rows[2:4]:
-        row["speed-up vs baseline"] = base / row["wall_s"]
-    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3g"))
+    if args.one:
+        return one_case(args)
+    fmt = {"tablefmt": "github", "floatfmt": ".3g", "headers": "keys"}
+    if not args.skip_static:
+        print(tabulate(static_cases(args.scale), **fmt), "\n")
+    if not args.skip_online:
+        print(tabulate(online_cases(args.scale), **fmt), "\n")
+    if not args.skip_scale:
+        table = pd.DataFrame(scale_cases(args.scale)).astype(object)
+        print(tabulate(table.where(table.notna(), ""), showindex=False, **fmt))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ import numpy as np
 
 from seqsched.sim.replica import PolicyError
 
+_sum, _min, _max = np.add.reduce, np.minimum.reduce, np.maximum   # no method-wrapper overhead
+
 
 def _iterations(rep, tokens, held, limit: int) -> int:
     """`KVCache.max_iterations`, with the common case (the limit fits) in one pass."""
     kv, bs = rep.kv, rep.kv.block_size
     free = kv.num_blocks - kv.used_blocks
-    if int(np.maximum((tokens + (bs - 1 + limit)) // bs - held, 0).sum()) <= free:
+    if int(_sum(_max((tokens + (bs - 1 + limit)) // bs - held, 0))) <= free:
         return limit
     k = kv.max_iterations(tokens, held, free, limit)
     if k == 0:
@@ -31,25 +33,23 @@ def _iterations(rep, tokens, held, limit: int) -> int:
     return k
 
 
-def _ends(rep, first: float, rows: int, context_sum: int, k: int):
-    """Cumulative end times of the step's k iterations (`context_sum`: `after.sum()`)."""
-    if k == 1:
-        return (first,)
+def _advance(rep, first: float, rows: int, context_sum: int, k: int,
+             stop_after) -> tuple[int, float]:
+    """(n, seconds): the step runs k iterations, or stops at the end of the first iteration
+    that ends at or after `stop_after` (`context_sum`: the rows' tokens after iteration 0)."""
     if rep.decode_times is not None:
-        return rep.decode_times.ends(first, rows, context_sum, k - 1)
-    return np.cumsum(np.concatenate(([first], rep.cost.decode_times(rows, context_sum, k - 1))))
-
-
-def _stop(ends, k: int, stop_after) -> int:
-    if stop_after is not None and k > 1:
-        return min(bisect_left(ends, stop_after) + 1, k)
-    return k
+        return rep.decode_times.run(first, rows, context_sum, k, stop_after)
+    if k == 1:
+        return 1, first
+    ends = np.cumsum(np.concatenate(([first], rep.cost.decode_times(rows, context_sum, k - 1))))
+    n = k if stop_after is None else min(bisect_left(ends, stop_after) + 1, k)
+    return n, float(ends[n - 1])
 
 
 def _grow(rep, after, held) -> np.ndarray:
     kv = rep.kv
-    grow = np.maximum(-(-after // kv.block_size) - held, 0)
-    grown = int(grow.sum())
+    grow = _max(-(-after // kv.block_size) - held, 0)
+    grown = int(_sum(grow))
     if grown > kv.num_blocks - kv.used_blocks:
         raise PolicyError(f"policy {rep.policy.name} scheduled more KV than is free")
     kv.used_blocks += grown
@@ -77,10 +77,10 @@ def run_complete(rep, start: float, pf: list[int], chunks: list[int], max_iterat
             fresh.append(i)
     ctx, rem, held = run.ctx, run.rem, run.held
     rows = run.n
-    rem_min = int(rem.min())
+    rem_min = int(_min(rem))
     k = _iterations(rep, ctx, held, max(min(max_iterations, rem_min), 1))
     stop_after = rep.engine.time_to_next_arrival()
-    tokens = int(ctx.sum())
+    tokens = int(_sum(ctx))
     chunk_sum = sum(chunks)
     if not m:
         first = (dt.first(rows, tokens) if dt is not None
@@ -90,17 +90,16 @@ def run_complete(rep, start: float, pf: list[int], chunks: list[int], max_iterat
     else:
         first = cost.prefill_time(np.asarray(chunks, dtype=np.int64), np.zeros(m, np.int64),
                                   rows - m, tokens - chunk_sum)
-    ends = _ends(rep, first, rows, tokens + rows, k)
-    n = _stop(ends, k, stop_after)
+    n, seconds = _advance(rep, first, rows, tokens + rows, k, stop_after)
     grow = _grow(rep, ctx + n, held)
     kv_used = rep.kv.used_blocks * rep.kv.block_size
-    yield rep.env.timeout(float(ends[n - 1]))
+    yield rep.env.timeout(seconds)
     end = rep.env.now
     held += grow
     ctx += n
     rem -= n
     if fresh:
-        _first_tokens(rep, fresh, start + float(ends[0]))
+        _first_tokens(rep, fresh, start + first)
     if n == rem_min:
         rep.finish_done(end)
     rep.engine.log_step(rep.index, start, end, rows, n, chunk_sum, rows * n - m, kv_used)
@@ -130,14 +129,13 @@ def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterati
     first = cost.prefill_time(new, past, rows - len(pf_order),
                               ctx_sum - int(ctx[pf_order].sum()))
     chunk_sum = int(new.sum())
-    ends = _ends(rep, first, rows, ctx_sum + chunk_sum + rows, k)
-    n = _stop(ends, k, stop_after)
+    n, seconds = _advance(rep, first, rows, ctx_sum + chunk_sum + rows, k, stop_after)
     produced = np.where(completes, n, 0)
     after = tokens + produced
     grow = _grow(rep, after, s_held)
     kv_used = rep.kv.used_blocks * rep.kv.block_size
     gen_before = t.target[pf_idx] - rem[pf_order]
-    yield rep.env.timeout(float(ends[n - 1]))
+    yield rep.env.timeout(seconds)
     end = rep.env.now
     if runs is None:
         held += grow
@@ -150,8 +148,8 @@ def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterati
         rem[runs] -= produced
         left[runs] -= s_chunk
     done_prefill = left[pf_order] == 0
-    _first_tokens(rep, pf_idx[done_prefill & (gen_before == 0)].tolist(), start + float(ends[0]))
+    _first_tokens(rep, pf_idx[done_prefill & (gen_before == 0)].tolist(), start + first)
     decode_tokens = int(np.count_nonzero(completes)) * n - int(np.count_nonzero(done_prefill))
-    if int(rem.min()) == 0:
+    if int(_min(rem)) == 0:
         rep.finish_done(end)
     rep.engine.log_step(rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used)
