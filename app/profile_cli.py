@@ -19,6 +19,8 @@ from seqsched.common.errors import UserError
 # format -> (module, function); each importer returns a kernel-profile dict
 IMPORTERS = {
     "llmservingsim": ("seqsched.backends.import_llmservingsim", "import_llmservingsim"),
+    "vidur": ("seqsched.backends.import_vidur", "import_vidur"),
+    "aiconfigurator": ("seqsched.backends.import_aiconfigurator", "import_aiconfigurator"),
 }
 
 
@@ -34,7 +36,7 @@ def install_backend_warnings() -> None:
 
 
 def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = None,
-               name: str | None = None) -> dict:
+               name: str | None = None, attention_from: str | None = None) -> dict:
     from seqsched.backends.spec_files import resolve_gpu, resolve_model
     if fmt not in IMPORTERS:
         raise UserError(f"unknown profile format {fmt!r}; choose one of {', '.join(IMPORTERS)}")
@@ -42,7 +44,11 @@ def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = N
         raise UserError(f"--tp must be >= 1, got {tp}")
     module, func = IMPORTERS[fmt]
     importer = getattr(importlib.import_module(module), func)
-    return importer(path, resolve_model(model), tp, resolve_gpu(gpu) if gpu else None, name)
+    extra = {"attention_from": attention_from} if attention_from else {}
+    if extra and fmt != "vidur":
+        raise UserError("--attention-from is for the vidur format (its attention source)")
+    return importer(path, resolve_model(model), tp, resolve_gpu(gpu) if gpu else None, name,
+                    **extra)
 
 
 def calibration_lines(profile: dict) -> list[str]:
@@ -73,7 +79,8 @@ def cmd_import(args) -> int:
         raise UserError(f"{out} exists; pass --overwrite or pick another --out")
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such folder for --out")
-    profile = run_import(args.format, args.path, args.model, args.tp, args.gpu, args.name)
+    profile = run_import(args.format, args.path, args.model, args.tp, args.gpu, args.name,
+                         args.attention_from)
     out.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
     print("\n".join(summary_lines(profile)))
     print(f"\nwrote {out} ({out.stat().st_size / 1e3:.0f} KB)")
@@ -122,6 +129,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="GPU name or TOML (its interconnect models all-reduce where the data "
                          "has none)")
     pi.add_argument("--name", default=None, help="profile name (default from the data)")
+    pi.add_argument("--attention-from", default=None, metavar="AICONF_DIR",
+                    help="vidur: aiconfigurator folder of the same GPU for attention and LM "
+                         "head (default: the one beside vidur/, else a roofline)")
     pi.add_argument("--out", required=True, help="profile JSON to write")
     pi.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pi.set_defaults(func=cmd_import)

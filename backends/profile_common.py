@@ -67,7 +67,8 @@ def calibration(profile: dict) -> dict:
     """Leave-one-out error of linear interpolation per operator family: predict each interior
     measured point from its two neighbours (how far the grids can be trusted between points)."""
     out = {}
-    dense = [leave_one_out(v["tokens"], v["us"]) for v in profile["dense"].values()]
+    dense = [leave_one_out(v["tokens"], v["us"]) for v in profile["dense"].values()
+             if not v.get("modelled")]
     out["dense"] = error_summary(np.concatenate(dense) if dense else [])
     per = [leave_one_out(v["sequences"], v["us"]) for v in profile["per_sequence"].values()]
     out["per_sequence"] = error_summary(np.concatenate(per) if per else [])
