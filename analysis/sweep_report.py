@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from seqsched.analysis.quality_map import quality_section
+
 PLOT_METRICS = {
     "throughput_rps": "throughput (requests/s)",
     "e2e_s_p50": "p50 end-to-end latency (s)",
@@ -72,6 +74,7 @@ def write_sweep_report(folder: Path, title: str, df: pd.DataFrame, axes: list,
               f"Plots: each metric against `{x.key}`, one line per policy"
               + (" (line style: the other grid keys)." if len(axes) > 1 else "."), ""]
     lines += [f"![{name[6:-4]}]({name})" for name in plots]
+    lines += quality_section(folder, df, axes)
     lines += ["", "## Files", "",
               "- `sweep.csv`: one row per point, in grid order: every RunConfig knob of the "
               "point, the trace options and all summary metrics (metric definitions as in "

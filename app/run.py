@@ -26,6 +26,8 @@ from seqsched.backends.spec_files import resolve_gpu, resolve_model
 from seqsched.backends.specs import kv_bytes_per_gpu, kv_capacity_tokens
 from seqsched.policies import STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
+from seqsched.predictors.distribution import length_distribution
+from seqsched.predictors.reprediction import make_repredictor
 from seqsched.sim.engine import ROUTERS, Engine
 from seqsched.common.errors import UserError
 from seqsched.sim.kv import KVCache
@@ -170,6 +172,23 @@ def make_seqs(trace: Trace, predicted: np.ndarray, cap: int | None) -> list[Seq]
                 out.tolist(), predicted.tolist(), prompts, target.tolist()))]
 
 
+def attach_length_knowledge(policy, config: RunConfig, predictor, trace: Trace,
+                            predicted: np.ndarray, seqs: list[Seq]):
+    """Give each request its predicted length distribution where the policy ranks by one
+    (or re-predicts from it), and build the re-predictor the policy asks for."""
+    repredictor = make_repredictor(policy, predicted, trace.output_tokens, config.seed)
+    needs = None
+    if getattr(policy, "needs_distribution", False):
+        needs = f"policy {config.policy} ranks by"
+    elif repredictor is not None and repredictor.mode == "conditional":
+        needs = "repredict=conditional conditions"
+    if needs:
+        dist = length_distribution(predictor, trace, needs)
+        for s, d in zip(seqs, dist):
+            s.dist = d
+    return repredictor
+
+
 @dataclass
 class PreparedRun:
     """A validated run, ready to execute: everything bad input can break has been built."""
@@ -220,6 +239,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
                                    capacity)
         return PreparedRun(config, engine, capacity)
     seqs = make_seqs(trace, predicted, config.max_new_tokens)
+    repredictor = attach_length_knowledge(probe, config, predictor, trace, predicted, seqs)
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
                     progress=config.progress, features=features)
@@ -230,7 +250,8 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         swap = (host_swap(config.swap_space, kv_token_bytes, link.bandwidth)
                 if "swap" in features else None)
         engine.replicas.append(Replica(engine, r, policy, executor,
-                                       KVCache(capacity, config.block_size), cost, swap))
+                                       KVCache(capacity, config.block_size), cost, swap,
+                                       repredictor=repredictor))
     return PreparedRun(config, engine, capacity)
 
 

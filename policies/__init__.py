@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from seqsched.policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
+from seqsched.policies.gittins import GittinsPolicy, SRPTExpectedPolicy
+from seqsched.policies.mlfq import MLFQPolicy
 from seqsched.policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
 from seqsched.sim.step import Step, StepResult
 from seqsched.common.errors import UserError
@@ -19,6 +21,9 @@ POLICIES = {
     "sjf": SJFPolicy,
     "srpt": SRPTPolicy,
     "ltr": LTRPolicy,
+    "mlfq": MLFQPolicy,
+    "gittins": GittinsPolicy,
+    "srpt-expected": SRPTExpectedPolicy,
 }
 STATIC_POLICIES = ("vanilla", "sorted", "binned")
 

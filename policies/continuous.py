@@ -39,14 +39,13 @@ cannot wait forever.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from seqsched.sim.step import Step
 from seqsched.common.errors import UserError
-from seqsched.common.params import is_number
+from seqsched.policies.guards import admission_order, check_options, displace
 from seqsched.sim.sequence import Seq
 
 PREEMPTION_MODES = ("recompute", "restart", "swap")
@@ -62,12 +61,20 @@ class ContinuousPolicy:
     preemption: str = "recompute"    # "recompute" (vLLM: keep the output), "restart" or
                                      # "swap" (KV to host memory and back, sim/swap.py)
     admission: str = "greedy"        # "greedy" (vLLM) or "predicted" (reserve by prediction)
+    aging: float = 0.0               # tokens/s taken off the rank per second since arrival
+    max_wait_s: float = 0.0          # waited this long since arrival: admitted first (0 = off)
+    preemptive: bool = False         # better-ranked waiting requests displace running ones
+    preempt_until: float | None = None  # TRAIL: displace only before generated >= x * predicted
+    repredict_every: int | None = None  # re-predict running requests every N generated tokens
+    repredict: str = "conditional"   # how (predictors/reprediction.py): conditional or sharpen
+    repredict_s: float = 0.0         # modelled seconds one re-prediction adds to the timeline
     name: str = "fcfs"
 
     def __post_init__(self) -> None:
         for key in ("max_num_seqs", "max_batched_tokens", "max_iterations"):
             if getattr(self, key) <= 0:
                 raise UserError(f"{key.replace('_', '-')} must be > 0, got {getattr(self, key)}")
+        check_options(self)
         if self.preemption not in PREEMPTION_MODES:
             raise UserError(f"unknown preemption {self.preemption!r}; use "
                             f"{' or '.join(PREEMPTION_MODES)}")
@@ -78,11 +85,22 @@ class ContinuousPolicy:
     @property
     def reads_predictions(self) -> bool:
         """fcfs orders by arrival: only predicted admission reads `seq.predicted` (the replica
-        runs a prediction step only for a policy that reads it)."""
-        return self.admission == "predicted"
+        runs a prediction step only for a policy that reads it); so does TRAIL's limit."""
+        return self.admission == "predicted" or self.preempt_until is not None
+
+    def rank(self, seq: Seq) -> float:
+        """The policy's size estimate in tokens (lower runs first); fcfs ranks all alike."""
+        return 0.0
 
     def priority(self, seq: Seq) -> tuple:
-        return (seq.arrival_s, seq.idx)
+        """rank - aging * (t - arrival) ordered at every t by the static rank + aging *
+        arrival (see LTRPolicy); ties by arrival, then trace order."""
+        return (self.rank(seq) + self.aging * seq.arrival_s, seq.arrival_s, seq.idx)
+
+    def horizon(self, view, rows: list[Seq]) -> int:
+        """Iterations the batch may run before a row's priority can change for the worse
+        (a policy with dynamic ranks cuts events there so preemption can act)."""
+        return self.max_iterations
 
     def check_prompts(self, prompt_tokens, ids) -> None:
         """Without chunked prefill a prompt must fit one iteration's token budget (vLLM
@@ -104,6 +122,7 @@ class ContinuousPolicy:
         chunks: list[int] = []
         budget = self.max_batched_tokens
         complete = True                     # every prompt chunk finishes its prompt
+        memory_bound = False                # a row was preempted for memory: admit nothing
         if n:
             # 1. this iteration's tokens for every running row: one per decode row; prompt
             #    chunks of rows still prefilling share the rest of the budget in priority order
@@ -137,6 +156,12 @@ class ContinuousPolicy:
                     keep[i] = False
                     preempt.append(running[i])
             free -= total
+            memory_bound = bool(preempt)
+            if self.preemptive and not memory_bound and len(view.waiting):
+                for i in displace(self, view, running, keep, held, need, free):
+                    keep[i] = False
+                    free += int(held[i] + need[i])
+                    preempt.append(running[i])
             # decode rows first (running order), then prompt chunks in priority order
             rows = [s for s, d, k in zip(running, prefilling.tolist(), keep.tolist())
                     if k and not d]
@@ -148,13 +173,13 @@ class ContinuousPolicy:
                     complete &= bool(chunk[i] >= left[i])
 
         # 3. admit waiting requests in priority order (head-of-line: stop at the first misfit)
-        if not preempt:
+        if not memory_bound:
             predicted = self.admission == "predicted"
             # blocks the running rows' predicted remaining output still needs after this step
             reserved = (sum(self._reserve(s, h, bs) for s, h in
                             zip(running, (held + need).tolist()))
                         if predicted and n else 0)
-            for s in view.waiting:
+            for s in admission_order(self, view):
                 if len(rows) >= self.max_num_seqs or budget <= 0:
                     break
                 c = self._chunk(s, budget)
@@ -180,7 +205,7 @@ class ContinuousPolicy:
 
         # 4. the batch may run unchanged until a completion or an arrival; the engine also
         #    stops it where the KV blocks run out (the next step then preempts)
-        return Step(rows, chunks, max_iterations=self.max_iterations if complete else 1,
+        return Step(rows, chunks, max_iterations=self.horizon(view, rows) if complete else 1,
                     preempt=preempt)
 
     @staticmethod
@@ -210,8 +235,8 @@ class SJFPolicy(ContinuousPolicy):
     name: str = "sjf"
     reads_predictions = True            # orders by prediction
 
-    def priority(self, seq: Seq) -> tuple:
-        return (seq.predicted, seq.arrival_s, seq.idx)
+    def rank(self, seq: Seq) -> float:
+        return seq.predicted
 
 
 @dataclass
@@ -222,8 +247,8 @@ class SRPTPolicy(ContinuousPolicy):
     name: str = "srpt"
     reads_predictions = True            # orders by prediction
 
-    def priority(self, seq: Seq) -> tuple:
-        return (max(seq.predicted - seq.generated, 0), seq.arrival_s, seq.idx)
+    def rank(self, seq: Seq) -> float:
+        return max(seq.predicted - seq.generated, 0)
 
 
 @dataclass
@@ -246,11 +271,5 @@ class LTRPolicy(ContinuousPolicy):
     name: str = "ltr"
     reads_predictions = True            # orders by prediction
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not is_number(self.aging) or not math.isfinite(self.aging) or self.aging < 0:
-            raise UserError(f"aging must be a number >= 0 (tokens per second), "
-                            f"got {self.aging!r}")
-
-    def priority(self, seq: Seq) -> tuple:
-        return (seq.predicted + self.aging * seq.arrival_s, seq.arrival_s, seq.idx)
+    def rank(self, seq: Seq) -> float:
+        return seq.predicted

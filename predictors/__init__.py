@@ -6,6 +6,7 @@ modules on first use, so `import predictors` stays free of torch / transformers.
 from seqsched.predictors.base import Predictor, PredictorCost
 from seqsched.predictors.basic import PREDICTORS as BASIC_PREDICTORS
 from seqsched.predictors.from_file import ColumnPredictor, FromFilePredictor
+from seqsched.predictors.quality import QualityPredictor
 from seqsched.common.errors import UserError
 
 
@@ -31,6 +32,7 @@ PREDICTORS = {
     **BASIC_PREDICTORS,
     "from-file": FromFilePredictor,
     "column": ColumnPredictor,
+    "quality": QualityPredictor,
     "proxy": _proxy,
     "llm-perception": _llm_perception,
     "llm-lora": _llm_lora,

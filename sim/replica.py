@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 from sortedcontainers import SortedKeyList
 
+from seqsched.sim.waitqueue import wait_queue
 from seqsched.sim.step import Step
 from seqsched.common.errors import UserError
 from seqsched.sim.kv import KVCache, KVOverflow
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from seqsched.sim.executor import Executor
     from seqsched.sim.engine import Engine
     from seqsched.sim.swap import HostSwap
+    from seqsched.sim.reprediction import Repredictor
 
 
 class PolicyError(RuntimeError):
@@ -47,14 +49,16 @@ class ReplicaView:
 class Replica:
     def __init__(self, engine: "Engine", index: int, policy, executor: "Executor",
                  kv: KVCache, prediction: PredictorCost | None,
-                 swap: "HostSwap | None" = None) -> None:
+                 swap: "HostSwap | None" = None),
+                 repredictor: "Repredictor | None" = None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
         self.index = index
         self.policy = policy
         self.executor = executor
         self.kv = kv
-        self.waiting = SortedKeyList(key=policy.priority)
+        self.waiting = wait_queue(policy)
+        self.repredictor = repredictor
         self.running: list[Seq] = []
         # a policy that never reads predictions (`reads_predictions = False`: vanilla, fcfs
         # with greedy admission) gets no prediction step: nothing would use what it costs
@@ -329,6 +333,8 @@ class Replica:
         if completes.all():
             # iterations until the first row finishes (no completion inside the event)
             limit = min(step.max_iterations, int((target - generated).min()))
+            if self.repredictor is not None:    # stop where a row is due for re-prediction
+                limit = min(limit, self.repredictor.horizon(generated))
         else:
             limit = 1
         held = np.fromiter((s.kv_blocks for s in seqs), np.int64, len(seqs))
@@ -373,6 +379,23 @@ class Replica:
                 self._finish(s, end, slot_tokens=s.generated)
         self.engine.log_step(self.index, start, end, step.kind, len(seqs), n, int(chunks.sum()),
                              decode_tokens, kv_used)
+        if self.repredictor is not None:
+            yield from self._repredict([s for s in seqs if s.status is Status.RUNNING
+                                        and self.repredictor.due(s.generated)])
+
+    def _repredict(self, seqs: list[Seq]):
+        """Update the remaining-length estimate of running rows at their re-prediction
+        point, charging the modelled cost on the timeline before it takes effect."""
+        if not seqs:
+            return
+        start = self.env.now
+        duration = self.repredictor.cost_s * len(seqs)
+        if duration > 0:
+            yield self.env.timeout(duration)
+        self.engine.log_step(self.index, start, self.env.now, "repredict", len(seqs), 1, 0, 0,
+                             self.kv.used_tokens)
+        for s in seqs:
+            s.predicted, s.dist = self.repredictor.update(s)
 
     def _finish(self, s: Seq, now: float, slot_tokens: int) -> None:
         if s in self.running:

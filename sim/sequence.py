@@ -50,6 +50,8 @@ class Seq:
     slot_tokens: int = 0        # padded length of the batch that produced the final output
     slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end
+    dist: object = None         # predicted length distribution: sorted, equally likely
+                                # points (a numpy array; distribution-based policies)
 
     @property
     def prefill_len(self) -> int:

@@ -351,7 +351,8 @@ test_sjf_predicted_admission_small_kv = _property("sjf", small_kv=True, admissio
     ("ltr", {"aging": True}, "aging must be a number, got True"),
     ("ltr", {"aging": -1.0}, "aging must be a number >= 0"),
     ("ltr", {"aging": float("inf")}, "aging must be a number >= 0"),
-    ("sjf", {"aging": 1.0}, "policy sjf has no parameter aging"),
+    ("sjf", {"agin": 1.0}, "policy sjf has no parameter agin"),
+    ("sjf", {"aging": -2}, "aging must be a number >= 0"),
 ])
 def test_bad_parameters_are_user_errors(policy, params, needle):
     with pytest.raises(UserError) as e:
