@@ -40,6 +40,7 @@ def parse_policy_spec(spec: str) -> tuple[str, dict]:
 # -- shared options ---------------------------------------------------------------------
 def add_run_options(p: argparse.ArgumentParser) -> None:
     from seqsched.app.trace_args import add_trace_arguments
+    from seqsched.app.vllm_args import add_vllm_options
     add_trace_arguments(p)
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default=None,
@@ -60,10 +61,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
     g.add_argument("--router", default="round-robin",
                    help="round-robin, least-loaded or random (default round-robin)")
-    g.add_argument("--memory-fraction", type=float, default=0.9,
-                   help="share of GPU memory for weights + KV cache (default 0.9)")
+    g.add_argument("--memory-fraction", "--gpu-memory-utilization", type=float, default=0.9,
+                   help="share of GPU memory for weights, activations and KV cache (vLLM's "
+                        "gpu_memory_utilization; default 0.9)")
     g.add_argument("--max-new-tokens", type=int, default=None,
                    help="cap every response at this many tokens (static policies: 512)")
+    add_vllm_options(p)
     g = p.add_argument_group("serving features")
     g.add_argument("--swap-space", type=float, default=4.0, metavar="GIB",
                    help="host memory per replica for preemption=swap, GiB (vLLM's "
@@ -89,7 +92,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args, policy: str, policy_params: dict):
     from seqsched.app.run import RunConfig
-    return RunConfig(policy=policy, policy_params=policy_params, predictor=args.predictor,
+    from seqsched.app.vllm_args import apply_to_config, vllm_settings
+    return apply_to_config(RunConfig(policy=policy, policy_params=policy_params, predictor=args.predictor,
                      predictor_params=parse_params(args.predictor_param, "predictor parameter"),
                      backend=args.backend, gpu=args.gpu, model=args.model,
                      profile=args.profile, tp=args.tp, replicas=args.replicas,
@@ -97,7 +101,8 @@ def config_from_args(args, policy: str, policy_params: dict):
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
                      memory_fraction=args.memory_fraction, engine=args.engine,
                      swap_space=args.swap_space, host_link=args.host_link,
-                     progress=not args.no_progress and sys.stderr.isatty())
+                     progress=not args.no_progress and sys.stderr.isatty()),
+                           *vllm_settings(args))
 
 
 def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,

@@ -10,6 +10,7 @@ validate (`app/validate_cli.py`): the same trace and policy live and in simulati
 from __future__ import annotations
 
 from seqsched.app.calibrate_cli import cmd_calibrate
+from seqsched.app.measured_cli import add_measured_arguments
 from seqsched.app.live_common import _add_model_args
 from seqsched.app.validate_cli import cmd_validate
 
@@ -38,10 +39,11 @@ def register(subparsers) -> None:
                     "profile's cost model) with the same policy, predictor and seed; print and "
                     "save simulated vs measured metrics with relative errors and a per-request "
                     "latency scatter plot.")
-    v.add_argument("--trace", required=True,
+    v.add_argument("--trace", default=None,
                    help="trace file (any format traces.io reads) or synth:NAME (--requests of "
                         "them, seeded by --seed)")
-    v.add_argument("--policy", default="vanilla", help="scheduling policy (default vanilla)")
+    v.add_argument("--policy", default=None,
+                   help="scheduling policy (default vanilla; fcfs with --measured)")
     v.add_argument("--policy-param", "--param", dest="param", action="append", default=[],
                    metavar="KEY=VALUE",
                    help="policy parameter, e.g. batch_size=16, vbs=true (repeatable)")
@@ -54,24 +56,27 @@ def register(subparsers) -> None:
                         "served model; proxy charges its own measured seconds")
     v.add_argument("--predictor-param", action="append", default=[], metavar="KEY=VALUE",
                    help="predictor parameter (repeatable)")
-    v.add_argument("--profile", required=True,
-                   help="profile JSON from `seqsched calibrate` (or a built-in profile name)")
-    _add_model_args(v)
+    v.add_argument("--profile", default=None,
+                   help="profile JSON from `seqsched calibrate` (or a built-in profile name); "
+                        "needed for a live run, optional with --measured")
+    _add_model_args(v, default_model=None)
     v.add_argument("--requests", type=int, default=None, help="use the first N requests")
     v.add_argument("--max-new-tokens", type=int, default=None,
                    help="clip every response to this many tokens (the run's cap)")
-    v.add_argument("--gpu", default="A100-80GB",
-                   help="GPU spec for the engine's KV-memory accounting (default A100-80GB)")
+    v.add_argument("--gpu", default=None,
+                   help="GPU spec for the engine's KV-memory accounting (default A100-80GB; "
+                        "with --measured the GPU that ran the recorded run)")
     v.add_argument("--kv-model", default=None,
                    help="model spec for KV accounting (default: --model if it is a shape, "
                         "else llama-7b)")
-    v.add_argument("--memory-fraction", type=float, default=0.9,
+    v.add_argument("--memory-fraction", "--gpu-memory-utilization", type=float, default=0.9,
                    help="share of the --gpu's memory for weights + KV cache in the engine's "
                         "accounting (default 0.9); lower it to exercise preemption")
     v.add_argument("--length-mode", default="forced", choices=["forced", "natural"],
                    help="forced: emit the trace's lengths (any weights); natural: stop at EOS")
     v.add_argument("--out", default="validate_out", help="output folder")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_measured_arguments(v)
     v.set_defaults(func=cmd_validate)
 
 

@@ -9,10 +9,10 @@ import argparse
 from seqsched.common.errors import UserError
 
 
-def _add_model_args(p: argparse.ArgumentParser, default_model: str = "tiny") -> None:
+def _add_model_args(p: argparse.ArgumentParser, default_model: str | None = "tiny") -> None:
     p.add_argument("--model", default=default_model,
                    help="a model shape (backends/specs.py, random weights) or a local Hugging "
-                        f"Face folder (default {default_model})")
+                        f"Face folder (default {default_model or 'tiny'})")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--dtype", default=None,
                    help="float16, bfloat16, float32 or float64 (default float16 on cuda, "

@@ -24,7 +24,9 @@ from seqsched.backends.roofline import RooflineCostModel
 from seqsched.backends.links import get_link, host_link
 from seqsched.backends.spec_files import resolve_gpu, resolve_model
 from seqsched.backends.specs import kv_bytes_per_gpu, kv_capacity_tokens
-from seqsched.policies import STATIC_POLICIES, make_policy
+from seqsched.backends.vllm_engine import batch_defaults, kv_cache_tokens
+from seqsched.common.params import init_params, is_whole
+from seqsched.policies import POLICIES, STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
 from seqsched.predictors.distribution import length_distribution
 from seqsched.predictors.reprediction import make_repredictor
@@ -55,11 +57,13 @@ class RunConfig:
     router: str = "round-robin"
     seed: int = 0
     max_new_tokens: int | None = None   # clip every response to this many tokens
-    memory_fraction: float = 0.9
+    memory_fraction: float = 0.9        # vLLM's gpu_memory_utilization
     block_size: int = 16
     swap_space: float = 4.0             # GiB of host memory per replica for preemption=swap
                                         # (vLLM's --swap-space, default 4)
     host_link: str | None = None        # swap link: pcie4, pcie5, ... or GB/s (default: GPU's)
+    kv_blocks: int | None = None        # pin the KV cache to this many blocks (vLLM's log)
+    max_model_len: int | None = None    # vLLM's max_model_len (default: the model's context)
     progress: bool = False
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
@@ -95,6 +99,10 @@ class RunConfig:
             raise UserError(f"swap-space must be >= 0 GiB, got {self.swap_space}")
         if self.host_link is not None:
             get_link(self.host_link)
+        for key in ("kv_blocks", "max_model_len"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise UserError(f"{key.replace('_', '-')} must be >= 1, got "
+                                f"{getattr(self, key)}")
 
     def features(self) -> tuple[str, ...]:
         """The serving features this run turns on (an engine that does not model them, such
@@ -156,10 +164,41 @@ def describe_backend(config: RunConfig) -> str:
 
 
 def policy_params(config: RunConfig) -> dict:
+    """The policy's parameters: the user's, then for continuous (vLLM-like) policies the
+    defaults `vllm serve` picks on this GPU (backends/vllm_engine.py): chunked prefill on,
+    max_num_batched_tokens and max_num_seqs by GPU; without chunked prefill the token budget
+    is max_model_len, as in vLLM."""
     params = dict(config.policy_params)
-    if config.policy in STATIC_POLICIES and config.max_new_tokens is not None:
-        params.setdefault("max_new_tokens", config.max_new_tokens)
+    if config.policy in STATIC_POLICIES:
+        if config.max_new_tokens is not None:
+            params.setdefault("max_new_tokens", config.max_new_tokens)
+        return params
+    known = init_params(POLICIES[config.policy]) if config.policy in POLICIES else set()
+    if {"chunked_prefill", "max_batched_tokens", "max_num_seqs"} <= known:
+        tokens, seqs = batch_defaults(resolve_gpu(config.gpu))
+        params.setdefault("chunked_prefill", True)
+        if params["chunked_prefill"] is False:
+            tokens = config.max_model_len or resolve_model(config.model).max_position
+        params.setdefault("max_batched_tokens", tokens)
+        if is_whole(params["max_batched_tokens"]) and params["max_batched_tokens"] > 0:
+            seqs = min(seqs, params["max_batched_tokens"])
+        params.setdefault("max_num_seqs", seqs)
     return params
+
+
+def kv_tokens(config: RunConfig, params: dict) -> int:
+    """KV capacity of one replica in whole blocks: pinned by `kv_blocks`; for a continuous
+    policy vLLM's sizing (memory x utilization - weights - activation peak); for a static
+    policy (HF generate, no memory profiling) memory x fraction - weights."""
+    gpu, model = resolve_gpu(config.gpu), resolve_model(config.model)
+    if config.kv_blocks is None and "max_batched_tokens" in params:
+        return kv_cache_tokens(gpu, model, config.memory_fraction,
+                               int(params["max_batched_tokens"]), int(params["max_num_seqs"]),
+                               config.block_size, tp=config.tp)
+    if config.kv_blocks is not None:
+        return config.kv_blocks * config.block_size
+    capacity = kv_capacity_tokens(gpu, model, config.memory_fraction, tp=config.tp)
+    return capacity - capacity % config.block_size
 
 
 def make_seqs(trace: Trace, predicted: np.ndarray, cap: int | None) -> list[Seq]:
@@ -212,18 +251,22 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     cost = predictor.cost(trace).on_served(get_gpu(config.gpu))   # a side model on the GPU
     if executor is None:
         executor = CostModelExecutor(build_cost_model(config))
-    capacity = kv_capacity_tokens(resolve_gpu(config.gpu), resolve_model(config.model),
-                                  config.memory_fraction, tp=config.tp)
-    capacity -= capacity % config.block_size        # whole blocks only
+    params = policy_params(config)
+    probe = make_policy(config.policy, **params)
+    capacity = kv_tokens(config, params)
     out = trace.output_tokens
     target = np.minimum(out, config.max_new_tokens) if config.max_new_tokens is not None else out
     need = trace.prompt_tokens + target
+    if config.max_model_len is not None and need.max() > config.max_model_len:
+        i = int(need.argmax())
+        raise UserError(f"request {trace.ids[i]} needs {need[i]} tokens (prompt + output), "
+                        f"above max-model-len {config.max_model_len}; raise --max-model-len or "
+                        "cap outputs with --max-new-tokens")
     if need.max() > capacity:
         i = int(need.argmax())
         raise UserError(f"request {trace.ids[i]} needs {need[i]} tokens of KV cache but a "
                         f"replica of {config.model} on {config.gpu} holds {capacity}; drop it, "
                         "cap outputs with --max-new-tokens, or pick a bigger GPU")
-    probe = make_policy(config.policy, **policy_params(config))
     check = getattr(probe, "check_prompts", None)
     if check is not None:
         check(trace.prompt_tokens, trace.ids)
@@ -233,8 +276,8 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
                         "give --swap-space GiB > 0 (vLLM's default is 4) or use "
                         "preemption=recompute")
     if choose_fast(config, probe, executor, cost):
-        policies = [make_policy(config.policy, **policy_params(config))
-                    for _ in range(config.replicas)]
+        policies = [probe, *(make_policy(config.policy, **params)
+                             for _ in range(config.replicas - 1))]
         engine = build_fast_engine(trace, config, predicted, target, policies, executor,
                                    capacity)
         return PreparedRun(config, engine, capacity)
@@ -246,7 +289,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     kv_token_bytes = kv_bytes_per_gpu(resolve_model(config.model), config.tp)
     link = host_link(config.gpu, config.host_link)
     for r in range(config.replicas):
-        policy = make_policy(config.policy, **policy_params(config))
+        policy = probe if r == 0 else make_policy(config.policy, **params)
         swap = (host_swap(config.swap_space, kv_token_bytes, link.bandwidth)
                 if "swap" in features else None)
         engine.replicas.append(Replica(engine, r, policy, executor,

@@ -280,7 +280,34 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def live_policy_params(args) -> dict:
+    """--policy-param values, plus the vLLM engine options a continuous policy takes."""
+    from seqsched.app.vllm_args import vllm_settings
+    from seqsched.policies import STATIC_POLICIES
+
+    vparams, vfields = vllm_settings(args)
+    extra = sorted(set(vfields) - {"memory_fraction"})
+    if extra:
+        raise UserError(f"--{extra[0].replace('_', '-')} applies to simulate, compare, sweep "
+                        "and validate --measured; a live validate sizes KV with --memory-fraction")
+    params = parse_params(args.param, "--policy-param")
+    if args.policy not in STATIC_POLICIES:
+        params = {**vparams, **params}
+    return params
+
+
 def cmd_validate(args) -> int:
+    if getattr(args, "measured", None):
+        from seqsched.app.measured_cli import cmd_measured
+        return cmd_measured(args)
+    if not args.trace:
+        raise UserError("validate needs --trace FILE (a live run) or --measured RUN (a "
+                        "recorded run)")
+    if not args.profile:
+        raise UserError("validate of a live run needs --profile (seqsched calibrate)")
+    args.policy = args.policy or "vanilla"
+    args.model = args.model or "tiny"
+    args.gpu = args.gpu or "A100-80GB"
     dtype = _setup_torch(args)
     if args.requests is not None and args.requests < 1:
         raise UserError(f"--requests must be >= 1, got {args.requests}")
@@ -288,8 +315,7 @@ def cmd_validate(args) -> int:
     if args.requests is not None and args.requests < len(trace):
         from seqsched.traces.request import Trace
         trace = Trace(trace.df.iloc[:args.requests].copy(), name=trace.name)
-    res = run_validate(trace, policy=args.policy,
-                       policy_params=parse_params(args.param, "--policy-param"),
+    res = run_validate(trace, policy=args.policy, policy_params=live_policy_params(args),
                        predictor=args.predictor,
                        predictor_params=parse_params(args.predictor_param, "--predictor-param"),
                        profile=args.profile, model=args.model, device=args.device, dtype=dtype,

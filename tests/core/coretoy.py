@@ -94,4 +94,7 @@ def tiny_fraction(capacity_tokens: int, gpu: str = "A100-80GB") -> float:
 
 
 def small_kv_config(capacity_tokens: int, **kw) -> RunConfig:
-    return RunConfig(model="tiny", memory_fraction=tiny_fraction(capacity_tokens), **kw)
+    """A KV cache of `capacity_tokens` rounded down to whole blocks, pinned with kv_blocks
+    (vLLM's sizing of continuous policies also reserves an activation peak, so a memory
+    fraction no longer maps to an exact capacity)."""
+    return RunConfig(model="tiny", kv_blocks=capacity_tokens // kw.get("block_size", 16), **kw)

@@ -122,8 +122,16 @@ def test_predictor_returning_wrong_length():
 
 
 def test_prompt_longer_than_token_budget_without_chunked_prefill():
-    msg = user_error(RunConfig(policy="fcfs"), rows=[("long", 0, 9000, 5)])
+    # chunked prefill is on by default (vLLM V1); turned off, a prompt must fit one budget
+    cfg = RunConfig(policy="fcfs", policy_params={"chunked_prefill": False,
+                                                  "max_batched_tokens": 8192})
+    msg = user_error(cfg, rows=[("long", 0, 9000, 5)])
     assert "9000" in msg and "8192" in msg
+
+
+def test_request_above_max_model_len_is_a_user_error():
+    msg = user_error(RunConfig(policy="fcfs", max_model_len=4096), rows=[("long", 0, 4000, 100)])
+    assert "4100" in msg and "max-model-len 4096" in msg
 
 
 def test_static_batch_too_big_for_kv_is_a_user_error():

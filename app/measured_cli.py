@@ -1,0 +1,164 @@
+"""`seqsched validate --measured RUN`: replay a run someone already measured on a real server
+and report the simulator's error per metric.
+
+    seqsched validate --measured runs/rtxpro6000-llama-3.1-8b-vllm-0.19/ --gpu RTX-PRO-6000 \
+        --out val/ [--profile P] [--max-num-seqs 128 ...]
+
+The recorded workload (arrivals, prompt and output lengths) runs through the simulator with
+the run's engine settings (its metadata; vLLM options on the command line override them) and
+a continuous policy (fcfs, as vLLM). Output: a table; OUT/errors.csv
+(`metric,simulated,measured,error_pct`), OUT/requests.csv (per request, side by side),
+OUT/report.md, scatter and CDF plots, and when the run has a per-second log, running /
+waiting / KV use over time simulated beside measured. Everything that bad input can break is
+checked before OUT exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from seqsched.common.errors import UserError
+from seqsched.common.params import parse_params
+
+
+def add_measured_arguments(p) -> None:
+    from seqsched.app.vllm_args import add_vllm_options
+    from seqsched.traces.recorded import RECORDED_FORMATS
+
+    g = p.add_argument_group("recorded run (--measured)")
+    g.add_argument("--measured", metavar="RUN", default=None,
+                   help="compare with a recorded run instead of a live one: an LLMServingSim "
+                        "bench folder (workload.jsonl, requests.jsonl, meta.json, "
+                        "timeseries.csv) or a vLLM bench result JSON")
+    g.add_argument("--measured-format", choices=RECORDED_FORMATS, default=None,
+                   help="override format detection")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_vllm_options(p)
+
+
+def builtin_model(name: str) -> str:
+    """A built-in model for a run's model name: as given, else its Hugging Face basename in
+    lower case (meta-llama/Llama-3-8B -> llama-3-8b), with -hf / -instruct / -chat dropped."""
+    from seqsched.backends.specs import get_model
+
+    base = name.rstrip("/").split("/")[-1].lower()
+    tries = [name, base]
+    for suffix in ("-hf", "-instruct", "-chat"):
+        if base.endswith(suffix):
+            tries.append(base[: -len(suffix)])
+    for candidate in tries:
+        try:
+            get_model(candidate)
+            return candidate
+        except UserError:
+            continue
+    get_model(name)             # the one-line error listing the built-in models
+    return name
+
+
+def measured_config(args, run):
+    """The RunConfig that replays `run`: flags first, then the run's metadata."""
+    from seqsched.app.run import RunConfig
+    from seqsched.app.vllm_args import apply_to_config, vllm_settings
+
+    gpu = args.gpu or run.engine.get("gpu")
+    if not gpu:
+        raise UserError(f"recorded run {run.name}: its metadata does not say which GPU ran it; "
+                        "pass --gpu NAME")
+    model = args.model or run.engine.get("model") or run.engine.get("model_id")
+    if not model:
+        raise UserError(f"recorded run {run.name}: its metadata names no model; pass --model")
+    cfg = RunConfig(policy=args.policy or "fcfs",
+                    policy_params=parse_params(args.param, "--policy-param"),
+                    predictor=args.predictor,
+                    predictor_params=parse_params(args.predictor_param, "--predictor-param"),
+                    gpu=gpu, model=builtin_model(str(model)), profile=args.profile,
+                    seed=args.seed, max_new_tokens=args.max_new_tokens)
+    return apply_to_config(cfg, *vllm_settings(args, run.engine))
+
+
+def cmd_measured(args) -> int:
+    import sys
+
+    from seqsched.analysis.measured import error_table, paired, sim_latencies
+    from seqsched.analysis.output import output_folder
+    from seqsched.app.run import execute, policy_params, prepare
+    from seqsched.traces.recorded import read_recorded
+
+    if args.trace is not None:
+        raise UserError("give either --measured RUN (a recorded run brings its own workload) "
+                        "or --trace, not both")
+    run = read_recorded(args.measured, args.measured_format,
+                        seed=args.seed if args.seed else None)
+    cfg = measured_config(args, run)
+    prepared = prepare(run.trace, cfg)          # every check before the folder exists
+    out = Path(args.out)
+    with output_folder(out, args.overwrite) as folder:
+        result = execute(prepared)
+        sim = sim_latencies(result.records)
+        table = error_table(sim, run.measured)
+        settings = {"policy": cfg.policy, **policy_params(cfg), "gpu": cfg.gpu,
+                    "model": cfg.model, "gpu_memory_utilization": cfg.memory_fraction,
+                    "block_size": cfg.block_size, "kv_blocks": cfg.kv_blocks,
+                    "kv_capacity_tokens": result.kv_capacity_tokens,
+                    "cost_model": prepared.engine.replicas[0].executor.cost.name}
+        write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
+    print(f"{run.name} ({run.format}, {len(run.trace)} requests) replayed on {cfg.gpu} / "
+          f"{cfg.model}, {settings['cost_model']}; KV {result.kv_capacity_tokens} tokens")
+    for text in run.notes:
+        print(f"note: {text}", file=sys.stderr)
+    print(markdown_errors(table))
+    print(f"\nwrote {out}/ (errors.csv, requests.csv, report.md, *.png)")
+    return 0
+
+
+def write_outputs(folder: Path, run, result, sim, table, settings: dict, pairs) -> None:
+    from seqsched.analysis import measured_plots
+    from seqsched.analysis.measured import sim_timeseries
+
+    table.to_csv(folder / "errors.csv", index=False, float_format="%.6g")
+    pairs.to_csv(folder / "requests.csv", index=False, float_format="%.6g")
+    result.records.to_csv(folder / "records_sim.csv", index=False)
+    figures = [measured_plots.scatter(pairs, folder / "scatter.png",
+                                      f"{run.name}: simulated vs measured, per request"),
+               measured_plots.cdfs(sim, run.measured, folder / "cdf.png")]
+    if run.timeseries is not None:
+        ticks = run.timeseries["t"].to_numpy(float)
+        ts = sim_timeseries(result.records, result.steps, result.kv_capacity_tokens, ticks)
+        both = ts.merge(run.timeseries[["t", "running", "waiting", "kv_cache_pct"]], on="t",
+                        suffixes=("_simulated", "_measured"))
+        both.to_csv(folder / "timeseries.csv", index=False, float_format="%.6g")
+        figures.append(measured_plots.timeseries(ts, run.timeseries, folder / "timeseries.png"))
+    (folder / "settings.json").write_text(json.dumps(
+        {"run": run.name, "format": run.format, "engine_metadata": run.engine,
+         "notes": run.notes, "simulated_with": settings}, indent=1, default=str) + "\n",
+        encoding="utf-8")
+    lines = [f"# seqsched validate --measured: {run.name}", "",
+             f"Recorded run `{run.name}` ({run.format}, {len(run.trace)} requests) replayed "
+             "with its own arrivals and lengths.", "",
+             "Simulated with: " + ", ".join(f"{k} {v}" for k, v in settings.items()), "",
+             *[f"- {n}" for n in run.notes], "",
+             markdown_errors(table), "",
+             "error_pct = 100 (simulated - measured) / measured. TTFT = first token - arrival, "
+             "end-to-end = last token - arrival, TPOT = (end-to-end - TTFT) / (output - 1); ITL "
+             "pools inter-token gaps (a request without per-token times contributes its TPOT "
+             "once per gap).", "",
+             *[f"![{p.stem}]({p.name})" for p in figures]]
+    (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def markdown_errors(table) -> str:
+    from tabulate import tabulate
+
+    def fmt(v: float) -> str:
+        return "nan" if not math.isfinite(v) else f"{v:.4g}"
+
+    rows = [[r.metric, fmt(r.simulated), fmt(r.measured),
+             "n/a" if not np.isfinite(r.error_pct) else f"{r.error_pct:+.1f}%"]
+            for r in table.itertuples()]
+    return tabulate(rows, headers=["metric", "simulated", "measured", "error"],
+                    tablefmt="github")

@@ -1,0 +1,114 @@
+"""vLLM's own engine option names, so the options of a `vllm serve` command paste as they are.
+
+    add_vllm_options(parser)                     # simulate / compare / sweep / validate
+    params, fields = vllm_settings(args, base)   # policy parameters + RunConfig fields
+
+`--gpu-memory-utilization` is an alias of `--memory-fraction` (declared beside it). Values
+given here fill the continuous policies' parameters (`max_num_seqs`, `max_batched_tokens`,
+`chunked_prefill`) unless a policy spec sets them itself; the rest are RunConfig fields. A
+recorded run's metadata (`validate --measured`) comes in as `base`: flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+
+# vLLM engine key -> the continuous policies' parameter
+POLICY_KEYS = {"max_num_seqs": "max_num_seqs", "max_num_batched_tokens": "max_batched_tokens",
+               "enable_chunked_prefill": "chunked_prefill"}
+# vLLM engine key -> RunConfig field
+CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
+               "gpu_memory_utilization": "memory_fraction", "kv_blocks": "kv_blocks",
+               "num_gpu_blocks_override": "kv_blocks"}
+ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching")
+_NOTED: set[str] = set()
+
+
+def human_int(text: str) -> int:
+    """vLLM's human-readable integers: 32k = 32,000, 32K = 32,768, 1M, 1G."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (e.g. 8192, 32k, 32K)")
+    number, suffix = m.groups()
+    mult = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9,
+            "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}[suffix]
+    value = float(number) * mult
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def add_vllm_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "vLLM engine options (as `vllm serve` takes them; continuous policies)")
+    g.add_argument("--max-num-seqs", type=human_int, default=None, metavar="N",
+                   help="most running requests (vllm serve default: 1024 on >= 70 GiB GPUs "
+                        "other than A100, else 256)")
+    g.add_argument("--max-num-batched-tokens", type=human_int, default=None, metavar="N",
+                   help="token budget per iteration (default 8192 on >= 70 GiB GPUs other "
+                        "than A100, else 2048; max-model-len without chunked prefill)")
+    g.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction,
+                   default=None, help="split prompts across iterations (vLLM V1 default: on)")
+    g.add_argument("--tensor-parallel-size", "-tp", type=int, default=None, metavar="N",
+                   help="tensor-parallel GPUs per replica (vLLM's name for --tp)")
+    g.add_argument("--block-size", type=int, default=None, metavar="N",
+                   help="KV-cache block size in tokens (default 16)")
+    g.add_argument("--max-model-len", type=human_int, default=None, metavar="N",
+                   help="longest prompt + output a request may have (default: the model's)")
+    g.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction,
+                   default=None, help="accepted; prefix caching is not simulated yet")
+    g.add_argument("--kv-blocks", "--num-gpu-blocks-override", dest="kv_blocks", type=int,
+                   default=None, metavar="N",
+                   help="pin the KV cache to N blocks (vLLM logs '# GPU blocks: N'); default: "
+                        "memory x gpu-memory-utilization - weights - activation peak")
+
+
+def given(args) -> dict:
+    """The vLLM engine options given on the command line (engine key -> value)."""
+    out = {k: getattr(args, k, None) for k in ENGINE_KEYS if k in vars(args)}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
+                  ) -> tuple[dict, dict]:
+    """(policy parameters, RunConfig fields) from the engine settings `base` (a recorded run's
+    metadata) overridden by the options on the command line."""
+    engine = {k: v for k, v in (base or {}).items() if k in ENGINE_KEYS and v is not None}
+    engine.update(given(args))
+    memory = getattr(args, "memory_fraction", None)
+    if memory is not None and (memory != memory_default or "gpu_memory_utilization"
+                               not in engine):
+        engine["gpu_memory_utilization"] = memory
+    params = {POLICY_KEYS[k]: engine[k] for k in POLICY_KEYS if k in engine}
+    fields = {CONFIG_KEYS[k]: engine[k] for k in CONFIG_KEYS if k in engine}
+    if engine.get("tensor_parallel_size") is not None:
+        fields["tp"] = int(engine["tensor_parallel_size"])
+    if engine.get("enable_prefix_caching"):
+        note("prefix", "prefix caching is accepted but not simulated: every prompt is "
+                       "prefilled in full")
+    return params, fields
+
+
+def apply_to_config(config, params: dict, fields: dict):
+    """A RunConfig with the vLLM settings: the policy's own parameters win (continuous
+    policies only take them)."""
+    import dataclasses
+
+    from seqsched.common.params import init_params
+    from seqsched.policies import POLICIES
+
+    known = init_params(POLICIES[config.policy]) if config.policy in POLICIES else set()
+    merged = dict(config.policy_params)
+    for key, value in params.items():
+        if key in known:
+            merged.setdefault(key, value)
+    return dataclasses.replace(config, policy_params=merged, **fields)
+
+
+def note(key: str, text: str) -> None:
+    if key not in _NOTED:
+        _NOTED.add(key)
+        print(f"seqsched: note: {text}", file=sys.stderr)

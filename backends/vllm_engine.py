@@ -1,0 +1,61 @@
+"""vLLM (V1) engine defaults and KV-cache sizing, read from vLLM's source, for the continuous
+policies (which simulate a vLLM server).
+
+Batch defaults (vllm/engine/arg_utils.py, `EngineArgs._set_default_args` / the defaults table
+by usage context): `vllm serve` (usage context OPENAI_API_SERVER) on a GPU with at least
+70 GiB of memory that is not an A100 (H100, H200, RTX PRO 6000, MI300x) uses
+max_num_batched_tokens 8192 and max_num_seqs 1024; on any other GPU 2048 and 256. V1 always
+enables chunked prefill for generative models (`enable_chunked_prefill` defaults to the
+model's support, True for decoders); without chunked prefill the token budget becomes
+max_model_len. seqsched takes the `vllm serve` column, as its continuous policies model an
+online server (the offline `LLM` class uses 16384/1024 and 8192/256).
+
+KV-cache size (vllm/v1/worker/gpu_worker.py `determine_available_memory`):
+available = total memory x gpu_memory_utilization - (weights + the PyTorch activation peak of
+a profile run + non-torch memory); the profile run (`gpu_model_runner.profile_run`) is one
+dummy forward of max_num_batched_tokens tokens spread over min(tokens, max_num_seqs)
+requests plus a dummy sampler pass over max_num_seqs rows. We cannot profile, so
+`activation_peak_bytes` estimates that peak from the model shape (the widest live tensors of
+one decoder layer, and the sampler's fp32 logits); non-torch memory (CUDA graphs, NCCL,
+cuBLAS workspaces) is not estimated. `vllm serve` logs the real figure ("# GPU blocks: N" /
+"GPU KV cache size: N tokens"); pass it as `--kv-blocks N` to pin it.
+"""
+
+from __future__ import annotations
+
+from seqsched.backends.specs import GPUSpec, ModelSpec, kv_capacity_tokens
+
+GIB = 2 ** 30
+LARGE_GPU_BYTES = 70 * GIB          # arg_utils: device_memory >= 70 * GiB_bytes
+SERVE_DEFAULTS = {"large": (8192, 1024), "other": (2048, 256)}
+
+
+def batch_defaults(gpu: GPUSpec) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) that `vllm serve` picks on `gpu`."""
+    large = gpu.memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
+    return SERVE_DEFAULTS["large" if large else "other"]
+
+
+def activation_peak_bytes(model: ModelSpec, max_num_batched_tokens: int,
+                          max_num_seqs: int, tp: int = 1) -> int:
+    """Estimated PyTorch activation peak of vLLM's profile run on one GPU: per token, the
+    residual and normed hidden states plus the MLP's gate/up output and activated half live
+    together (2 d + 3 ff / tp values: the MLP is split over TP); the sampler pass holds fp32
+    logits and probabilities of max_num_seqs x vocab. The larger of the two is the peak."""
+    dense = (max_num_batched_tokens * (2 * model.d_model + 3 * model.d_ff // tp)
+             * model.dtype_bytes)
+    sampler = min(max_num_seqs, max_num_batched_tokens) * model.vocab_size * 4 * 2
+    return int(max(dense, sampler))
+
+
+def kv_cache_tokens(gpu: GPUSpec, model: ModelSpec, gpu_memory_utilization: float,
+                    max_num_batched_tokens: int, max_num_seqs: int, block_size: int,
+                    kv_blocks: int | None = None, tp: int = 1) -> int:
+    """KV-cache capacity in tokens, whole blocks: `kv_blocks` x block_size when pinned,
+    else what vLLM's memory profiling would leave (see the module docstring)."""
+    if kv_blocks is not None:
+        return int(kv_blocks) * block_size
+    reserve = activation_peak_bytes(model, max_num_batched_tokens, max_num_seqs, tp)
+    tokens = kv_capacity_tokens(gpu, model, gpu_memory_utilization,
+                                activation_reserve_gb=reserve / 1e9, tp=tp)
+    return tokens - tokens % block_size

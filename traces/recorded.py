@@ -1,0 +1,256 @@
+"""Recorded serving runs: what a real server was given and what it measured, per request.
+
+    run = read_recorded("runs/rtxpro6000-llama-3.1-8b-vllm-0.19/")
+    run.trace         # the workload to replay (ids, arrival_s, prompt/output tokens)
+    run.measured      # per request: id, arrival_s, ttft_s, e2e_s, prompt/output tokens, itls
+    run.engine        # engine settings from the run's metadata (vLLM option names)
+    run.timeseries    # per-second running / waiting / KV use, or None
+
+Two formats (`RECORDED_FORMATS`):
+
+- `llmservingsim`: the LLMServingSim bench layout, a folder with `workload.jsonl` (input_toks,
+  output_toks, arrival_time_ns offset from the start), `requests.jsonl` (what vLLM measured,
+  in workload order: input_toks, output_toks, queued_ts, first_token_ts, last_token_ts on the
+  engine clock), `meta.json` (`engine_kwargs`) and optionally `timeseries.csv`. As that
+  layout's README defines them: TTFT = first_token - queued, end-to-end = last_token - queued.
+- `vllm-bench`: the result JSON of vLLM's `benchmark_serving.py` / `vllm bench serve`
+  (`input_lens`, `output_lens`, `ttfts`, `itls`, and in newer versions `latencies` and
+  `start_times`). Arrivals are the recorded `start_times` when present; otherwise rebuilt as
+  vLLM's `get_request` draws them (vllm/benchmarks/serve.py): gaps ~ Gamma(shape=burstiness,
+  scale=1/(rate x burstiness)) from numpy's generator seeded with the run's seed, scaled so
+  the last request goes out at N / rate; all at t = 0 for an infinite rate. End-to-end is
+  `latencies` when present, else TTFT + the sum of the request's ITLs (the same quantity).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqsched.traces.request import Trace, TraceError
+
+RECORDED_FORMATS = ("llmservingsim", "vllm-bench")
+BENCH_LISTS = ("input_lens", "output_lens", "ttfts", "itls")
+TIMESERIES_COLUMNS = ("t", "running", "waiting", "kv_cache_pct")
+
+
+@dataclass
+class RecordedRun:
+    trace: Trace
+    measured: pd.DataFrame          # id, arrival_s, prompt_tokens, output_tokens, ttft_s, e2e_s,
+                                    # itls (list of seconds, or None)
+    engine: dict = field(default_factory=dict)   # vLLM engine options found in the metadata
+    timeseries: pd.DataFrame | None = None
+    format: str = ""
+    name: str = "recorded"
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "requests.jsonl").is_file() or (path / "workload.jsonl").is_file():
+            return "llmservingsim"
+        raise TraceError(f"recorded run {path}: a folder without workload.jsonl / requests.jsonl; "
+                         "give an LLMServingSim bench folder or a vLLM bench result JSON")
+    if path.suffix == ".json":
+        return "vllm-bench"
+    raise TraceError(f"recorded run {path}: unknown format; give an LLMServingSim bench folder "
+                     "(workload.jsonl + requests.jsonl + meta.json) or a vLLM bench result "
+                     "JSON (--measured-format llmservingsim|vllm-bench)")
+
+
+def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None = None
+                  ) -> RecordedRun:
+    """Read a recorded run; `seed` overrides the bench result's seed when arrivals must be
+    rebuilt."""
+    path = Path(path)
+    if not path.exists():
+        raise TraceError(f"recorded run {path}: no such file or folder")
+    fmt = fmt or detect_format(path)
+    if fmt == "llmservingsim":
+        return read_llmservingsim(path)
+    if fmt == "vllm-bench":
+        return read_vllm_bench(path, seed=seed)
+    raise TraceError(f"unknown recorded-run format {fmt!r}; use {' or '.join(RECORDED_FORMATS)}")
+
+
+# -- LLMServingSim bench layout --------------------------------------------------------------
+def _jsonl(path: Path, what: str) -> list[dict]:
+    if not path.is_file():
+        raise TraceError(f"recorded run {path.parent}: {path.name} is missing ({what})")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise TraceError(f"{path}: line {i} is not JSON ({e.msg})") from None
+    if not rows:
+        raise TraceError(f"{path}: no rows")
+    return rows
+
+
+def _columns(rows: list[dict], keys: tuple[str, ...], path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for key in keys:
+        missing = next((i for i, r in enumerate(rows, 1) if r.get(key) is None), None)
+        if missing is not None:
+            raise TraceError(f"{path}: line {missing} has no {key!r} (needed columns: "
+                             f"{', '.join(keys)})")
+        out[key] = np.asarray([r[key] for r in rows], dtype=float)
+    return out
+
+
+def read_llmservingsim(folder: Path) -> RecordedRun:
+    work = _columns(_jsonl(folder / "workload.jsonl", "the replayed requests"),
+                    ("input_toks", "output_toks", "arrival_time_ns"), folder / "workload.jsonl")
+    req_rows = _jsonl(folder / "requests.jsonl", "what the server measured per request")
+    req = _columns(req_rows, ("input_toks", "output_toks", "queued_ts", "first_token_ts",
+                              "last_token_ts"), folder / "requests.jsonl")
+    n = len(work["input_toks"])
+    if len(req["input_toks"]) != n:
+        raise TraceError(f"recorded run {folder}: requests.jsonl has {len(req['input_toks'])} "
+                         f"requests but workload.jsonl has {n}; the record must cover the "
+                         "whole workload")
+    for key in ("input_toks", "output_toks"):
+        bad = np.flatnonzero(req[key] != work[key])
+        if len(bad):
+            i = int(bad[0])
+            raise TraceError(f"recorded run {folder}: request {i} has {key}={req[key][i]:.0f} "
+                             f"in requests.jsonl but {work[key][i]:.0f} in workload.jsonl "
+                             f"({len(bad)} such rows); the record does not match its workload")
+    ids = [str(r.get("request_id", f"req-{i}")) for i, r in enumerate(req_rows)]
+    arrival = work["arrival_time_ns"] / 1e9
+    meta = _read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
+    engine = dict(meta.get("engine_kwargs") or {})
+    if "vllm_version" in meta:
+        engine.setdefault("vllm_version", meta["vllm_version"])
+    measured = _measured(ids, arrival, work["input_toks"], work["output_toks"],
+                         req["first_token_ts"] - req["queued_ts"],
+                         req["last_token_ts"] - req["queued_ts"], None, folder)
+    ts = _timeseries(folder / "timeseries.csv") if (folder / "timeseries.csv").is_file() \
+        else None
+    return RecordedRun(_trace(measured, folder.name), measured, engine, ts, "llmservingsim",
+                       folder.name)
+
+
+def _timeseries(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    missing = [c for c in TIMESERIES_COLUMNS if c not in df.columns]
+    if missing:
+        raise TraceError(f"{path}: missing column(s) {', '.join(missing)} (needed: "
+                         f"{', '.join(TIMESERIES_COLUMNS)})")
+    return df
+
+
+# -- vLLM benchmark_serving / vllm bench serve result JSON ------------------------------------
+def bench_arrivals(n: int, rate: float, burstiness: float, seed: int) -> np.ndarray:
+    """Send times as vLLM's `get_request` computes them (vllm/benchmarks/serve.py)."""
+    if math.isinf(rate):
+        return np.zeros(n)
+    if math.isinf(burstiness):
+        delays = np.full(n, 1.0 / rate)
+    else:
+        rng = np.random.RandomState(seed)       # np.random.seed(seed) as the benchmark does
+        delays = rng.gamma(shape=burstiness, scale=1.0 / (rate * burstiness), size=n)
+    t = np.cumsum(delays)
+    if t[-1] != 0:
+        t *= (n / rate) / t[-1]
+    return t
+
+
+def _rate(value, what: str, path: Path) -> float:
+    if value is None or (isinstance(value, str) and value.lower() == "inf"):
+        return math.inf
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TraceError(f"{path}: {what} {value!r} is not a number or 'inf'") from None
+    if not v > 0:
+        raise TraceError(f"{path}: {what} must be > 0, got {v}")
+    return v
+
+
+def read_vllm_bench(path: Path, *, seed: int | None = None) -> RecordedRun:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise TraceError(f"{path}: not a vLLM bench result (a JSON object was expected)")
+    missing = [k for k in BENCH_LISTS if not isinstance(data.get(k), list)]
+    if missing:
+        raise TraceError(f"{path}: missing per-request list(s) {', '.join(missing)}; run the "
+                         "benchmark with --save-result (and --save-detailed on newer vLLM)")
+    n = len(data["input_lens"])
+    for key in (*BENCH_LISTS, "latencies", "start_times", "errors"):
+        if isinstance(data.get(key), list) and len(data[key]) != n:
+            raise TraceError(f"{path}: {key} has {len(data[key])} entries but input_lens has "
+                             f"{n}; the result does not describe one set of requests")
+    if n == 0:
+        raise TraceError(f"{path}: no requests")
+    if data.get("num_prompts") is not None and int(data["num_prompts"]) != n:
+        raise TraceError(f"{path}: num_prompts is {data['num_prompts']} but {n} requests are "
+                         "recorded; the result does not match its workload")
+    failed = [i for i, e in enumerate(data.get("errors") or []) if e]
+    if failed or any(o is None or o <= 0 for o in data["output_lens"]):
+        i = failed[0] if failed else next(i for i, o in enumerate(data["output_lens"])
+                                           if o is None or o <= 0)
+        raise TraceError(f"{path}: request {i} failed or produced no tokens; a replay needs "
+                         "every request to have completed")
+    itls = [np.asarray(x, dtype=float) for x in data["itls"]]
+    ttft = np.asarray(data["ttfts"], dtype=float)
+    if isinstance(data.get("latencies"), list):
+        e2e = np.asarray(data["latencies"], dtype=float)
+    else:
+        e2e = ttft + np.fromiter((x.sum() for x in itls), float, n)
+    notes = []
+    if isinstance(data.get("start_times"), list):
+        start = np.asarray(data["start_times"], dtype=float)
+        arrival = start - start.min()
+        notes.append("arrivals: the recorded start_times")
+    else:
+        rate = _rate(data.get("request_rate"), "request_rate", path)
+        burst = _rate(data.get("burstiness", 1.0), "burstiness", path)
+        s = int(seed if seed is not None else data.get("seed", 0) or 0)
+        arrival = bench_arrivals(n, rate, burst, s)
+        notes.append(f"arrivals rebuilt: rate {rate}, burstiness {burst}, seed {s}")
+    if data.get("max_concurrency"):
+        notes.append(f"max_concurrency {data['max_concurrency']} held requests back on the "
+                     "client; the replay sends them open-loop at the arrival times")
+    ids = [f"bench-{i}" for i in range(n)]
+    measured = _measured(ids, arrival, np.asarray(data["input_lens"], dtype=float),
+                         np.asarray(data["output_lens"], dtype=float), ttft, e2e, itls, path)
+    engine = {k: data[k] for k in ("model_id", "tokenizer_id") if k in data}
+    return RecordedRun(_trace(measured, path.stem), measured, engine, None, "vllm-bench",
+                       path.stem, notes)
+
+
+# -- shared -------------------------------------------------------------------------------
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise TraceError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def _measured(ids, arrival, prompt, output, ttft, e2e, itls, where) -> pd.DataFrame:
+    for name, v in (("prompt tokens", prompt), ("output tokens", output)):
+        if np.any(v < 1) or np.any(v != np.round(v)):
+            raise TraceError(f"{where}: {name} must be whole numbers >= 1")
+    bad = np.flatnonzero(~np.isfinite(ttft) | ~np.isfinite(e2e) | (ttft < 0) | (e2e < ttft))
+    if len(bad):
+        raise TraceError(f"{where}: request {int(bad[0])} has TTFT {ttft[bad[0]]} and "
+                         f"end-to-end {e2e[bad[0]]} s; times must be finite, TTFT >= 0 and "
+                         "end-to-end >= TTFT")
+    return pd.DataFrame({"id": ids, "arrival_s": arrival, "prompt_tokens": prompt.astype(np.int64),
+                         "output_tokens": output.astype(np.int64), "ttft_s": ttft, "e2e_s": e2e,
+                         "itls": itls if itls is not None else [None] * len(ids)})
+
+
+def _trace(measured: pd.DataFrame, name: str) -> Trace:
+    return Trace(measured[["id", "arrival_s", "prompt_tokens", "output_tokens"]].copy(),
+                 name=name)
