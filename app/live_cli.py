@@ -42,8 +42,9 @@ def register(subparsers) -> None:
     v.add_argument("--trace", default=None,
                    help="trace file (any format traces.io reads) or synth:NAME (--requests of "
                         "them, seeded by --seed)")
-    v.add_argument("--policy", default=None,
-                   help="scheduling policy (default vanilla; fcfs with --measured)")
+    v.add_argument("--policy", default="vanilla",
+                   help="scheduling policy (default vanilla; with --measured a continuous "
+                        "policy, default fcfs)")
     v.add_argument("--policy-param", "--param", dest="param", action="append", default=[],
                    metavar="KEY=VALUE",
                    help="policy parameter, e.g. batch_size=16, vbs=true (repeatable)")

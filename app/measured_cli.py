@@ -72,7 +72,13 @@ def measured_config(args, run):
     model = args.model or run.engine.get("model") or run.engine.get("model_id")
     if not model:
         raise UserError(f"recorded run {run.name}: its metadata names no model; pass --model")
-    cfg = RunConfig(policy=args.policy or "fcfs",
+    from seqsched.policies import STATIC_POLICIES
+
+    policy = "fcfs" if args.policy in (None, "vanilla") else args.policy
+    if policy in STATIC_POLICIES:
+        raise UserError(f"policy {policy} is a static (HF generate) policy; a recorded serving "
+                        "run replays under a continuous one (fcfs, sjf, srpt, ltr)")
+    cfg = RunConfig(policy=policy,
                     policy_params=parse_params(args.param, "--policy-param"),
                     predictor=args.predictor,
                     predictor_params=parse_params(args.predictor_param, "--predictor-param"),

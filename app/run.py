@@ -39,6 +39,9 @@ from seqsched.sim.swap import host_swap
 from seqsched.traces.request import Trace
 
 
+KV_SIZING = ("vllm", "weights")
+
+
 @dataclass
 class RunConfig:
     policy: str = "fcfs"
@@ -64,6 +67,8 @@ class RunConfig:
     host_link: str | None = None        # swap link: pcie4, pcie5, ... or GB/s (default: GPU's)
     kv_blocks: int | None = None        # pin the KV cache to this many blocks (vLLM's log)
     max_model_len: int | None = None    # vLLM's max_model_len (default: the model's context)
+    kv_sizing: str = "vllm"             # continuous policies: "vllm" reserves the activation
+                                        # peak; "weights": memory x fraction - weights only
     progress: bool = False
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
@@ -99,6 +104,8 @@ class RunConfig:
             raise UserError(f"swap-space must be >= 0 GiB, got {self.swap_space}")
         if self.host_link is not None:
             get_link(self.host_link)
+        if self.kv_sizing not in KV_SIZING:
+            raise UserError(f"unknown kv-sizing {self.kv_sizing!r}; use {' or '.join(KV_SIZING)}")
         for key in ("kv_blocks", "max_model_len"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise UserError(f"{key.replace('_', '-')} must be >= 1, got "
@@ -189,9 +196,11 @@ def policy_params(config: RunConfig) -> dict:
 def kv_tokens(config: RunConfig, params: dict) -> int:
     """KV capacity of one replica in whole blocks: pinned by `kv_blocks`; for a continuous
     policy vLLM's sizing (memory x utilization - weights - activation peak); for a static
-    policy (HF generate, no memory profiling) memory x fraction - weights."""
+    policy (HF generate, no memory profiling) or kv_sizing="weights", memory x fraction -
+    weights."""
     gpu, model = resolve_gpu(config.gpu), resolve_model(config.model)
-    if config.kv_blocks is None and "max_batched_tokens" in params:
+    vllm = config.kv_sizing == "vllm" and "max_batched_tokens" in params
+    if config.kv_blocks is None and vllm:
         return kv_cache_tokens(gpu, model, config.memory_fraction,
                                int(params["max_batched_tokens"]), int(params["max_num_seqs"]),
                                config.block_size, tp=config.tp)

@@ -159,7 +159,7 @@ def run_validate(trace, *, policy: str = "vanilla", policy_params: dict | None =
     cfg = RunConfig(policy=policy, policy_params=dict(policy_params or {}), predictor=predictor,
                     predictor_params=dict(predictor_params or {}), gpu=gpu, model=kv_model,
                     profile=str(prof_path), seed=seed, max_new_tokens=max_new_tokens,
-                    memory_fraction=memory_fraction)
+                    memory_fraction=memory_fraction, kv_sizing="weights")
     if executor is None:
         try:
             executor = LiveExecutor(model, device=device, dtype=dtype,
@@ -305,7 +305,6 @@ def cmd_validate(args) -> int:
                         "recorded run)")
     if not args.profile:
         raise UserError("validate of a live run needs --profile (seqsched calibrate)")
-    args.policy = args.policy or "vanilla"
     args.model = args.model or "tiny"
     args.gpu = args.gpu or "A100-80GB"
     dtype = _setup_torch(args)

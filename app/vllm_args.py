@@ -21,6 +21,7 @@ POLICY_KEYS = {"max_num_seqs": "max_num_seqs", "max_num_batched_tokens": "max_ba
                "enable_chunked_prefill": "chunked_prefill"}
 # vLLM engine key -> RunConfig field
 CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
+               "kv_sizing": "kv_sizing",
                "gpu_memory_utilization": "memory_fraction", "kv_blocks": "kv_blocks",
                "num_gpu_blocks_override": "kv_blocks"}
 ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching")
@@ -64,6 +65,9 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                    default=None, metavar="N",
                    help="pin the KV cache to N blocks (vLLM logs '# GPU blocks: N'); default: "
                         "memory x gpu-memory-utilization - weights - activation peak")
+    g.add_argument("--kv-sizing", choices=["vllm", "weights"], default=None,
+                   help="vllm (default): reserve vLLM's profiled activation peak; weights: "
+                        "memory x fraction - weights only (seqsched before vLLM sizing)")
 
 
 def given(args) -> dict:

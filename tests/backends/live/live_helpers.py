@@ -23,7 +23,8 @@ def reference_generate(ex, seq, n: int) -> list[int]:
 
 
 def fraction_for_tokens(tokens: int) -> float:
-    """The memory fraction that leaves `tokens` of KV cache for the tiny model on an A100."""
+    """The memory fraction that leaves `tokens` of KV cache for the tiny model on an A100
+    with weights-only KV sizing (`kv_sizing="weights"`, what a live validate uses)."""
     from seqsched.backends.specs import get_gpu, get_model
     m, g = get_model("tiny"), get_gpu("A100-80GB")
     return (m.weight_bytes + tokens * m.kv_bytes_per_token) / g.memory_bytes

@@ -82,7 +82,7 @@ def test_continuous_chunked_prefill_and_preemption(tiny64):
     trace = small_trace(16, seed=5, prompt=(20, 60), output=(10, 40), rate=400.0)
     cfg = RunConfig(policy="fcfs", policy_params={"chunked_prefill": True,
                                                   "max_batched_tokens": 24},
-                    model="tiny", memory_fraction=fraction_for_tokens(400))
+                    model="tiny", memory_fraction=fraction_for_tokens(400), kv_sizing="weights")
     res = simulate(trace, cfg, executor=ex)
     assert res.summary["preemptions"] > 0
     log = ex.log_frame()

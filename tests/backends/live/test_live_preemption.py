@@ -36,7 +36,8 @@ def pressure_config(chunked: bool = False, budget: int = 8192, **params) -> RunC
     """fcfs with a 400-token KV cache: an offline burst of 16 requests must preempt."""
     return RunConfig(policy="fcfs", policy_params={"chunked_prefill": chunked,
                                                    "max_batched_tokens": budget, **params},
-                     model="tiny", memory_fraction=fraction_for_tokens(400))
+                     model="tiny", memory_fraction=fraction_for_tokens(400),
+                     kv_sizing="weights")
 
 
 def record_resumes(ex) -> list[tuple[str, int, int]]:
