@@ -109,7 +109,7 @@ def test_swap_from_the_cli(capsys, tmp_path):
     out = tmp_path / "run"
     code = main(["compare", "synth:alpaca-vicuna", "-n", "60", "--rate", "1e7",
                  "--policies", "fcfs", "fcfs:preemption=swap", "--model", "tiny",
-                 "--memory-fraction", str(small_kv_config(4000).memory_fraction),
+                 "--kv-blocks", str(small_kv_config(4000).kv_blocks),
                  "--swap-space", "1", "--host-link", "pcie5", "--no-progress",
                  "--out", str(out)])
     assert code == 0
