@@ -36,7 +36,9 @@ CONFIG_FIELDS = {"policy", "policy_params", "predictor", "predictor_params", "ba
                  "model", "profile", "iteration_overhead_s", "token_overhead_s",
                  "kv_append_copy", "replicas", "router", "seed", "max_new_tokens",
                  "memory_fraction", "block_size", "swap_space", "host_link", "progress",
-                 "engine", "tp"}     # tp: only the cost model and KV capacity, both built before
+                 "engine", "tp", "kv_blocks", "max_model_len", "kv_sizing"}
+# tp, kv_blocks, max_model_len, kv_sizing: only the cost model, KV capacity and the request
+# checks, all built or done in prepare() before the engine
 PREEMPTIONS = ("recompute", "restart")
 
 

@@ -92,7 +92,7 @@ def cmd_measured(args) -> int:
 
     from seqsched.analysis.measured import error_table, paired, sim_latencies
     from seqsched.analysis.output import output_folder
-    from seqsched.app.run import execute, policy_params, prepare
+    from seqsched.app.run import build_cost_model, execute, policy_params, prepare
     from seqsched.traces.recorded import read_recorded
 
     if args.trace is not None:
@@ -111,7 +111,7 @@ def cmd_measured(args) -> int:
                     "model": cfg.model, "gpu_memory_utilization": cfg.memory_fraction,
                     "block_size": cfg.block_size, "kv_blocks": cfg.kv_blocks,
                     "kv_capacity_tokens": result.kv_capacity_tokens,
-                    "cost_model": prepared.engine.replicas[0].executor.cost.name}
+                    "cost_model": build_cost_model(cfg).name}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
     print(f"{run.name} ({run.format}, {len(run.trace)} requests) replayed on {cfg.gpu} / "
           f"{cfg.model}, {settings['cost_model']}; KV {result.kv_capacity_tokens} tokens")
