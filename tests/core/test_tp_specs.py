@@ -86,8 +86,12 @@ def test_run_with_tp_and_builtin_profile_selection():
     trace = Trace.from_requests([Request(f"r{i}", 0.1 * i, 200, 20) for i in range(8)])
     cfg = RunConfig(gpu="H100-SXM", model="llama-2-70b", tp=2, profile="roofline")
     res = simulate(trace, cfg)
-    assert res.kv_capacity_tokens == kv_capacity_tokens(get_gpu("H100-SXM"),
-                                                        get_model("llama-2-70b"), 0.9, tp=2) // 16 * 16
+    # vLLM sizing (continuous policy): the per-GPU activation peak of the profile run (H100:
+    # 8192 tokens, 1024 sequences) is reserved too
+    from seqsched.backends.vllm_engine import activation_peak_bytes
+    reserve = activation_peak_bytes(get_model("llama-2-70b"), 8192, 1024, tp=2) / 1e9
+    assert res.kv_capacity_tokens == kv_capacity_tokens(
+        get_gpu("H100-SXM"), get_model("llama-2-70b"), 0.9, reserve, tp=2) // 16 * 16
     assert describe_backend(cfg) == "H100-SXM / llama-2-70b / TP2, roofline"
     four = simulate(trace, RunConfig(gpu="H100-SXM", model="llama-2-70b", tp=4,
                                      profile="roofline"))
