@@ -257,7 +257,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     if len(predicted) != len(trace):
         raise UserError(f"predictor {predictor.name} returned {len(predicted)} predictions for "
                         f"{len(trace)} requests")
-    cost = predictor.cost(trace).on_served(get_gpu(config.gpu))   # a side model on the GPU
+    cost = predictor.cost(trace).on_served(resolve_gpu(config.gpu))   # a side model on the GPU
     if executor is None:
         executor = CostModelExecutor(build_cost_model(config))
     params = policy_params(config)

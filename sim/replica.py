@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 from sortedcontainers import SortedKeyList
 
+from seqsched.sim.reprediction import repredict
 from seqsched.sim.waitqueue import wait_queue
 from seqsched.sim.step import Step
 from seqsched.common.errors import UserError
@@ -49,7 +50,7 @@ class ReplicaView:
 class Replica:
     def __init__(self, engine: "Engine", index: int, policy, executor: "Executor",
                  kv: KVCache, prediction: PredictorCost | None,
-                 swap: "HostSwap | None" = None),
+                 swap: "HostSwap | None" = None,
                  repredictor: "Repredictor | None" = None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
@@ -380,22 +381,8 @@ class Replica:
         self.engine.log_step(self.index, start, end, step.kind, len(seqs), n, int(chunks.sum()),
                              decode_tokens, kv_used)
         if self.repredictor is not None:
-            yield from self._repredict([s for s in seqs if s.status is Status.RUNNING
+            yield from repredict(self, [s for s in seqs if s.status is Status.RUNNING
                                         and self.repredictor.due(s.generated)])
-
-    def _repredict(self, seqs: list[Seq]):
-        """Update the remaining-length estimate of running rows at their re-prediction
-        point, charging the modelled cost on the timeline before it takes effect."""
-        if not seqs:
-            return
-        start = self.env.now
-        duration = self.repredictor.cost_s * len(seqs)
-        if duration > 0:
-            yield self.env.timeout(duration)
-        self.engine.log_step(self.index, start, self.env.now, "repredict", len(seqs), 1, 0, 0,
-                             self.kv.used_tokens)
-        for s in seqs:
-            s.predicted, s.dist = self.repredictor.update(s)
 
     def _finish(self, s: Seq, now: float, slot_tokens: int) -> None:
         if s in self.running:

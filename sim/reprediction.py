@@ -36,3 +36,19 @@ class EveryN:
 
     def due(self, generated: int) -> bool:
         return generated > 0 and generated % self.every == 0
+
+
+def repredict(replica, seqs: list[Seq]):
+    """The replica's re-prediction step (a SimPy generator): update the remaining-length
+    estimate of running rows at their re-prediction point, charging the modelled cost on
+    the timeline before it takes effect. Only the replica calls it (it writes the rows)."""
+    if not seqs:
+        return
+    start = replica.env.now
+    duration = replica.repredictor.cost_s * len(seqs)
+    if duration > 0:
+        yield replica.env.timeout(duration)
+    replica.engine.log_step(replica.index, start, replica.env.now, "repredict", len(seqs), 1, 0,
+                            0, replica.kv.used_tokens)
+    for s in seqs:
+        s.predicted, s.dist = replica.repredictor.update(s)
