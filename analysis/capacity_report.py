@@ -17,7 +17,7 @@ def _save(fig, path: Path) -> None:
 
 
 def capacity_curve(probes: pd.DataFrame, path: Path, target: float | None) -> None:
-    """Joint SLO attainment (or, without SLOs, queueing-delay growth) against rate, per policy."""
+    """Joint SLO attainment (or, without SLOs, waiting-queue growth) against rate, per policy."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -31,7 +31,7 @@ def capacity_curve(probes: pd.DataFrame, path: Path, target: float | None) -> No
         ax.axhline(target, color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="mean arrival rate (requests/s)",
            ylabel="requests within every SLO" if y == "slo_attainment"
-           else "queueing delay growth (s/s)")
+           else "waiting-queue growth / arrival rate")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     _save(fig, path)
 

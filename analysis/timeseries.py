@@ -23,29 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqsched.analysis.saturation import in_system
+from seqsched.analysis.saturation import in_system, running
 from seqsched.analysis.slo import meets
 
 POINTS = 400
 SERIES = {"waiting": "waiting requests", "running": "running rows",
           "kv_used_tokens": "KV tokens in use", "throughput_tok_s": "decode tokens/s",
           "slo_violations": "SLO violations per bin"}
-
-
-def _step_level(steps: pd.DataFrame, times: np.ndarray, column: str) -> np.ndarray:
-    """Sum over replicas of `column` of the step running at each time (0 when idle)."""
-    total = np.zeros(len(times))
-    kinds = steps["kind"].to_numpy() if "kind" in steps else None
-    for _, s in steps.groupby("replica", sort=True):
-        if kinds is not None:
-            s = s[s["kind"] == "generate"]
-        start = s["start_s"].to_numpy(dtype=float)
-        end = s["end_s"].to_numpy(dtype=float)
-        i = np.searchsorted(start, times, side="right") - 1
-        inside = (i >= 0) & (times < end[np.clip(i, 0, None)])
-        values = s[column].to_numpy(dtype=float)
-        total += np.where(inside, values[np.clip(i, 0, None)], 0.0)
-    return total
 
 
 def timeseries(records: pd.DataFrame, steps: pd.DataFrame, slos=(),
@@ -61,16 +45,16 @@ def timeseries(records: pd.DataFrame, steps: pd.DataFrame, slos=(),
     done = np.bincount(bins, minlength=points).astype(float)
     missed = ~meets(records, tuple(slos))["all"].to_numpy(dtype=bool)
     violations = np.bincount(bins, missed.astype(float), points)
-    running = _step_level(steps, times, "rows")
+    rows = running(steps, times, "rows")
     span = (steps["end_s"] - steps["start_s"]).to_numpy(dtype=float)
     rate = np.divide(steps["decode_tokens"].to_numpy(dtype=float), span,
                      out=np.zeros(len(steps)), where=span > 0)
     present = in_system(records, times).astype(float)
     return pd.DataFrame({
         "time_s": times, "in_system": present,
-        "waiting": np.maximum(present - running, 0.0), "running": running,
-        "kv_used_tokens": _step_level(steps, times, "kv_used_tokens"),
-        "throughput_tok_s": _step_level(steps.assign(tok_s=rate), times, "tok_s"),
+        "waiting": np.maximum(present - rows, 0.0), "running": rows,
+        "kv_used_tokens": running(steps, times, "kv_used_tokens"),
+        "throughput_tok_s": running(steps.assign(tok_s=rate), times, "tok_s"),
         "finished_rps": done / width,
         "slo_violations": violations})
 

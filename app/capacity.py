@@ -3,8 +3,8 @@ target attainment), by a bracketing search over rate.
 
 A rate *passes* when every SLO's own target holds (`ttft_p99=2s`: >= 99% of requests within
 2 s), the joint attainment reaches `target` if one is given, and the run is not saturated
-(`analysis/saturation.py`: the queueing delay does not keep growing while requests arrive). The
-search assumes pass/fail is monotone in rate:
+(`analysis/saturation.py`: the waiting queue does not keep growing while requests
+arrive). The search assumes pass/fail is monotone in rate:
 
 1. probe `rate_min`; if it fails, stop: nothing lower was asked for (`LowestRateFails`);
 2. multiply the rate by `GROWTH` until a probe fails or `rate_max` passes (then the capacity
@@ -128,7 +128,8 @@ def make_evaluate(shape: Trace, config, slos: tuple, target: float | None,
 
 def offline_throughput(shape: Trace, config, executor=None) -> float:
     """Requests/s with every request queued at t = 0, the most a full batch serves: the
-    default search range is [it / 32, 4 x it] (arrivals spread out batch worse, but a short trace's offline makespan is stretched by its longest request)."""
+    default search range is [it / 32, 4 x it] (spread-out arrivals batch worse, but a short
+    trace's offline makespan is stretched by its longest request)."""
     from seqsched.app.run import simulate
     return float(simulate(arrivals.offline(shape), config, executor=executor)
                  .summary["throughput_rps"])

@@ -95,8 +95,8 @@ def cmd_capacity(args) -> int:
                 ["## Capacity", "", text, "", "![curve](capacity_curve.png)", "",
                  "![at capacity](timeseries.png)" if at_capacity else "", "",
                  "Capacity: the highest probed rate at which every SLO's target holds, the "
-                 "joint attainment reaches the target and the queueing delay does not keep growing "
-                 "(`analysis/slo.py`, `analysis/saturation.py`). `probes.csv`: every "
+                 "joint attainment reaches the target and the waiting queue does not keep "
+                 "growing (`analysis/slo.py`, `analysis/saturation.py`). `probes.csv`: every "
                  "probe's full summary; `timeseries.*`: each policy's run at its capacity."])
     print(text)
     if folder is not None:
@@ -124,11 +124,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "capacity", help="the highest request rate each policy sustains within SLOs",
         description="Search, per policy, the highest mean arrival rate at which the SLOs "
-        "hold and the queueing delay does not keep growing: probe --rate-min, double until a probe fails, "
-        "then bisect to --tolerance. Every probe replays the trace's requests with its "
-        "arrival shape rescaled to the probe's rate (an offline trace gets a seeded Poisson "
-        "shape, Gamma with --cv). Prints a table; --out adds capacity.csv, probes.csv, the "
-        "attainment-vs-rate curve, time series at capacity and report.md. Exit 2 if even "
+        "hold and the waiting queue does not keep growing: probe --rate-min, double until a "
+        "probe fails, then bisect to --tolerance. Every probe replays the trace's requests "
+        "with its arrival shape rescaled to the probe's rate (an offline trace gets a seeded "
+        "Poisson shape, Gamma with --cv). Prints a table; --out adds capacity.csv, "
+        "probes.csv, the attainment-vs-rate curve, time series at capacity and report.md. "
+        "Exit 2 if even "
         "--rate-min misses the SLOs.")
     _common(p)
     g = p.add_argument_group("search")

@@ -319,7 +319,7 @@ def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> Ru
     records, steps = engine.records(), engine.steps()
     summary = summarize(records, steps, run.capacity, run.config.replicas)
     summary["sim_wall_s"] = wall
-    summary.update(saturation_summary(records))
+    summary.update(saturation_summary(records, steps))
     summary.update(cost_energy(records, steps, run.config.gpu, run.config.replicas,
                                getattr(run.config, "tp", 1), load_prices(prices)))
     summary.update(slo_summary(records, slos))

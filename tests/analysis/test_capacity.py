@@ -13,10 +13,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from coretoy import toy_executor, trace  # noqa: E402
 
-from seqsched.analysis.saturation import GROWTH_LIMIT, queue_growth, saturation_summary  # noqa: E402
+from seqsched.analysis.saturation import (GROWTH_LIMIT, queue_growth,  # noqa: E402
+                                          saturation_summary)
 from seqsched.analysis.slo import parse_slos  # noqa: E402
-from seqsched.app.capacity import (LowestRateFails, Probe, arrival_shape, make_evaluate,  # noqa: E402
-                                   search)
+from seqsched.app.capacity import (LowestRateFails, Probe, arrival_shape,  # noqa: E402
+                                   make_evaluate, search)
 from seqsched.app.run import RunConfig  # noqa: E402
 from seqsched.common.errors import UserError  # noqa: E402
 
@@ -27,32 +28,65 @@ SERVICE_S = 7.0
 N = 100
 
 
-def dd1_records(rate: float, service: float, n: int = 400) -> pd.DataFrame:
+def one_row_steps(start, end) -> pd.DataFrame:
+    """A step log of one-row steps on replica 0, in start order."""
+    order = np.argsort(start, kind="stable")
+    return pd.DataFrame({"replica": 0, "start_s": np.asarray(start)[order],
+                         "end_s": np.asarray(end)[order], "kind": "generate", "rows": 1})
+
+
+def dd1(rate: float, service: float, n: int = 400) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Records and step log of a D/D/1 queue: one request at a time, FIFO."""
     arrival = np.arange(n) / rate
     start = np.empty(n)
     t = 0.0
     for k in range(n):
         start[k] = max(t, arrival[k])
         t = start[k] + service
-    return pd.DataFrame({"arrival_s": arrival, "first_scheduled_s": start,
+    recs = pd.DataFrame({"arrival_s": arrival, "first_scheduled_s": start,
                          "finish_s": start + service})
+    return recs, one_row_steps(start, start + service)
 
 
 def test_queue_growth_of_a_dd1_queue():
-    # arrivals at r into a server of capacity c: request k waits k/c - k/r, a slope of
-    # r/c - 1 seconds per second of arrivals
-    assert queue_growth(dd1_records(2.0, 1.0)) == pytest.approx(1.0)
-    assert queue_growth(dd1_records(1.25, 1.0)) == pytest.approx(0.25)
-    assert saturation_summary(dd1_records(2.0, 1.0))["saturated"]
+    # arrivals at r into a server of capacity c: the queue grows at r - c per second, a
+    # share (r - c) / r of the arrival rate
+    assert queue_growth(*dd1(2.0, 1.0)) == pytest.approx(0.5, abs=0.01)
+    assert queue_growth(*dd1(1.25, 1.0)) == pytest.approx(0.2, abs=0.01)
+    assert saturation_summary(*dd1(2.0, 1.0))["saturated"]
     # at or below capacity nobody waits
-    assert queue_growth(dd1_records(0.5, 1.0)) == pytest.approx(0.0, abs=1e-12)
-    assert not saturation_summary(dd1_records(1.0, 1.0))["saturated"]
-    # the limit: arrivals > (1 + GROWTH_LIMIT) x capacity
-    assert not saturation_summary(dd1_records(1 + GROWTH_LIMIT / 2, 1.0))["saturated"]
-    assert saturation_summary(dd1_records(1 + 2 * GROWTH_LIMIT, 1.0))["saturated"]
+    assert queue_growth(*dd1(0.5, 1.0)) == pytest.approx(0.0, abs=1e-12)
+    assert not saturation_summary(*dd1(1.0, 1.0))["saturated"]
+    # the limit: arrivals > capacity / (1 - GROWTH_LIMIT)
+    assert not saturation_summary(*dd1(1 / (1 - GROWTH_LIMIT / 2), 1.0))["saturated"]
+    assert saturation_summary(*dd1(1 / (1 - 2 * GROWTH_LIMIT), 1.0))["saturated"]
+
+
+def test_a_queue_starved_at_the_back_is_saturated():
+    # a length-ordered server at r = 2c: half the requests (the "long" ones) are never
+    # scheduled until arrivals stop, so later arrivals wait *less*; the queue still grows
+    n, rate = 400, 2.0
+    arrival = np.arange(n) / rate
+    start = np.where(np.arange(n) % 2 == 0, arrival, arrival[-1] + np.arange(n) * 0.01)
+    recs = pd.DataFrame({"arrival_s": arrival, "first_scheduled_s": start,
+                         "finish_s": start + 0.5})
+    steps = one_row_steps(start, start + 0.5)
+    assert queue_growth(recs, steps) == pytest.approx(0.5, abs=0.02)
+    assert saturation_summary(recs, steps)["saturated"]
+
+
+def test_preempted_requests_count_as_waiting():
+    # fcfs under overload admits a request, then preempts it: its first slot came early,
+    # but it waits again. Two requests alternate on one row: the other one waits.
+    recs = pd.DataFrame({"arrival_s": [0.0, 0.0, 4.0], "first_scheduled_s": [0.0, 1.0, 4.0],
+                         "finish_s": [6.0, 6.0, 8.0]})
+    steps = one_row_steps([0.0, 1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0, 8.0])
+    from seqsched.analysis.saturation import waiting
+    np.testing.assert_allclose(waiting(recs, steps, np.array([0.5, 1.5, 4.5, 6.5])),
+                               [1, 1, 2, 0])
     offline = pd.DataFrame({"arrival_s": [0.0] * 5, "first_scheduled_s": [0.0, 1, 2, 3, 4],
                             "finish_s": [1.0, 2, 3, 4, 5]})
-    assert np.isnan(queue_growth(offline))
+    assert np.isnan(queue_growth(offline, one_row_steps([0.0, 1, 2, 3, 4], [1.0, 2, 3, 4, 5])))
 
 
 def test_search_finds_a_threshold_within_tolerance():
@@ -96,7 +130,7 @@ def test_capacity_of_a_toy_dd1_server_matches_the_closed_form():
     # far above capacity the run is flagged saturated (the wait keeps growing), not just slow
     over = evaluate(2.0 * true)
     assert over.summary["saturated"] and not over.passed
-    assert over.summary["queue_growth"] == pytest.approx(1.0, abs=0.03)    # r/c - 1
+    assert over.summary["queue_growth"] == pytest.approx(0.5, abs=0.03)    # (r - c) / r
 
 
 def test_saturation_alone_bounds_a_search_without_slos():
@@ -104,8 +138,8 @@ def test_saturation_alone_bounds_a_search_without_slos():
     config = RunConfig(policy="vanilla", policy_params={"batch_size": 1})
     evaluate = make_evaluate(shape, config, (), None, executor=toy_executor(), keep=False)
     cap = search(evaluate, 0.01, 1.0, tolerance=0.01)
-    # saturated once the queueing delay grows by > GROWTH_LIMIT s/s: r > (1/7) x 1.05
-    edge = (1 / SERVICE_S) * (1 + GROWTH_LIMIT)
+    # saturated once the queue grows at > 5% of the arrival rate: r > (1/7) / 0.95
+    edge = (1 / SERVICE_S) / (1 - GROWTH_LIMIT)
     assert edge / 1.05 <= cap.capacity_rps <= edge * 1.05
 
 
