@@ -321,7 +321,7 @@ def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> Ru
     summary["sim_wall_s"] = wall
     summary.update(saturation_summary(records, steps))
     summary.update(cost_energy(records, steps, run.config.gpu, run.config.replicas,
-                               getattr(run.config, "tp", 1), load_prices(prices)))
+                               run.config.tp, load_prices(prices)))
     summary.update(slo_summary(records, slos))
     return RunResult(run.config, records, steps, summary, wall, run.capacity)
 
