@@ -148,6 +148,14 @@ class PredictionQueue:
         """On the host CPU beside the GPU: its own process, the GPU's timeline untouched."""
         return self.cost.on == "cpu"
 
+    def until_ready(self, now: float, t: float | None) -> float | None:
+        """`t` (until the next arrival), or until the batch running beside the GPU joins the
+        waiting queue if that is sooner: where a continuous batch must stop to admit it."""
+        if not (self.beside and self.in_flight):
+            return t
+        ready = max(self.ready_at - now, 0.0)
+        return ready if t is None else min(t, ready)
+
     def take(self) -> list[Seq]:
         n = min(self.cost.batch_size, len(self.pending))
         return [self.pending.popleft() for _ in range(n)]

@@ -61,12 +61,10 @@ class Replica:
         self.waiting = wait_queue(policy)
         self.repredictor = repredictor
         self.running: list[Seq] = []
-        # a policy that never reads predictions (`reads_predictions = False`: vanilla, fcfs
-        # with greedy admission) gets no prediction step: nothing would use what it costs
+        # no prediction step for a policy that never reads predictions (vanilla, greedy fcfs)
         reads = getattr(policy, "reads_predictions", True)
-        self.predictions = (PredictionQueue(prediction)
-                            if prediction is not None and reads and not prediction.is_free
-                            else None)
+        self.predictions = (PredictionQueue(prediction) if prediction is not None and reads
+                            and not prediction.is_free else None)
         self._wake: simpy.Event | None = None
         self._predictor_wake: simpy.Event | None = None
         if self.predictions is not None and self.predictions.beside:
@@ -175,16 +173,6 @@ class Replica:
                 self.waiting.add(s)
             q.in_flight = 0
             self.wake()
-
-    def _time_to_next_ready(self) -> float | None:
-        """Until a request may next join a continuous batch: its arrival, or (on="cpu") the
-        end of the prediction batch running beside the GPU."""
-        t = self.engine.time_to_next_arrival()
-        q = self.predictions
-        if q is not None and q.beside and q.in_flight:
-            ready = max(q.ready_at - self.env.now, 0.0)
-            t = ready if t is None else min(t, ready)
-        return t
 
     def _execute(self, step: Step):
         if not step.seqs:
@@ -343,7 +331,9 @@ class Replica:
         if k == 0:
             raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free "
                               f"({self.kv.free_blocks} blocks)")
-        stop_after = self._time_to_next_ready()
+        stop_after = self.engine.time_to_next_arrival()
+        if self.predictions is not None:    # or a host-CPU prediction batch joining sooner
+            stop_after = self.predictions.until_ready(self.env.now, stop_after)
         result = self.executor.run(step, k, stop_after)
         n = result.iterations
         # allocate KV for what actually ran
