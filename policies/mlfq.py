@@ -18,7 +18,7 @@ order of a 7B model on an A100). Parameters: `quantum` (tokens of Q1), `quantum_
 `num_queues` (K), or an explicit `levels` list ("16,32,64": the quanta of Q1..QK, ascending);
 STARVE_LIMIT is the shared `max_wait_s` guard (off by default, as FastServe does not give a
 value); preemption of running jobs by higher-priority arrivals is on (`preemptive`), by the
-replica's `preemption` mode (recompute until swap lands: FastServe swaps KV to host memory).
+replica's `preemption` mode (FastServe swaps KV to host memory: `preemption=swap`).
 
 A queue's quantum counts served tokens (with `preemption=restart` the thrown-away ones too,
 so a restart cannot lift a request back up and two requests cannot displace each other
