@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 QUANTILES = {"mean": None, "p50": 50, "p90": 90, "p99": 99}
+# summary metrics of the serving features (present only when the feature is on)
+FEATURE_METRICS = ("prefix_cached_tokens", "prefix_hit_rate_tokens", "prefix_hit_rate_requests",
+                   "swapped_tokens", "swap_s")
 
 
 def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:
@@ -70,6 +73,12 @@ def summarize(records: pd.DataFrame, steps: pd.DataFrame, kv_capacity_tokens: in
         "kv_peak_tokens": int(steps["kv_used_tokens"].max()) if len(steps) else 0,
         "busy_fraction": float(busy / (makespan * replicas)) if makespan > 0 else 0.0,
     }
+    if "cached_tokens" in records:        # prefix caching (absent otherwise)
+        cached = records["cached_tokens"].to_numpy(dtype=float)
+        asked = (records["prompt_tokens"] + records["recomputed_tokens"]).to_numpy(dtype=float)
+        out["prefix_cached_tokens"] = int(cached.sum())
+        out["prefix_hit_rate_tokens"] = float(cached.sum() / asked.sum())
+        out["prefix_hit_rate_requests"] = float((cached > 0).mean())
     if "swapped_tokens" in records:       # preemption=swap (absent otherwise)
         out["swapped_tokens"] = int(records["swapped_tokens"].sum())
         swaps = steps["kind"] == "swap"
@@ -92,4 +101,7 @@ TABLE_COLUMNS = {
     "ttft_s_p50": "TTFT p50 s",
     "tpot_s_mean": "TPOT s",
     "preemptions": "preempt",
+    # serving features: a column only when some run has them on
+    "prefix_hit_rate_tokens": "cache hit",
+    "swapped_tokens": "swapped tok",
 }

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -35,11 +36,16 @@ from seqsched.common.errors import UserError
 from seqsched.sim.kv import KVCache
 from seqsched.sim.replica import Replica
 from seqsched.sim.sequence import Seq
+from seqsched.sim.prefix_cache import PrefixCache
 from seqsched.sim.swap import host_swap
+from seqsched.traces.prefix import prefix_source
 from seqsched.traces.request import Trace
 
 
 KV_SIZING = ("vllm", "weights")
+# RunConfig fields of the serving features: a sweep that turns no feature on leaves them out
+# of its rows and point ids, so its files stay as they were before the features existed
+FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching")
 
 
 @dataclass
@@ -69,6 +75,7 @@ class RunConfig:
     max_model_len: int | None = None    # vLLM's max_model_len (default: the model's context)
     kv_sizing: str = "vllm"             # continuous policies: "vllm" reserves the activation
                                         # peak; "weights": memory x fraction - weights only
+    prefix_caching: bool = False        # vLLM's automatic prefix caching (sim/prefix_cache.py)
     progress: bool = False
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
@@ -117,6 +124,8 @@ class RunConfig:
         on = []
         if self.policy_params.get("preemption") == "swap":
             on.append("swap")
+        if self.prefix_caching:
+            on.append("prefix")
         return tuple(on)
 
 
@@ -280,6 +289,18 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     if check is not None:
         check(trace.prompt_tokens, trace.ids)
     features = config.features()
+    source = None
+    if "prefix" in features:
+        source = prefix_source(trace)
+        why = ("it has no prefix information (token ids, Mooncake hash_ids, session_id or "
+               "prefix_group)" if source is None else
+               None if config.policy not in STATIC_POLICIES else
+               f"static policy {config.policy} pads whole batches (no paged KV)")
+        if why is not None:
+            _note_once(f"{trace.name}: prefix caching asked for but {why}; running "
+                       "without prefix caching")
+            features = tuple(f for f in features if f != "prefix")
+            source = None
     if "swap" in features and config.swap_space <= 0:
         raise UserError("preemption=swap needs host swap space but --swap-space is 0 GiB; "
                         "give --swap-space GiB > 0 (vLLM's default is 4) or use "
@@ -301,10 +322,29 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         policy = probe if r == 0 else make_policy(config.policy, **params)
         swap = (host_swap(config.swap_space, kv_token_bytes, link.bandwidth)
                 if "swap" in features else None)
-        engine.replicas.append(Replica(engine, r, policy, executor,
-                                       KVCache(capacity, config.block_size), cost, swap,
+        kv = KVCache(capacity, config.block_size)
+        if source is not None:
+            kv.prefix = PrefixCache(kv.num_blocks, config.block_size,
+                                    _hasher(source, config.block_size))
+        engine.replicas.append(Replica(engine, r, policy, executor, kv, cost, swap,
                                        repredictor=repredictor))
     return PreparedRun(config, engine, capacity)
+
+
+def _hasher(source, block_size: int):
+    def hashes(s: Seq) -> list[int]:
+        return source.block_hashes(s.idx, s.prompt_tokens + s.target_tokens, block_size)
+    return hashes
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(message: str) -> None:
+    """A warning said once per process (compare prepares every run of the same trace)."""
+    if message not in _NOTED:
+        _NOTED.add(message)
+        logging.getLogger("seqsched.traces").warning(message)
 
 
 def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> RunResult:

@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqsched.app.run import RunConfig
+from seqsched.app.run import FEATURE_FIELDS, RunConfig
 from seqsched.common.errors import UserError
 from seqsched.common.params import VALUE_KINDS, init_params, is_number, parse_value
 
@@ -197,6 +197,7 @@ class SweepPoint:
     trace_options: dict[str, Any] = field(default_factory=dict)
     slos: tuple = ()                            # analysis.slo.SLO: judged, not run
     prices: str | None = None                   # a price table file (cost columns)
+    features: bool = False                      # the sweep turns a serving feature on
 
     @property
     def label(self) -> str:
@@ -209,7 +210,12 @@ class SweepPoint:
     @property
     def point_id(self) -> str:
         """Digest of everything that defines the run: resume matches rows by it."""
-        spec = {"config": dataclasses.asdict(dataclasses.replace(self.config, progress=False)),
+        config = dataclasses.asdict(dataclasses.replace(self.config, progress=False))
+        default = RunConfig()
+        for name in FEATURE_FIELDS:       # as before the features existed, when left alone
+            if config[name] == getattr(default, name):
+                del config[name]
+        spec = {"config": config,
                 "trace": self.trace_options, "policy": self.policy}
         if self.slos or self.prices:        # rows judged otherwise are other rows
             spec["objectives"] = [[str(s) for s in self.slos], self.prices]
@@ -238,6 +244,10 @@ def expand(configs: dict[str, RunConfig], trace_options: dict[str, Any],
                         opts[axis.name] = value
             points.append(SweepPoint(len(points), label,
                                      {a.key: v for a, v in zip(axes, combo)}, cfg, opts))
+    on = any(p.config.features() for p in points) or any(a.name in FEATURE_FIELDS
+                                                          for a in axes)
+    for p in points:
+        p.features = on
     return points
 
 

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from seqsched.analysis.sweep_report import read_sweep, write_sweep_report
-from seqsched.app.run import RunConfig
+from seqsched.analysis.metrics import FEATURE_METRICS
+from seqsched.app.run import FEATURE_FIELDS, RunConfig
 from seqsched.app.sweep_grid import (TRACE_KEYS, SweepPoint, canonical, check_predictor_keys,
                                      expand, parse_grid, run_fields)
 from seqsched.common.errors import UserError
@@ -71,13 +72,17 @@ def point_row(point: SweepPoint, summary: dict) -> dict[str, Any]:
                            "predictor": cfg.predictor,
                            "predictor_params": canonical(cfg.predictor_params)}
     for name in run_fields():
-        row.setdefault(name, getattr(cfg, name))
+        if point.features or name not in FEATURE_FIELDS:
+            row.setdefault(name, getattr(cfg, name))
     row["trace"] = point.trace_options.get("trace") or point.trace_options.get("trace_path")
     for name in TRACE_KEYS:
         row.setdefault(name, point.trace_options.get(name))
     for key, value in point.coords.items():
         row.setdefault(key, value)
-    row.update({k: v for k, v in summary.items() if k not in DROPPED_METRICS})
+    row.update({k: v for k, v in summary.items()
+                if k not in DROPPED_METRICS and k not in FEATURE_METRICS})
+    if point.features:                # the same columns for points with and without them
+        row.update({k: summary.get(k, float("nan")) for k in FEATURE_METRICS})
     return row
 
 

@@ -60,7 +60,11 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-model-len", type=human_int, default=None, metavar="N",
                    help="longest prompt + output a request may have (default: the model's)")
     g.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction,
-                   default=None, help="accepted; prefix caching is not simulated yet")
+                   default=None, help="vLLM-style automatic prefix caching (continuous "
+                   "policies; needs token ids, Mooncake hash_ids, session_id or prefix_group "
+                   "in the trace; seqsched's default: off)")
+    g.add_argument("--no-prefix-caching", dest="enable_prefix_caching", action="store_const",
+                   const=False, default=None, help="no prefix caching (the default)")
     g.add_argument("--kv-blocks", "--num-gpu-blocks-override", dest="kv_blocks", type=int,
                    default=None, metavar="N",
                    help="pin the KV cache to N blocks (vLLM logs '# GPU blocks: N'); default: "
@@ -90,9 +94,8 @@ def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
     fields = {CONFIG_KEYS[k]: engine[k] for k in CONFIG_KEYS if k in engine}
     if engine.get("tensor_parallel_size") is not None:
         fields["tp"] = int(engine["tensor_parallel_size"])
-    if engine.get("enable_prefix_caching"):
-        note("prefix", "prefix caching is accepted but not simulated: every prompt is "
-                       "prefilled in full")
+    if engine.get("enable_prefix_caching") is not None:
+        fields["prefix_caching"] = bool(engine["enable_prefix_caching"])
     return params, fields
 
 

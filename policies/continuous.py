@@ -182,10 +182,15 @@ class ContinuousPolicy:
             for s in admission_order(self, view):
                 if len(rows) >= self.max_num_seqs or budget <= 0:
                     break
-                c = self._chunk(s, budget)
+                # prefix caching: the cached part of its prompt is skipped, and blocks other
+                # requests hold cost nothing
+                hit, shared = kv.prefix_hit(s)
+                if preempt:     # a displaced victim may free blocks it shared: count them
+                    shared = 0
+                c = self._chunk(s, budget, hit)
                 if c == 0 and not s.prefill_done:
                     break
-                need_s = kv.blocks_for(s.context_tokens + c + 1)
+                need_s = kv.blocks_for(s.context_tokens + hit + c + 1) - shared
                 if need_s > free:
                     break
                 if predicted:
@@ -199,7 +204,7 @@ class ContinuousPolicy:
                 rows.append(s)
                 chunks.append(c)
                 budget -= max(c, 1)         # a swapped-in row past its prefill decodes
-                complete &= s.prefilled + c >= s.prefill_len
+                complete &= s.prefilled + hit + c >= s.prefill_len
         if not rows:
             return None
 
@@ -216,9 +221,10 @@ class ContinuousPolicy:
             return 1
         return max(-(-(s.prompt_tokens + s.predicted) // block_size) - blocks, 0)
 
-    def _chunk(self, s: Seq, budget: int) -> int:
-        """Tokens of its prefill `s` processes next (0 = decode row, or no budget for it)."""
-        left = s.prefill_len - s.prefilled
+    def _chunk(self, s: Seq, budget: int, cached: int = 0) -> int:
+        """Tokens of its prefill `s` processes next (0 = decode row, or no budget for it);
+        `cached` tokens of it come from the prefix cache."""
+        left = s.prefill_len - s.prefilled - cached
         if left <= 0 or budget <= 0:
             return 0
         if left <= budget:

@@ -25,7 +25,8 @@ RECORD_FIELDS = {"id": "id", "replica": "replica", "arrival_s": "arrival_s",
 RECORD_COLUMNS = [*list(RECORD_FIELDS)[:11], "failed_attempts", *list(RECORD_FIELDS)[11:]]
 # record columns of the serving features, present only when the feature is on (a run without
 # them writes the same records as before): column -> Seq attribute
-FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"}}
+FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"},
+                  "prefix": {"cached_tokens": "cached_tokens"}}
 
 
 def route_round_robin(engine: "Engine", seq: Seq) -> int:

@@ -4,11 +4,15 @@ reservation (static batching, as HF generate)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqsched.common.errors import UserError
 from seqsched.sim.sequence import Seq
+
+if TYPE_CHECKING:
+    from seqsched.sim.prefix_cache import PrefixCache
 
 
 class KVOverflow(RuntimeError):
@@ -19,6 +23,7 @@ class KVOverflow(RuntimeError):
 class KVCache:
     capacity_tokens: int
     block_size: int = 16
+    prefix: "PrefixCache | None" = None   # prefix caching (sim/prefix_cache.py) when on
 
     def __post_init__(self) -> None:
         if self.capacity_tokens < self.block_size:
@@ -46,12 +51,39 @@ class KVCache:
         if need > self.free_blocks:
             raise KVOverflow(f"request {seq.id} needs {need} more KV blocks, {self.free_blocks} free")
         if need > 0:
-            self.used_blocks += need
+            self.allocate(need)
             seq.kv_blocks += need
 
     def free(self, seq: Seq) -> None:
-        self.used_blocks -= seq.kv_blocks
+        # with prefix caching, blocks another request shares stay in use
+        self.used_blocks -= seq.kv_blocks if self.prefix is None else self.prefix.release(seq)
         seq.kv_blocks = 0
+
+    def allocate(self, blocks: int) -> None:
+        """Take `blocks` free blocks (evicting cached ones, least recently freed first)."""
+        self.used_blocks += blocks
+        if self.prefix is not None:
+            self.prefix.take(blocks)
+
+    def take_cached_prefix(self, seq: Seq) -> None:
+        """`seq` starts an attempt: it holds its cached prefix and its prefill skips it."""
+        tokens, taken = self.prefix.acquire(seq)
+        self.used_blocks += taken
+        seq.kv_blocks = tokens // self.block_size
+        seq.prefilled = tokens
+        seq.cached_tokens += tokens
+
+    def computed(self, seq: Seq, tokens: int) -> None:
+        """`seq`'s first `tokens` tokens are in the KV: cache the blocks they filled."""
+        if self.prefix is not None:
+            self.prefix.register(seq, tokens)
+
+    def prefix_hit(self, seq: Seq) -> tuple[int, int]:
+        """(tokens `seq` would take from the prefix cache if admitted now, of their blocks
+        how many other requests hold); (0, 0) without caching or mid-attempt."""
+        if self.prefix is None or seq.prefilled or seq.swapped:
+            return 0, 0
+        return self.prefix.lookup(seq)
 
     def reserve_static(self, tokens: int) -> None:
         if tokens > self.capacity_tokens - self.used_blocks * self.block_size:

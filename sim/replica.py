@@ -78,8 +78,6 @@ class Replica:
         self._resume = wants and bool(getattr(executor, "resumes_preempted", False))
         self._warn_restart = wants and not self._resume
         self.swap = swap if mode == "swap" and self._resume else None
-        self._swap_s = 0.0            # host copies the next step waits for
-        self._swapped_rows = 0
         self.process = self.env.process(self._loop())
 
     # -- arrivals -----------------------------------------------------------------------
@@ -183,11 +181,11 @@ class Replica:
         for s in step.seqs:
             if s.status is not Status.RUNNING:
                 self._start_row(s, start)
-        if self._swap_s > 0:          # swap copies block the iteration they precede
-            yield self.env.timeout(self._swap_s)
-            self.engine.log_step(self.index, start, self.env.now, "swap", self._swapped_rows,
-                                 0, 0, 0, self.kv.used_tokens)
-            self._swap_s, self._swapped_rows = 0.0, 0
+        if self.swap is not None and self.swap.pending_rows:   # the copies block the step
+            seconds, rows = self.swap.drain()
+            yield self.env.timeout(seconds)
+            self.engine.log_step(self.index, start, self.env.now, "swap", rows, 0, 0, 0,
+                                 self.kv.used_tokens)
             start = self.env.now
         if step.padded:
             yield from self._run_static(step, start)
@@ -206,10 +204,10 @@ class Replica:
         self._admitted += 1
         if math.isnan(s.first_scheduled_s):
             s.first_scheduled_s = now
-        if s.swapped:                 # its KV comes back from host memory
-            self._swap_s += self.swap.take(s.swapped)
-            self._swapped_rows += 1
-            s.swapped = 0
+        if self.kv.prefix is not None and not s.prefilled and not s.swapped:
+            self.kv.take_cached_prefix(s)           # its prefill skips the cached prefix
+        if s.swapped:                               # its KV comes back from host memory
+            self.swap.swap_in(s)
         self.running.append(s)
 
     def _preempt(self, s: Seq) -> None:
@@ -217,7 +215,11 @@ class Replica:
             raise PolicyError(f"policy {self.policy.name} preempted request {s.id} "
                               f"that is not running")
         self.running.remove(s)
-        if self.swap is not None and self._swap_out(s):
+        if self.swap is not None and self.swap.swap_out(s, self.kv):
+            self.executor.release(s)
+            s.preemptions += 1
+            s.status = Status.WAITING
+            self.waiting.add(s)
             return
         s.recomputed_tokens += s.context_tokens
         self.kv.free(s)
@@ -238,23 +240,6 @@ class Replica:
         s.preemptions += 1
         s.status = Status.WAITING
         self.waiting.add(s)
-
-    def _swap_out(self, s: Seq) -> bool:
-        """Move a victim's KV to host memory (False: no room there, recompute it instead)."""
-        tokens = s.context_tokens
-        if not self.swap.fits(tokens):
-            self.swap.fallbacks += 1
-            return False
-        self._swap_s += self.swap.put(tokens)
-        self._swapped_rows += 1
-        s.swapped = tokens
-        s.swapped_tokens += tokens
-        self.kv.free(s)
-        self.executor.release(s)
-        s.preemptions += 1
-        s.status = Status.WAITING
-        self.waiting.add(s)
-        return True
 
     # -- static (padded) batches --------------------------------------------------------
     def _run_static(self, step: Step, start: float):
@@ -341,7 +326,7 @@ class Replica:
         grow = np.maximum(self.kv.blocks_for(tokens_after) - held, 0)
         if int(grow.sum()) > self.kv.free_blocks:
             raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free")
-        self.kv.used_blocks += int(grow.sum())
+        self.kv.allocate(int(grow.sum()))
         for s, g in zip(seqs, grow.tolist()):
             s.kv_blocks += g
         kv_used = self.kv.used_tokens     # held through the step's last iteration (logged
@@ -353,6 +338,7 @@ class Replica:
         for s, c, done_prefill in zip(seqs, chunks.tolist(), completes.tolist()):
             s.prefilled += c
             if not done_prefill:
+                self.kv.computed(s, s.context_tokens)
                 continue
             produced = n
             if s.id in eos_at:           # live natural-length mode: the model decided
@@ -362,6 +348,7 @@ class Replica:
                 s.first_token_s = start + result.first_iteration_s
             decode_tokens += produced - (1 if c else 0)
             s.generated += produced
+            self.kv.computed(s, s.context_tokens - 1)   # the newest token is not in the KV
             if s.generated >= s.target_tokens:
                 self.running.remove(s)
                 self.kv.free(s)
@@ -378,6 +365,7 @@ class Replica:
         if s in self.running:
             self.running.remove(s)
         s.status = Status.FINISHED
+        s.block_hashes = None
         s.finish_s = now
         s.slot_tokens = slot_tokens
         self.engine.finished(s)

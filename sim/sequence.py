@@ -38,6 +38,8 @@ class Seq:
     preemptions: int = 0
     kv_blocks: int = 0          # KV blocks held (continuous batching)
     swapped: int = 0            # KV tokens held in host swap space (preemption=swap)
+    block_hashes: list | None = None  # prefix caching: chained hashes of its full blocks
+    cache_keys: list | None = None    # prefix caching: hash (or None: private) per held block
     admitted_order: int = -1    # when it last joined the running set (preemption victim order)
     replica: int = 0
     # record fields
@@ -47,6 +49,7 @@ class Seq:
     wasted_tokens: int = 0      # output tokens computed in attempts that were thrown away
     recomputed_tokens: int = 0  # KV-cache tokens preemptions discarded (computed again later)
     swapped_tokens: int = 0     # KV tokens swapped out to host memory (all preemptions)
+    cached_tokens: int = 0      # prompt tokens served from the prefix cache (all attempts)
     slot_tokens: int = 0        # padded length of the batch that produced the final output
     slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end

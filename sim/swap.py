@@ -27,6 +27,8 @@ class HostSwap:
     bandwidth_bps: float          # host link, bytes per second in one direction
     used_tokens: int = 0
     fallbacks: int = 0            # victims preempted by recompute because the space was full
+    pending_s: float = 0.0        # copies the replica's next step waits for
+    pending_rows: int = 0
 
     def seconds(self, tokens: int) -> float:
         """Time to copy `tokens` KV tokens across the link (one direction)."""
@@ -47,6 +49,33 @@ class HostSwap:
         """Swap `tokens` tokens back in; returns the copy time."""
         self.used_tokens -= tokens
         return self.seconds(tokens)
+
+
+    def swap_out(self, s, kv) -> bool:
+        """Move a victim's KV to host memory and free its blocks (False: no room there, the
+        replica preempts it by recompute instead)."""
+        tokens = s.context_tokens
+        if not self.fits(tokens):
+            self.fallbacks += 1
+            return False
+        self.pending_s += self.put(tokens)
+        self.pending_rows += 1
+        s.swapped = tokens
+        s.swapped_tokens += tokens
+        kv.free(s)
+        return True
+
+    def swap_in(self, s) -> None:
+        """`s` is admitted again: its KV comes back (its blocks are allocated by the step)."""
+        self.pending_s += self.take(s.swapped)
+        self.pending_rows += 1
+        s.swapped = 0
+
+    def drain(self) -> tuple[float, int]:
+        """(seconds, requests) of the copies pending, which the next step waits for."""
+        out = (self.pending_s, self.pending_rows)
+        self.pending_s, self.pending_rows = 0.0, 0
+        return out
 
 
 def host_swap(swap_space_gib: float, bytes_per_token: int, bandwidth_bps: float) -> HostSwap:

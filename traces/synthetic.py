@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from seqsched.traces.request import Trace, TraceError
+from seqsched.traces.shared_prefix import INFO as SHARED_PREFIX_INFO, shared_prefix
 
 FIGURES = Path(__file__).parent / "figures"
 
@@ -153,7 +154,8 @@ def lognormal(n: int, seed: int = 0, prompt_median: float = 512, prompt_sigma: f
 
 
 GENERATORS = {"alpaca-vicuna": alpaca_vicuna, "azure-conv": azure_conv,
-              "azure-code": azure_code, "uniform": uniform, "lognormal": lognormal}
+              "azure-code": azure_code, "uniform": uniform, "lognormal": lognormal,
+              "shared-prefix": shared_prefix}
 
 GENERATOR_INFO = {
     "alpaca-vicuna": {"description": "offline Alpaca prompts with Vicuna-7B response lengths "
@@ -173,6 +175,7 @@ GENERATOR_INFO = {
     "lognormal": {"description": "capped log-normal lengths: prompt_median/sigma, "
                                  "output_median/sigma, max_prompt_tokens, max_output_tokens, "
                                  "rate", "source": "parameters"},
+    "shared-prefix": SHARED_PREFIX_INFO,
 }
 
 

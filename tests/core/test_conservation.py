@@ -144,6 +144,8 @@ def check_conservation(t, cfg, res):
         decoded = gen["decode_tokens"].sum()
         restart = cfg.policy_params.get("preemption", "recompute") == "restart"
         swap = cfg.policy_params.get("preemption") == "swap"
+        # prefix caching: a prefill skips its cached tokens
+        cached = rec["cached_tokens"].sum() if "cached_tokens" in rec else 0
         params = cfg.policy_params
         # without chunked prefill a prefill runs whole in one iteration, unless a resumed
         # request's prompt + kept output exceeds the token budget (then it is split)
@@ -161,21 +163,21 @@ def check_conservation(t, cfg, res):
         assert ((moved > 0) == (rec["preemptions"] > 0)).all()
         if swap:      # a swapped request's KV comes back: only a full swap space recomputes
             assert (gen["prefill_tokens"].sum()
-                    == rec["prompt_tokens"].sum() + rec["recomputed_tokens"].sum())
+                    == rec["prompt_tokens"].sum() + rec["recomputed_tokens"].sum() - cached)
         if whole:
             assert decoded + rec["attempts"].sum() == rec["slot_tokens_all"].sum()
             # every attempt prefills its prompt (+ the kept output when resumed): the first
             # attempt's prompt plus the KV tokens each preemption discarded
             if restart:
                 assert (gen["prefill_tokens"].sum()
-                        == (rec["prompt_tokens"] * rec["attempts"]).sum())
+                        == (rec["prompt_tokens"] * rec["attempts"]).sum() - cached)
             else:
-                assert (gen["prefill_tokens"].sum()
-                        == rec["prompt_tokens"].sum() + rec["recomputed_tokens"].sum())
+                assert (gen["prefill_tokens"].sum() == rec["prompt_tokens"].sum()
+                        + rec["recomputed_tokens"].sum() - cached)
         else:
             # an attempt preempted mid-prefill produced no token
             assert decoded + n <= rec["slot_tokens_all"].sum() <= decoded + rec["attempts"].sum()
-            assert gen["prefill_tokens"].sum() >= rec["prompt_tokens"].sum()
+            assert gen["prefill_tokens"].sum() >= rec["prompt_tokens"].sum() - cached
     # steps: positive iterations, no overlap within a replica, KV within capacity
     swaps = steps["kind"] == "swap"          # host copies of preemption=swap
     assert (steps.loc[~swaps, "iterations"] >= 1).all()

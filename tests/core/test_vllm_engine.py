@@ -89,10 +89,11 @@ def test_vllm_option_names_paste_as_they_are():
     assert config_from_args(args, "vanilla", {}).policy_params == {}
 
 
-def test_tensor_parallel_size_is_tp_and_prefix_caching_is_noted(capsys):
+def test_tensor_parallel_size_is_tp_and_prefix_caching_is_a_run_option(capsys):
     assert config_from_args(_args("--tensor-parallel-size", "2"), "fcfs", {}).tp == 2
     assert config_from_args(_args("-tp", "4", "--model", "llama-2-70b"), "fcfs", {}).tp == 4
-    from seqsched.app import vllm_args
-    vllm_args._NOTED.clear()                    # the note is printed once per process
-    config_from_args(_args("--enable-prefix-caching"), "fcfs", {})
-    assert "prefix caching is accepted but not simulated" in capsys.readouterr().err
+    on = config_from_args(_args("--enable-prefix-caching"), "fcfs", {})
+    assert on.prefix_caching and on.features() == ("prefix",)
+    for flag in ("--no-enable-prefix-caching", "--no-prefix-caching"):
+        assert not config_from_args(_args(flag), "fcfs", {}).prefix_caching
+    assert not config_from_args(_args(), "fcfs", {}).prefix_caching

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_registry():
     assert set(GENERATORS) == {"alpaca-vicuna", "azure-conv", "azure-code", "uniform",
-                               "lognormal"}
+                               "lognormal", "shared-prefix"}
     assert set(GENERATOR_INFO) == set(GENERATORS)
     assert all(info["source"] for info in GENERATOR_INFO.values())
 
@@ -133,3 +133,20 @@ def test_derive_workloads_reproduces_shipped_alpaca_vicuna_figures(tmp_path, mon
                                       "--out", str(out)])
     runpy.run_path(str(ROOT / "scripts/derive_workloads.py"), run_name="__main__")
     assert json.loads(out.read_text()) == load_figures("alpaca_vicuna")
+
+
+def test_shared_prefix_shape():
+    t = generate("shared-prefix", 24, seed=1, groups=2, users=3, questions=4,
+                 system_prompt_len=100, question_len=10, output_len=20, think_s=7.0)
+    df = t.df
+    assert len(df) == 24 and (df["output_tokens"] == 20).all()
+    # turn t: system + t x (question + answer) + question
+    assert (df["prompt_tokens"] == 100 + df["turn"] * 30 + 10).all()
+    assert set(df["prefix_group"]) == {0, 1} and (df["prefix_tokens"] == 100).all()
+    for _, conv in df.groupby("session_id"):
+        conv = conv.sort_values("turn")
+        assert list(conv["turn"]) == list(range(len(conv)))
+        assert np.allclose(np.diff(conv["arrival_s"]), 7.0)     # think time between turns
+    assert (np.diff(df["arrival_s"]) >= 0).all()
+    with pytest.raises(TraceError, match="groups must be a whole number"):
+        generate("shared-prefix", 4, groups=0)
