@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from seqsched.analysis.metrics import TABLE_COLUMNS
 from seqsched.analysis.plots import latency_cdfs, throughput_bars
+from seqsched.analysis.replicas import replica_markdown, replica_table, wants_replica_table
 
 
 def summary_frame(results: dict) -> pd.DataFrame:
@@ -34,6 +35,9 @@ def write_run(folder: Path, label: str, result) -> None:
     meta = {"label": label, "config": dataclasses.asdict(result.config),
             "summary": result.summary, "kv_capacity_tokens": result.kv_capacity_tokens}
     (folder / f"summary_{label}.json").write_text(json.dumps(meta, indent=1, default=str))
+    if wants_replica_table(result.config):
+        replica_table(result.records, result.steps, result.config.replicas).to_csv(
+            folder / f"replicas_{label}.csv", index=False)
 
 
 def write_report(folder: Path, title: str, results: dict, context: dict,
@@ -59,5 +63,13 @@ def write_report(folder: Path, title: str, results: dict, context: dict,
               "prefill; TPOT = (finish - first token) / (tokens - 1).",
               "", "Per-run records: `records_<label>.csv`; step logs: `steps_<label>.parquet`; "
               "all metrics: `summary.csv`."]
+    spread = {label: r for label, r in results.items() if wants_replica_table(r.config)}
+    if spread:
+        lines += ["", "## Replicas", "",
+                  "Requests, prompt tokens, busy time, mean TTFT and prefix-cache hits per "
+                  "replica (`replicas_<label>.csv`).", ""]
+        for label, r in spread.items():
+            lines += replica_markdown(label, replica_table(r.records, r.steps,
+                                                           r.config.replicas))
     (folder / "report.md").write_text("\n".join(lines) + "\n")
     return table

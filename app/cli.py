@@ -60,7 +60,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="tensor-parallel GPUs per replica (weights and KV split, all-reduce)")
     g.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
     g.add_argument("--router", default="round-robin",
-                   help="round-robin, least-loaded or random (default round-robin)")
+                   help="round-robin, least-loaded, random, power-of-two or prefix-aware "
+                        "(default round-robin)")
     g.add_argument("--memory-fraction", "--gpu-memory-utilization", type=float, default=0.9,
                    help="share of GPU memory for weights, activations and KV cache (vLLM's "
                         "gpu_memory_utilization; default 0.9)")
@@ -71,6 +72,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--swap-space", type=float, default=4.0, metavar="GIB",
                    help="host memory per replica for preemption=swap, GiB (vLLM's "
                         "--swap-space; default 4)")
+    g.add_argument("--prefill-replicas", type=int, default=0, metavar="P",
+                   help="disaggregated serving: P prefill replicas (with --decode-replicas; "
+                        "replaces --replicas)")
+    g.add_argument("--decode-replicas", type=int, default=0, metavar="D",
+                   help="disaggregated serving: D decode replicas")
+    g.add_argument("--decode-gpu", default=None,
+                   help="GPU of the decode replicas (default --gpu)")
+    g.add_argument("--kv-link", default=None,
+                   help="prefill -> decode KV link: nvlink3, nvlink4, ib-hdr, ib-ndr, pcie4, "
+                        "pcie5 or GB/s (default: the GPU's NVLink)")
     g.add_argument("--host-link", default=None,
                    help="link to host memory for swap: pcie4, pcie5 or GB/s (default: the "
                         "GPU's PCIe generation)")
@@ -101,6 +112,9 @@ def config_from_args(args, policy: str, policy_params: dict):
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
                      memory_fraction=args.memory_fraction, engine=args.engine,
                      swap_space=args.swap_space, host_link=args.host_link,
+                     prefill_replicas=args.prefill_replicas,
+                     decode_replicas=args.decode_replicas, decode_gpu=args.decode_gpu,
+                     kv_link=args.kv_link,
                      progress=not args.no_progress and sys.stderr.isatty()),
                            *vllm_settings(args))
 

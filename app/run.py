@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +18,8 @@ from seqsched.analysis.metrics import summarize
 from seqsched.analysis.saturation import saturation_summary
 from seqsched.analysis.slo import slo_summary
 from seqsched.app.engine_choice import build_fast_engine, choose_fast
+from seqsched.app.serving_setup import (check_disagg, decode_side, disaggregation, make_kv,
+                                        prefix_setup)
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
@@ -33,19 +34,17 @@ from seqsched.predictors.distribution import length_distribution
 from seqsched.predictors.reprediction import make_repredictor
 from seqsched.sim.engine import ROUTERS, Engine
 from seqsched.common.errors import UserError
-from seqsched.sim.kv import KVCache
 from seqsched.sim.replica import Replica
 from seqsched.sim.sequence import Seq
-from seqsched.sim.prefix_cache import PrefixCache
 from seqsched.sim.swap import host_swap
-from seqsched.traces.prefix import prefix_source
 from seqsched.traces.request import Trace
 
 
 KV_SIZING = ("vllm", "weights")
 # RunConfig fields of the serving features: a sweep that turns no feature on leaves them out
 # of its rows and point ids, so its files stay as they were before the features existed
-FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching")
+FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas",
+                  "decode_replicas", "decode_gpu", "kv_link")
 
 
 @dataclass
@@ -76,6 +75,10 @@ class RunConfig:
     kv_sizing: str = "vllm"             # continuous policies: "vllm" reserves the activation
                                         # peak; "weights": memory x fraction - weights only
     prefix_caching: bool = False        # vLLM's automatic prefix caching (sim/prefix_cache.py)
+    prefill_replicas: int = 0           # disaggregation (sim/disagg.py): prefill replicas ...
+    decode_replicas: int = 0            # ... and decode replicas (both > 0; replaces replicas)
+    decode_gpu: str | None = None       # the decode side's GPU (default: gpu)
+    kv_link: str | None = None          # prefill -> decode link (default: the GPU's NVLink)
     progress: bool = False
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
@@ -109,8 +112,16 @@ class RunConfig:
             raise UserError(f"block-size must be >= 1, got {self.block_size}")
         if not self.swap_space >= 0:
             raise UserError(f"swap-space must be >= 0 GiB, got {self.swap_space}")
-        if self.host_link is not None:
-            get_link(self.host_link)
+        for link in (self.host_link, self.kv_link):
+            if link is not None:
+                get_link(link)
+        if self.prefill_replicas < 0 or self.decode_replicas < 0 or (
+                (self.prefill_replicas > 0) != (self.decode_replicas > 0)):
+            raise UserError("disaggregation needs both --prefill-replicas and "
+                            f"--decode-replicas >= 1, got {self.prefill_replicas} and "
+                            f"{self.decode_replicas}")
+        if self.decode_gpu is not None:
+            resolve_gpu(self.decode_gpu)
         if self.kv_sizing not in KV_SIZING:
             raise UserError(f"unknown kv-sizing {self.kv_sizing!r}; use {' or '.join(KV_SIZING)}")
         for key in ("kv_blocks", "max_model_len"):
@@ -126,6 +137,8 @@ class RunConfig:
             on.append("swap")
         if self.prefix_caching:
             on.append("prefix")
+        if self.prefill_replicas > 0:
+            on.append("disagg")
         return tuple(on)
 
 
@@ -260,6 +273,10 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     `predictor` / `executor` objects override the config's (the live executor plugs in here)."""
     config = config.resolved()
     config.validate()
+    disagg = config.prefill_replicas > 0
+    if disagg:
+        config = check_disagg(config, executor)
+    given = executor
     if predictor is None:
         predictor = make_predictor(config.predictor, **config.predictor_params)
     predicted = np.asarray(predictor.predict(trace), dtype=np.int64)
@@ -275,6 +292,10 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     out = trace.output_tokens
     target = np.minimum(out, config.max_new_tokens) if config.max_new_tokens is not None else out
     need = trace.prompt_tokens + target
+    decode = (decode_side(config, need, trace.ids, given, kv_tokens, params, build_cost_model)
+              if disagg else None)
+    if disagg:                          # the prefill side holds a prompt and one token
+        need = trace.prompt_tokens + 1
     if config.max_model_len is not None and need.max() > config.max_model_len:
         i = int(need.argmax())
         raise UserError(f"request {trace.ids[i]} needs {need[i]} tokens (prompt + output), "
@@ -288,19 +309,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     check = getattr(probe, "check_prompts", None)
     if check is not None:
         check(trace.prompt_tokens, trace.ids)
-    features = config.features()
-    source = None
-    if "prefix" in features:
-        source = prefix_source(trace)
-        why = ("it has no prefix information (token ids, Mooncake hash_ids, session_id or "
-               "prefix_group)" if source is None else
-               None if config.policy not in STATIC_POLICIES else
-               f"static policy {config.policy} pads whole batches (no paged KV)")
-        if why is not None:
-            _note_once(f"{trace.name}: prefix caching asked for but {why}; running "
-                       "without prefix caching")
-            features = tuple(f for f in features if f != "prefix")
-            source = None
+    features, source = prefix_setup(trace, config, config.features())
     if "swap" in features and config.swap_space <= 0:
         raise UserError("preemption=swap needs host swap space but --swap-space is 0 GiB; "
                         "give --swap-space GiB > 0 (vLLM's default is 4) or use "
@@ -315,36 +324,19 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     repredictor = attach_length_knowledge(probe, config, predictor, trace, predicted, seqs)
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
-                    progress=config.progress, features=features)
+                    progress=config.progress, features=features,
+                    disagg=disaggregation(config) if disagg else None)
     kv_token_bytes = kv_bytes_per_gpu(resolve_model(config.model), config.tp)
     link = host_link(config.gpu, config.host_link)
     for r in range(config.replicas):
         policy = probe if r == 0 else make_policy(config.policy, **params)
         swap = (host_swap(config.swap_space, kv_token_bytes, link.bandwidth)
                 if "swap" in features else None)
-        kv = KVCache(capacity, config.block_size)
-        if source is not None:
-            kv.prefix = PrefixCache(kv.num_blocks, config.block_size,
-                                    _hasher(source, config.block_size))
-        engine.replicas.append(Replica(engine, r, policy, executor, kv, cost, swap,
-                                       repredictor=repredictor))
+        on_decode = disagg and r >= config.prefill_replicas
+        kv = make_kv(decode[0] if on_decode else capacity, config.block_size, source)
+        engine.replicas.append(Replica(engine, r, policy, decode[1] if on_decode else executor,
+                                       kv, cost, swap, repredictor=repredictor))
     return PreparedRun(config, engine, capacity)
-
-
-def _hasher(source, block_size: int):
-    def hashes(s: Seq) -> list[int]:
-        return source.block_hashes(s.idx, s.prompt_tokens + s.target_tokens, block_size)
-    return hashes
-
-
-_NOTED: set[str] = set()
-
-
-def _note_once(message: str) -> None:
-    """A warning said once per process (compare prepares every run of the same trace)."""
-    if message not in _NOTED:
-        _NOTED.add(message)
-        logging.getLogger("seqsched.traces").warning(message)
 
 
 def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> RunResult:

@@ -46,6 +46,9 @@ LINKS: dict[str, Link] = {k.name: k for k in [
 # the host (CPU) link of each GPU, from its datasheet
 HOST_LINK = {"A100-40GB": "pcie4", "A100-80GB": "pcie4", "H100-SXM": "pcie5", "H200": "pcie5",
              "L4": "pcie4"}
+# the GPU-to-GPU link inside a node (the L4 has no NVLink: PCIe)
+PEER_LINK = {"A100-40GB": "nvlink3", "A100-80GB": "nvlink3", "H100-SXM": "nvlink4",
+             "H200": "nvlink4", "L4": "pcie4"}
 
 
 def get_link(spec: str) -> Link:
@@ -61,6 +64,11 @@ def get_link(spec: str) -> Link:
         raise UserError(f"unknown link {spec!r}; use one of {', '.join(LINKS)} or a bandwidth "
                         "in GB/s such as 25")
     return Link(str(spec), gbs, "given on the command line")
+
+
+def peer_link(gpu: str, spec: str | None = None) -> Link:
+    """The prefill -> decode link: `spec` if given, else the GPU's NVLink (same node)."""
+    return get_link(spec if spec is not None else PEER_LINK.get(gpu, "pcie4"))
 
 
 def host_link(gpu: str, spec: str | None = None) -> Link:

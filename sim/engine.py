@@ -9,6 +9,7 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
+from seqsched.sim.router import route_power_of_two, route_prefix_aware
 from seqsched.sim.sequence import Seq
 
 STEP_COLUMNS = ["replica", "start_s", "end_s", "kind", "rows", "iterations", "prefill_tokens",
@@ -26,7 +27,10 @@ RECORD_COLUMNS = [*list(RECORD_FIELDS)[:11], "failed_attempts", *list(RECORD_FIE
 # record columns of the serving features, present only when the feature is on (a run without
 # them writes the same records as before): column -> Seq attribute
 FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"},
-                  "prefix": {"cached_tokens": "cached_tokens"}}
+                  "prefix": {"cached_tokens": "cached_tokens"},
+                  "disagg": {"prefill_replica": "prefill_replica",
+                             "prefill_end_s": "prefill_end_s",
+                             "kv_transfer_s": "kv_transfer_s"}}
 
 
 def route_round_robin(engine: "Engine", seq: Seq) -> int:
@@ -43,7 +47,8 @@ def route_random(engine: "Engine", seq: Seq) -> int:
 
 
 ROUTERS = {"round-robin": route_round_robin, "least-loaded": route_least_loaded,
-           "random": route_random}
+           "random": route_random, "power-of-two": route_power_of_two,
+           "prefix-aware": route_prefix_aware}
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Engine:
     max_new_tokens: int = 512
     progress: bool = False
     features: tuple[str, ...] = ()      # serving features on (keys of FEATURE_FIELDS)
+    disagg: object = None               # prefill/decode disaggregation (sim/disagg.py)
     env: simpy.Environment = field(default_factory=lambda: simpy.Environment(initial_time=0.0))
 
     def __post_init__(self) -> None:
@@ -65,14 +71,25 @@ class Engine:
         self._finished: list[Seq] = []
         self._steps: list[tuple] = []
         self._bar = None
+        self.route_state: dict = {}     # routers that remember (sim/router.py)
 
     # -- called by replicas ------------------------------------------------------------
-    def time_to_next_arrival(self) -> float | None:
-        if self._next >= len(self.seqs):
-            return None
-        return max(self._arrival_s[self._next] - self.env.now, 0.0)
+    def time_to_next_arrival(self, replica: int | None = None) -> float | None:
+        arrival = (None if self._next >= len(self.seqs)
+                   else max(self._arrival_s[self._next] - self.env.now, 0.0))
+        if self.disagg is not None and replica is not None:
+            return self.disagg.next_input_s(self, replica, arrival)
+        return arrival
+
+    def inputs_done(self, replica: int) -> bool:
+        """No request will reach `replica` any more."""
+        if self.disagg is not None:
+            return self.disagg.inputs_done(self, replica)
+        return self.arrivals_done
 
     def finished(self, seq: Seq) -> None:
+        if self.disagg is not None and self.disagg.hand_off(self, seq):
+            return                      # prefilled: its KV goes on to a decode replica
         self._finished.append(seq)
         if self._bar is not None:
             self._bar.update(1)
@@ -93,7 +110,8 @@ class Engine:
             end = int(np.searchsorted(times, t, side="right"))
             touched = set()
             for seq in self.seqs[self._next:end]:
-                r = route(self, seq)
+                r = route(self, seq) if self.disagg is None else \
+                    self.disagg.route(self, route, seq)
                 self.replicas[r].add(seq)
                 touched.add(r)
             self._next = end
@@ -106,6 +124,8 @@ class Engine:
     def run(self) -> None:
         if self.progress:
             self._bar = tqdm(total=len(self.seqs), desc="simulating", unit="req", leave=False)
+        if self.disagg is not None:
+            self.disagg.setup(self)
         try:
             self.env.process(self._arrivals())
             done = simpy.AllOf(self.env, [r.process for r in self.replicas])

@@ -74,7 +74,8 @@ class PrefixCache:
                 n -= count
 
     # -- requests ---------------------------------------------------------------------
-    def _hashes(self, s: Seq) -> list[int]:
+    def seq_hashes(self, s: Seq) -> list[int]:
+        """`s`'s chained block hashes (computed once per request, dropped when it ends)."""
         if s.block_hashes is None:
             s.block_hashes = self.hashes(s)
         return s.block_hashes
@@ -82,7 +83,7 @@ class PrefixCache:
     def lookup(self, s: Seq) -> tuple[int, int]:
         """(cached tokens, of their blocks those another request holds) for `s` starting an
         attempt now; a pure query."""
-        hashes = self._hashes(s)
+        hashes = self.seq_hashes(s)
         most = (s.prefill_len - 1) // self.block_size
         hit = shared = 0
         refs = self.refs
@@ -114,7 +115,7 @@ class PrefixCache:
         if s.cache_keys is None:
             s.cache_keys = []
         keys = s.cache_keys
-        hashes = self._hashes(s)
+        hashes = self.seq_hashes(s)
         full = min(computed_tokens // self.block_size, len(hashes), s.kv_blocks)
         for j in range(len(keys), full):
             h = hashes[j]

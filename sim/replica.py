@@ -66,6 +66,7 @@ class Replica:
         self.predictions = (PredictionQueue(prediction) if prediction is not None and reads
                             and not prediction.is_free else None)
         self._wake: simpy.Event | None = None
+        self.busy_until = 0.0           # end of the step it runs (disaggregation's bound)
         self._predictor_wake: simpy.Event | None = None
         if self.predictions is not None and self.predictions.beside:
             self.env.process(self._predict_beside())
@@ -111,13 +112,13 @@ class Replica:
             if q is not None and not q.beside and q.pending:
                 yield from self._predict(q.take())
                 continue
+            done = self.engine.inputs_done(self.index)
             step = self.policy.schedule(ReplicaView(
-                self.env.now, self.index, self.waiting, tuple(self.running), self.kv,
-                self.engine.arrivals_done))
+                self.env.now, self.index, self.waiting, tuple(self.running), self.kv, done))
             if step is None:
-                if self.engine.arrivals_done and self.outstanding == 0:
+                if done and self.outstanding == 0:
                     return
-                if self.engine.arrivals_done and not self._predicting:
+                if done and not self._predicting:
                     raise PolicyError(
                         f"policy {self.policy.name} scheduled nothing with {len(self.waiting)} "
                         f"waiting and {len(self.running)} running requests and no arrivals left")
@@ -316,10 +317,11 @@ class Replica:
         if k == 0:
             raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free "
                               f"({self.kv.free_blocks} blocks)")
-        stop_after = self.engine.time_to_next_arrival()
+        stop_after = self.engine.time_to_next_arrival(self.index)
         if self.predictions is not None:    # or a host-CPU prediction batch joining sooner
             stop_after = self.predictions.until_ready(self.env.now, stop_after)
         result = self.executor.run(step, k, stop_after)
+        self.busy_until = self.env.now + result.duration_s
         n = result.iterations
         # allocate KV for what actually ran
         tokens_after = context + chunks + np.where(completes, n, 0)

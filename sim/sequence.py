@@ -40,6 +40,8 @@ class Seq:
     swapped: int = 0            # KV tokens held in host swap space (preemption=swap)
     block_hashes: list | None = None  # prefix caching: chained hashes of its full blocks
     cache_keys: list | None = None    # prefix caching: hash (or None: private) per held block
+    decode_target: int = 0      # disaggregation: tokens to generate in all (the prefill side
+                                # runs target_tokens = 1)
     admitted_order: int = -1    # when it last joined the running set (preemption victim order)
     replica: int = 0
     # record fields
@@ -50,6 +52,9 @@ class Seq:
     recomputed_tokens: int = 0  # KV-cache tokens preemptions discarded (computed again later)
     swapped_tokens: int = 0     # KV tokens swapped out to host memory (all preemptions)
     cached_tokens: int = 0      # prompt tokens served from the prefix cache (all attempts)
+    prefill_replica: int = -1   # disaggregation: where it was prefilled
+    prefill_end_s: float = float("nan")   # disaggregation: its prefill ended (KV sent)
+    kv_transfer_s: float = float("nan")   # disaggregation: KV transfer time
     slot_tokens: int = 0        # padded length of the batch that produced the final output
     slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end
