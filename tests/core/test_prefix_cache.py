@@ -139,8 +139,7 @@ def prefix_runs(draw):
     chunked = draw(st.booleans())
     params = {"max_num_seqs": draw(st.integers(1, 4)), "chunked_prefill": chunked,
               "max_batched_tokens": draw(st.integers(8, 64)) if chunked else 256,
-              "preemption": draw(st.sampled_from(["recompute", "restart", "swap"])),
-              "preemptive": draw(st.booleans())}
+              "preemption": draw(st.sampled_from(["recompute", "restart", "swap"]))}
     cfg = small_kv_config(draw(st.integers(112, 300)), policy=draw(st.sampled_from(
         ["fcfs", "sjf", "srpt"])), policy_params=params, block_size=draw(st.sampled_from([4, 16])),
         replicas=draw(st.integers(1, 2)), prefix_caching=True, max_new_tokens=None,
