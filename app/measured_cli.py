@@ -43,7 +43,8 @@ def add_measured_arguments(p) -> None:
 def builtin_model(name: str) -> str:
     """A built-in model for a run's model name: as given, else its Hugging Face basename in
     lower case (meta-llama/Llama-3-8B -> llama-3-8b), with -hf / -instruct / -chat dropped."""
-    from seqsched.backends.specs import get_model
+    from seqsched.backends.spec_files import resolve_model
+    from seqsched.backends.specs import MODELS
 
     base = name.rstrip("/").split("/")[-1].lower()
     tries = [name, base]
@@ -52,11 +53,11 @@ def builtin_model(name: str) -> str:
             tries.append(base[: -len(suffix)])
     for candidate in tries:
         try:
-            get_model(candidate)
-            return candidate
+            spec = resolve_model(candidate)
         except UserError:
             continue
-    get_model(name)             # the one-line error listing the built-in models
+        return spec.name if spec.name in MODELS else candidate
+    resolve_model(name)         # the one-line error listing the built-in models
     return name
 
 

@@ -19,6 +19,24 @@ requests plus a dummy sampler pass over max_num_seqs rows. We cannot profile, so
 one decoder layer, and the sampler's fp32 logits); non-torch memory (CUDA graphs, NCCL,
 cuBLAS workspaces) is not estimated. `vllm serve` logs the real figure ("# GPU blocks: N" /
 "GPU KV cache size: N tokens"); pass it as `--kv-blocks N` to pin it.
+
+Scheduler (vllm/v1/core/sched/scheduler.py `Scheduler.schedule`, read at commit b4622cf9),
+against `policies/continuous.py`:
+- one token budget (max_num_batched_tokens) per step; RUNNING requests first, in running-list
+  (admission) order, each taking min(tokens it still needs, budget) - one for a decode, the
+  rest of its prompt for a partial prefill; then WAITING requests in queue order while
+  len(running) < max_num_seqs and budget remains, each a chunk min(prompt left, budget) (with
+  chunked prefill off, the first prompt that does not fit stops admission). seqsched gives
+  decode rows their token first and prompt chunks the rest in priority order: for fcfs the same
+  batches, since a partially prefilled request is always the latest admitted (last in vLLM's
+  running list).
+- no waiting request is admitted in a step that preempted (`if not preempted_reqs`): same.
+- preemption when `allocate_slots` fails: FCFS pops the LAST running request (the latest
+  admitted), PRIORITY the max (priority, arrival); the victim's KV is freed, its computed
+  tokens reset (recompute: prompt + output prefilled again) and it goes to the FRONT of the
+  waiting queue. seqsched preempts the lowest priority key (fcfs: the latest arrival): the same
+  victim unless a preempted older request was re-admitted after newer ones (vLLM then preempts
+  it again first). Kept as is: the array engine (sim/fast) reproduces this order exactly.
 """
 
 from __future__ import annotations
