@@ -36,8 +36,10 @@ def scatter(pairs: pd.DataFrame, path: Path, title: str) -> Path:
 
 def cdfs(simulated: pd.DataFrame, measured: pd.DataFrame, path: Path) -> Path:
     """ECDF overlays of TTFT, TPOT and end-to-end latency."""
-    both = pd.concat([simulated.assign(run="simulated"), measured.assign(run="measured")],
-                     ignore_index=True)
+    from seqsched.analysis.measured import with_tpot
+
+    both = pd.concat([with_tpot(simulated).assign(run="simulated"),
+                      with_tpot(measured).assign(run="measured")], ignore_index=True)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for i, (ax, (col, label)) in enumerate(zip(axes, PANELS)):
         sns.ecdfplot(both, x=col, hue="run", ax=ax, legend=i == 0)
