@@ -2,7 +2,8 @@
 (../shared/data/serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19/, vLLM 0.19.0, Llama-3.1-8B,
 300 ShareGPT requests at ~10 req/s) replayed with the run's own scheduler settings
 (max_num_seqs 128, max_num_batched_tokens 2048, chunked prefill) through `seqsched simulate`'s
-fcfs policy, once on the roofline (datasheet figures) and once on the built-in kernel profile.
+fcfs policy, once on the roofline (datasheet peaks x the kernel-measured efficiencies of
+backends/efficiency.py) and once on the built-in kernel profile.
 NOTHING is fitted to this run: the profile is the LLMServingSim kernel bundle as imported.
 
     .venv/bin/python benchmarks/kernel_profile_accuracy.py [--run DIR]
@@ -70,7 +71,7 @@ def main() -> int:
     params = {"max_num_seqs": 128, "max_batched_tokens": 2048, "chunked_prefill": True}
     base = dict(policy="fcfs", policy_params=params, gpu="RTX-PRO-6000", model="llama-3.1-8b",
                 memory_fraction=0.9, block_size=16)
-    configs = {"roofline (datasheet)": RunConfig(profile="roofline", **base),
+    configs = {"roofline": RunConfig(profile="roofline", **base),
                "kernel profile": RunConfig(**base)}
     rows = {}
     for label, cfg in configs.items():

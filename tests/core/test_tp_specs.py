@@ -111,3 +111,14 @@ def test_matching_builtin_kernel_profile_is_used_and_named():
     # a preset keeps its own cost model; "roofline" opts out
     assert "roofline" in describe_backend(RunConfig(gpu="RTX-PRO-6000", model="llama-3.1-8b",
                                                     profile="roofline"))
+
+
+def test_roofline_uses_kernel_measured_efficiency_but_presets_keep_the_datasheet():
+    from seqsched.backends.efficiency import achieved_efficiency
+    fe, be = achieved_efficiency("H100-SXM")
+    assert 0.5 < fe < 1.0 and 0.5 < be < 1.0
+    cost = build_cost_model(RunConfig(gpu="H100-SXM", model="mistral-7b"))
+    assert (cost.flops_efficiency, cost.bandwidth_efficiency) == (fe, be)
+    assert achieved_efficiency("L4") == (1.0, 1.0)                 # no kernel data: datasheet
+    preset = build_cost_model(RunConfig(backend="paper-a100"))
+    assert (preset.flops_efficiency, preset.bandwidth_efficiency) == (1.0, 1.0)

@@ -1,0 +1,31 @@
+"""Achieved shares of the datasheet peak FLOP/s and bandwidth per GPU for the roofline, measured
+on kernels (large bf16 GEMMs; skinny weight-streaming GEMMs), never fitted to end-to-end
+latencies: backends/profiles/roofline_efficiency.json, written by
+scripts/derive_roofline_efficiency.py (sources and licences there). A GPU without kernel
+measurements keeps the datasheet figures (1.0)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from seqsched.backends.profile import BUILTIN_DIR
+from seqsched.backends.specs import GPU_ALIASES
+
+TABLE = BUILTIN_DIR / "roofline_efficiency.json"
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    return json.loads(TABLE.read_text(encoding="utf-8")) if TABLE.is_file() else {}
+
+
+def achieved_efficiency(gpu: str) -> tuple[float, float]:
+    """(flops_efficiency, bandwidth_efficiency) of a built-in GPU; (1, 1) when unmeasured."""
+    e = _table().get(GPU_ALIASES.get(gpu, gpu))
+    if e is None:
+        return 1.0, 1.0
+    return float(e["flops_efficiency"]), float(e["bandwidth_efficiency"])
+
+
+__all__ = ["achieved_efficiency"]
