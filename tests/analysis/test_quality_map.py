@@ -59,13 +59,13 @@ def test_a_quality_sweep_draws_the_map(tmp_path, capsys):
     out = tmp_path / "q"
     code = main(["sweep", "synth:alpaca-vicuna", "-n", "60", "--policies", "fcfs", "sjf",
                  "gittins", "--predictor", "quality", "--grid", "predictor.target_mae=0,80",
-                 "--grid", "rate=2,400", "--grid", "max_num_seqs=4", "--model", "llama-7b",
+                 "--grid", "rate=1,400", "--grid", "max_num_seqs=4", "--model", "llama-7b",
                  "--workers", "1", "--out", str(out)])
     assert code == 0
     g = pd.read_csv(out / "gain_vs_quality.csv")
     assert set(g["policy"]) == {"sjf", "gittins"} and len(g) == 8
     # the lowest rate leaves the queue empty: no gain at any quality
-    low = g[g["rate"] == 2]
+    low = g[g["rate"] == 1]     # (rate 2 queues a little at A100's measured bandwidth)
     assert (low[["gain_e2e_mean", "gain_throughput"]].abs() < 1e-12).all().all()
     # overloaded, exact lengths cut the mean latency
     high = g[(g["rate"] == 400) & (g["predictor.target_mae"] == 0)]
