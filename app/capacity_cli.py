@@ -99,6 +99,11 @@ def cmd_capacity(args) -> int:
                  "growing (`analysis/slo.py`, `analysis/saturation.py`). `probes.csv`: every "
                  "probe's full summary; `timeseries.*`: each policy's run at its capacity."])
     print(text)
+    for row in rows:
+        if not row["bounded"]:
+            print(f"{row['policy']}: even --rate-max {row['capacity_rps']:.4g} req/s passed; "
+                  "the capacity is at least that (raise --rate-max, or use a longer trace if "
+                  "the run is shorter than a few request lifetimes)")
     if folder is not None:
         print(f"\nwrote {args.out}/ (report.md, capacity.csv, probes.csv, *.png, "
               "timeseries.parquet)")

@@ -121,3 +121,20 @@ def test_simulate_with_slos_adds_columns_at_the_end(tmp_path):
         assert col in a
     ts = pd.read_parquet(judged / "timeseries.parquet")
     assert ts["slo_violations"].sum() == (~((rec["finish_s"] - rec["arrival_s"]) <= 10)).sum()
+
+
+def test_capacity_and_plan_outputs_are_deterministic(tmp_path, capsys):
+    args = ["capacity", *SYNTH, "--slo", "ttft_p90=2s", "--tolerance", "0.1"]
+    assert run_cli(*args, "--out", tmp_path / "a") == 0
+    assert run_cli(*args, "--out", tmp_path / "b") == 0
+    capsys.readouterr()
+    assert run_cli(*args, "--rate-min", "0.01", "--rate-max", "0.02") == 0
+    assert "fcfs: even --rate-max 0.02 req/s passed" in capsys.readouterr().out
+    for name in ("capacity.csv", "probes.csv", "timeseries.parquet", "report.md"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    plan = ["plan", *SYNTH, "--rate", "2", "--slo", "tpot_p90=20ms", "--grid",
+            "gpu=A100-80GB,H100-SXM", "--workers", "1"]
+    assert run_cli(*plan, "--out", tmp_path / "p1") == 0
+    assert run_cli(*plan, "--workers", "2", "--out", tmp_path / "p2") == 0
+    for name in ("plan.csv", "sweep.csv", "report.md"):
+        assert (tmp_path / "p1" / name).read_bytes() == (tmp_path / "p2" / name).read_bytes()
