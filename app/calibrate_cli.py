@@ -72,6 +72,8 @@ def _knots(sec: dict) -> str:
 
 
 def cmd_calibrate(args) -> int:
+    from seqsched.analysis.output import check_output_file
+    check_output_file(args.out)          # before minutes of measuring
     dtype = _setup_torch(args)
     t0 = time.perf_counter()
     profile = run_calibrate(args.model, args.device, dtype, args.out, args.grid,

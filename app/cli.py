@@ -11,6 +11,7 @@ import importlib
 import sys
 import time
 
+from seqsched.app.experiment import apply_experiment
 from seqsched.app.objectives import add_objective_arguments, objectives_from_args
 from seqsched.common.errors import UserError
 from seqsched.common.params import parse_params
@@ -156,9 +157,17 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
 
 
 # -- commands ---------------------------------------------------------------------------
+def check_out(args, resume: bool = False) -> None:
+    """The output folder is checked before the trace is read or anything is simulated."""
+    from seqsched.analysis.output import check_output_folder
+    if args.out is not None:
+        check_output_folder(args.out, args.overwrite, resume)
+
+
 def cmd_simulate(args) -> int:
     from seqsched.app.run import describe_backend
     from seqsched.app.trace_args import trace_from_args
+    check_out(args)
     params = parse_params(args.policy_param, f"policy {args.policy} parameter")
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
@@ -171,33 +180,6 @@ def cmd_simulate(args) -> int:
                     "policy": f"{args.policy} {params}", "predictor": args.predictor,
                     "backend": describe_backend(cfg)},
                    objectives=objectives)
-
-
-def apply_experiment(args, parser: argparse.ArgumentParser) -> None:
-    """Fill options the command line left at their defaults from an experiment TOML file
-    (keys are the long option names, e.g. `policies`, `backend`, `max-new-tokens`, `trace`)."""
-    import os
-    import tomllib
-    from pathlib import Path
-
-    path = Path(args.experiment)
-    try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"experiment {path}: no such file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"experiment {path}: not valid TOML ({e})") from None
-    args.title = spec.pop("title", None)
-    known = {a.dest for a in parser._actions}       # noqa: SLF001 - argparse has no public API
-    for key, value in spec.items():
-        dest = key.replace("-", "_")
-        if dest not in known:
-            raise UserError(f"experiment {path}: unknown key {key!r}; use the long option "
-                            f"names of `{parser.prog} --help`")
-        if isinstance(value, str):
-            value = os.path.expandvars(value)
-        if getattr(args, dest) == parser.get_default(dest):
-            setattr(args, dest, value)
 
 
 def policy_configs(args, specs: list[str]) -> dict:
@@ -221,6 +203,10 @@ def cmd_compare(args) -> int:
         apply_experiment(args, args.parser)
     if not args.policies:
         raise UserError("no policies to compare; pass --policies or an --experiment file")
+    twice = next((p for i, p in enumerate(args.policies) if p in args.policies[:i]), None)
+    if twice is not None:
+        raise UserError(f"policy {twice} is listed twice; list each policy once")
+    check_out(args)
     configs = policy_configs(args, args.policies)
     objectives = objectives_from_args(args)
     trace = trace_from_args(args)
@@ -237,8 +223,9 @@ def cmd_sweep(args) -> int:
     args.title = None
     if args.experiment:
         apply_experiment(args, args.parser)
-    if not args.out:
+    if args.out is None:
         raise UserError("a sweep needs --out DIR (each point's row is written as it finishes)")
+    check_out(args, resume=args.resume)
     specs = [*(args.policy or []), *(args.policies or [])] or ["fcfs"]
     twice = next((spec for i, spec in enumerate(specs) if spec in specs[:i]), None)
     if twice is not None:
@@ -265,6 +252,9 @@ def cmd_demo(args) -> int:
     from seqsched.traces.synthetic import alpaca_vicuna
     if args.num_requests < 1:
         raise UserError(f"the number of requests (-n) must be >= 1, got {args.num_requests}")
+    if args.out is not None:
+        from seqsched.analysis.output import check_output_folder
+        check_output_folder(args.out, overwrite=True)
     trace = alpaca_vicuna(args.num_requests, seed=args.seed)
     # The paper's accuracy: MAE ~62 tokens against the max over sampled lengths (Laplace scale
     # 76 gives MAE ~62 after clipping to [1, 512]; benchmarks/paper_reproduction.py calibrates
@@ -375,14 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"seqsched: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("seqsched: interrupted", file=sys.stderr)
-        return 130
+    from seqsched.app.guard import run_command
+    return run_command(args)     # one error line, exit 2; SIGTERM/SIGINT clean up first
 
 
 if __name__ == "__main__":

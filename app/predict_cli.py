@@ -146,6 +146,8 @@ def predictor_for(model: str | None, name: str | None, params: dict):
 def cmd_train(args: argparse.Namespace) -> int:
     from seqsched.predictors.metrics import evaluate, target_lengths
 
+    from seqsched.analysis.output import check_writable_folder
+    check_writable_folder(args.out)
     trace = read_trace(args.data)
     y = target_lengths(trace, args.target)
     train_idx, hold_idx = _split(len(trace), args.holdout, args.seed)
@@ -221,6 +223,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from seqsched.predictors.basic import sample_columns
     from seqsched.predictors.metrics import error_plots, evaluate, target_lengths
 
+    if args.out:
+        from seqsched.analysis.output import check_writable_folder
+        check_writable_folder(args.out)
     trace = read_trace(args.data)
     pred = predictor_for(args.model, args.predictor, _params(args.param))
     point = np.asarray(pred.predict(trace), np.int64)
@@ -267,6 +272,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     from seqsched.predictors.from_file import QUANTILE_COLUMNS
 
+    from seqsched.analysis.output import check_output_file
+    from seqsched.traces.io import output_suffix
+    check_output_file(args.out)
+    output_suffix(Path(args.out))
     trace = read_trace(args.trace)
     pred = predictor_for(args.model, args.predictor, _params(args.param))
     cols = {"predicted": np.asarray(pred.predict(trace), np.int64)}

@@ -187,7 +187,12 @@ def describe_backend(config: RunConfig) -> str:
     """`GPU / model [/ TPn]` and the cost model, for the terminal and report.md."""
     config = config.resolved()
     if config.backend is not None and config.profile is None:
-        return config.backend
+        preset = get_preset(config.backend)
+        if (config.gpu, config.model) == (preset.gpu, preset.model):
+            return config.backend
+        # flags overrode the preset's GPU/model: name what really ran
+        return (f"{config.gpu} / {config.model}: the {config.backend} preset's overheads, "
+                f"with --gpu/--model overriding its {preset.gpu} / {preset.model}")
     base = f"{config.gpu} / {config.model}" + (f" / TP{config.tp}" if config.tp > 1 else "")
     name = cost_profile_name(config)
     if name is None:
@@ -354,8 +359,8 @@ def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> Ru
     if engine.unfinished:
         raise RuntimeError(f"{engine.unfinished} requests never finished (engine bug)")
     records, steps = engine.records(), engine.steps()
+    # wall-clock time is not in the summary: output files must be byte-identical run to run
     summary = summarize(records, steps, run.capacity, run.config.replicas)
-    summary["sim_wall_s"] = wall
     summary.update(saturation_summary(records, steps))
     summary.update(cost_energy(records, steps, run.config.gpu, run.config.replicas,
                                run.config.tp, load_prices(prices)))

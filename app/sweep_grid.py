@@ -30,7 +30,8 @@ from typing import Any
 
 from seqsched.app.run import FEATURE_FIELDS, RunConfig
 from seqsched.common.errors import UserError
-from seqsched.common.params import VALUE_KINDS, init_params, is_number, parse_value
+from seqsched.common.params import (VALUE_KINDS, check_option, init_params, is_number,
+                                    parse_value)
 
 # RunConfig fields that are not grid keys (policies are listed, params are addressed by name)
 RUN_NOT_KEYS = ("policy", "policy_params", "predictor_params", "progress")
@@ -94,6 +95,7 @@ def _typed(key: str, text: str, kind: str, optional: bool, choices=None) -> Any:
         value = float(value)
     if choices and value not in choices:
         raise UserError(f"--grid {key}: {text!r} is not one of {', '.join(map(str, choices))}")
+    check_option(key, value, f"--grid {key}")     # the flag's own range (seed >= 0, rate > 0)
     return value
 
 

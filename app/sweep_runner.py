@@ -93,9 +93,30 @@ def run_point(trace, point: SweepPoint) -> dict[str, Any]:
 
 
 _WORKER_TRACES: dict[str, Any] = {}
+PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(traces: dict[str, Any]) -> None:
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive the sweep: SIGKILL it when its parent dies, however the
+    parent dies (Linux prctl; SIGTERM to the parent is handled there, SIGKILL only here)."""
+    import ctypes
+    import signal
+    import sys
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the group: parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the parent's raise-on-SIGTERM handler
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:                      # the parent died before prctl
+        os._exit(1)
+
+
+def _init_worker(traces: dict[str, Any], parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
     _WORKER_TRACES.clear()
     _WORKER_TRACES.update(traces)
 
@@ -135,7 +156,11 @@ def read_rows(path: Path) -> tuple[list[str] | None, list[list[str]]]:
     """Header and rows of a sweep.csv; a torn last line (a killed writer) is dropped."""
     if not path.exists():
         return None, []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a seqsched sweep.csv (not UTF-8 text); drop --resume "
+                        "or use another --out") from None
     if text and not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]
         path.write_text(text, encoding="utf-8")
@@ -208,15 +233,19 @@ def _processes(todo, traces, workers: int) -> Iterator[dict]:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     needed = {p.trace_key: traces[p.trace_key] for p in todo}
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                               initargs=(needed,))
+                               initargs=(needed, os.getpid()))
     try:
         pending = {pool.submit(_pool_task, p) for p in todo}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
-    finally:
+    except BaseException:       # an error, Ctrl-C, SIGTERM: stop the workers now, not later
+        for proc in list((pool._processes or {}).values()):   # noqa: SLF001 - no public API
+            proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def import_ray():

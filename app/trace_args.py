@@ -27,6 +27,7 @@ from typing import Any
 from seqsched.common.errors import UserError
 from seqsched.common.params import parse_params
 from seqsched.traces.request import Trace, TraceError
+from seqsched.traces.validate import check_arrivals
 
 SYNTH_PREFIX = "synth:"
 DEFAULT_SYNTH_N = 1000
@@ -189,7 +190,10 @@ def trace_from_args(args: argparse.Namespace) -> Trace:
         trace = arrivals.sample(trace, args.sample, seed)
     if getattr(args, "max_output_tokens", None) is not None:
         trace = arrivals.cap_output(trace, args.max_output_tokens)
-    return arrivals.apply_arrival(trace, getattr(args, "arrival", None),
-                                  rate=getattr(args, "rate", None),
-                                  cv=getattr(args, "cv", None),
-                                  speedup=getattr(args, "speedup", None), seed=seed)
+    trace = arrivals.apply_arrival(trace, getattr(args, "arrival", None),
+                                   rate=getattr(args, "rate", None),
+                                   cv=getattr(args, "cv", None),
+                                   speedup=getattr(args, "speedup", None), seed=seed)
+    # an arrival process can push times past float64's resolution (--rate 1e-300)
+    check_arrivals(trace.arrival_s, trace.name)
+    return trace

@@ -177,7 +177,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _check_out_file(path, flag: str, trace_output: bool = True) -> None:
+    """Output files are checked before any trace is read (and their extension too)."""
+    from seqsched.analysis.output import check_output_file
+    from seqsched.traces.io import output_suffix
+    check_output_file(path, flag)
+    if trace_output:
+        output_suffix(Path(path))
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.plot is not None and not args.no_plot:
+        _check_out_file(args.plot, "--plot", trace_output=False)
     trace = trace_from_args(args)
     print(summary_table(trace))
     if not args.no_plot:
@@ -188,6 +199,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from seqsched.traces.io import save_trace
+    _check_out_file(args.output, "OUT")
     trace = trace_from_args(args)
     path = save_trace(trace, args.output)
     print(f"wrote {len(trace):,} requests to {path}")
@@ -198,6 +210,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from seqsched.traces.io import save_trace
     args.trace = f"{SYNTH_PREFIX}{args.name}"
     args.trace_path = None
+    if args.output is not None:
+        _check_out_file(args.output, "--output")
     trace = trace_from_args(args)
     n = synth_count(args)
     out = args.output or Path("out/traces") / f"{args.name}-n{n}-s{args.seed}.jsonl"
@@ -214,6 +228,7 @@ def cmd_concat(args: argparse.Namespace) -> int:
         raise TraceError("trace concat needs two or more trace files")
     if args.gap < 0 or not np.isfinite(args.gap):
         raise TraceError(f"--gap must be a finite number of seconds >= 0, got {args.gap}")
+    _check_out_file(args.output, "--output")
     traces = [load_trace(path, args.format) for path in args.inputs]
     joined = concat(traces, mode=args.mode, gap_s=args.gap)
     path = save_trace(joined, args.output)

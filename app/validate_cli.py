@@ -297,6 +297,8 @@ def live_policy_params(args) -> dict:
 
 
 def cmd_validate(args) -> int:
+    from seqsched.analysis.output import check_writable_folder
+    check_writable_folder(args.out)
     if getattr(args, "measured", None):
         from seqsched.app.measured_cli import cmd_measured
         return cmd_measured(args)

@@ -4,6 +4,7 @@ checks of a parsed value against the annotated type of the parameter it sets."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from typing import Any
 
@@ -32,7 +33,15 @@ def parse_params(items: list[str] | None, what: str) -> dict[str, Any]:
         if "=" not in item:
             raise UserError(f"{what} {item!r} is not KEY=VALUE, e.g. batch_size=16")
         key, value = item.split("=", 1)
-        params[key.strip().replace("-", "_")] = parse_value(value.strip())
+        key = key.strip().replace("-", "_")
+        if not key:
+            raise UserError(f"{what} {item!r} has an empty KEY; write KEY=VALUE")
+        parsed = parse_value(value.strip())
+        if is_whole(parsed) and abs(parsed) > SEED_MAX:
+            raise UserError(f"{what} {item!r}: {value.strip()} does not fit 64 bits")
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            raise UserError(f"{what} {item!r}: {value.strip()} is not a finite number")
+        params[key] = parsed
     return params
 
 
@@ -58,3 +67,86 @@ VALUE_KINDS = {
 def init_params(cls) -> set[str]:
     """The parameters a dataclass (a policy, a predictor) takes from KEY=VALUE options."""
     return {f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"}
+
+
+# -- option values ----------------------------------------------------------------------
+# The one table of ranges for option values, wherever they come from: the command line, an
+# experiment TOML, a sweep grid value. dest -> (kind, low, high, low is open, what to say).
+# argparse checks only the type; `check_option` checks what the value may be.
+SEED_MAX = 2 ** 63 - 1
+TOKENS_MAX = 1_000_000_000     # as traces.validate.MAX_TOKENS: no context is a billion tokens
+OPTION_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
+    "seed": ("int", 0, SEED_MAX, False),
+    "num_requests": ("int", 1, 10_000_000, False),
+    "sample": ("int", 1, None, False),
+    "max_output_tokens": ("int", 1, TOKENS_MAX, False),
+    "max_new_tokens": ("int", 1, TOKENS_MAX, False),
+    "batch_size": ("int", 0, None, True),
+    "replicas": ("int", 1, 4096, False),
+    "workers": ("int", 1, 1024, False),
+    "block_size": ("int", 1, None, False),
+    "requests": ("int", 1, None, False),
+    "threads": ("int", 1, None, False),
+    "repeats": ("int", 1, None, False),
+    "warmup": ("int", 0, None, False),
+    "decode_iterations": ("int", 1, None, False),
+    "epochs": ("int", 1, None, False),
+    "ensemble": ("int", 1, None, False),
+    "steps": ("int", 1, None, False),
+    "lora_r": ("int", 1, None, False),
+    "max_length": ("int", 1, None, False),
+    "bucket": ("int", 1, None, False),
+    "finetune_layers": ("int", 0, None, False),
+    "rate": ("float", 0, None, True),
+    "cv": ("float", 0, None, True),
+    "speedup": ("float", 0, None, True),
+    "memory_fraction": ("float", 0, 1, True),
+    "gap": ("float", 0, None, False),
+    "holdout": ("float", 0, 1, False),
+    "lr": ("float", 0, None, True),
+    "iteration_overhead_s": ("float", 0, None, False),
+    "token_overhead_s": ("float", 0, None, False),
+}
+
+
+FLAG_NAMES = {"num_requests": "the number of requests (-n)"}
+
+
+OPEN_HIGH = {"holdout"}     # [0, 1): a holdout of everything leaves nothing to train on
+
+
+def option_flag(dest: str) -> str:
+    return FLAG_NAMES.get(dest, "--" + dest.replace("_", "-"))
+
+
+def check_option(dest: str, value: Any, where: str | None = None) -> None:
+    """Raise UserError if `value` is not a value option `dest` may take (None: not given).
+    `where` names the source in the message (default: the flag, e.g. --seed)."""
+    rule = OPTION_RULES.get(dest)
+    if rule is None or value is None:
+        return
+    kind, low, high, open_low = rule
+    where = where or option_flag(dest)
+    words, ok = VALUE_KINDS[kind]
+    if not ok(value):
+        raise UserError(f"{where} must be {words}, got {value!r}")
+    if kind == "float" and not math.isfinite(value):
+        raise UserError(f"{where} must be a finite number, got {value!r}")
+    if kind == "int" and abs(value) > SEED_MAX:
+        raise UserError(f"{where} must be a whole number that fits 64 bits, got {value!r}")
+    open_high = dest in OPEN_HIGH
+    if kind == "float" and low is not None and high is not None and not (
+            (value > low if open_low else value >= low)
+            and (value < high if open_high else value <= high)):
+        raise UserError(f"{where} must be in {'(' if open_low else '['}{low}, {high}"
+                        f"{')' if open_high else ']'}, got {value!r}")
+    if low is not None and (value <= low if open_low else value < low):
+        raise UserError(f"{where} must be {'>' if open_low else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise UserError(f"{where} must be <= {high:,}, got {value!r}")
+
+
+def check_options(values: dict[str, Any], where: str = "") -> None:
+    """`check_option` for every known dest in `values` (a parsed command line's vars)."""
+    for dest, value in values.items():
+        check_option(dest, value, f"{where}{option_flag(dest)}" if where else None)

@@ -10,7 +10,7 @@ import numpy as np
 
 from seqsched.predictors.base import PredictorCost
 from seqsched.common.params import is_number, is_whole
-from seqsched.traces.request import Trace, TraceError
+from seqsched.traces.request import MAX_TOKENS, Trace, TraceError
 
 SAMPLE_PREFIX = "len_t"  # per-temperature length columns, e.g. len_t0.0, len_t0.7
 
@@ -120,8 +120,8 @@ class NoisyPredictor:
             pred = truth + rng.normal(0.0, self.scale, size=len(truth))
         else:
             pred = truth * np.exp(rng.normal(0.0, self.scale, size=len(truth)))
-        pred = np.rint(pred).astype(np.int64)
-        return np.clip(pred, 1, self.clip if self.clip else None)
+        # clipped before the cast: a huge scale must not wrap around int64
+        return np.clip(np.rint(pred), 1, self.clip or MAX_TOKENS).astype(np.int64)
 
     def cost(self, trace: Trace) -> PredictorCost:
         if self.query_tokens <= 0:

@@ -57,5 +57,6 @@ def _finish(src: _Source, df: pd.DataFrame, name: str, locate: Locate, skip_inva
         stem = stem.removesuffix(suffix)
     df = normalise_frame(out, str(src.path), locate=locate, columns=names,
                          skip_invalid=skip_invalid,
-                         ids_unique=bool(out.attrs.get("generated_ids")))
+                         ids_unique=bool(out.attrs.get("generated_ids")),
+                         typed=src.container != "csv")
     return Trace._trusted(df, stem)

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import gzip
+import io
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,28 +82,61 @@ def load_trace(path: str | Path, format: str | None = None, *,
     return trace
 
 
-def save_trace(trace: Trace, path: str | Path) -> Path:
-    """Write a trace in the native schema; the container follows the extension."""
-    path = Path(path)
+def output_suffix(path: Path) -> str:
+    """The container an output file's extension asks for; TraceError for any other."""
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     if suffix not in (".jsonl", ".csv", ".parquet", ".jsonl.gz", ".csv.gz"):
         raise TraceError(f"{path}: cannot tell the output format from the extension "
                          f"{path.suffix!r}; use .jsonl, .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df = trace.df
+    return suffix
+
+
+def save_trace(trace: Trace, path: str | Path) -> Path:
+    """Write a trace in the native schema; the container follows the extension. The file is
+    written beside its final name and renamed when complete, so an interrupted write never
+    leaves a file that looks whole."""
+    path = Path(path)
+    suffix = output_suffix(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(trace.df, tmp, suffix)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise TraceError(f"{path}: cannot write the file ({e.strerror or e}); pick a "
+                         "writable location") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _write(df, path: Path, suffix: str) -> None:
     if suffix.startswith(".parquet"):
         df.to_parquet(path, index=False)
-    elif suffix.startswith(".csv"):
+        return
+    if suffix.endswith(".gz"):    # no name or time in the gzip header: same bytes each run
+        with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                   mtime=0) as gz, \
+                io.TextIOWrapper(gz, encoding="utf-8", newline="") as text:
+            _write_text(df, text, suffix)
+    else:
+        with path.open("w", encoding="utf-8", newline="") as text:
+            _write_text(df, text, suffix)
+
+
+def _write_text(df, handle, suffix: str) -> None:
+    if suffix.startswith(".csv"):
         df = df.copy()
         for col in df.columns:
             if df[col].dtype == object and df[col].map(
                     lambda v: isinstance(v, (list, tuple, dict, np.ndarray))).any():
                 df[col] = df[col].map(_json_cell)
         # quote every text field: a bare \r inside a prompt would otherwise end the row
-        df.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        df.to_csv(handle, index=False, quoting=csv.QUOTE_NONNUMERIC)
     else:
-        df.to_json(path, orient="records", lines=True, force_ascii=False, double_precision=15)
-    return path
+        df.to_json(handle, orient="records", lines=True, force_ascii=False,
+                   double_precision=15)
 
 
 def _json_cell(v: Any) -> Any:

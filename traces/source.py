@@ -8,6 +8,10 @@ import codecs
 import csv
 import gzip
 import io
+import os
+import stat
+import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +24,75 @@ SNIFF_BYTES = 1 << 16
 Locate = Callable[[int], str]
 
 
+def _read_head(path: Path) -> tuple[bytes, bytes | None]:
+    """(the first SNIFF_BYTES, the whole input if it is not a regular file). A pipe or a
+    process substitution (`<(zcat x.gz)`, `-` for stdin) can be read only once, so it is
+    buffered here and every later read comes from the buffer. Binary junk (NUL bytes in a
+    head that is neither gzip nor Parquet, e.g. /dev/zero) is not read past the head."""
+    try:
+        if str(path) == "-":
+            f = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+        else:
+            f = path.open("rb")
+    except FileNotFoundError:
+        raise TraceError(f"{path}: no such file; give the path of a trace file "
+                         "(or synth:NAME for a synthetic workload)") from None
+    except IsADirectoryError:
+        raise TraceError(f"{path}: is a directory; give the path of a trace file") from None
+    except (OSError, ValueError) as e:
+        raise TraceError(f"{path}: cannot read the file "
+                         f"({getattr(e, 'strerror', None) or e})") from None
+    try:
+        with f:
+            if stat.S_ISDIR(os.fstat(f.fileno()).st_mode):
+                raise TraceError(f"{path}: is a directory; give the path of a trace file")
+            head = f.read(SNIFF_BYTES)
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return head, None
+            if b"\0" in head and not head.startswith((b"\x1f\x8b", b"PAR1")):
+                return head, head
+            return head, head + f.read()
+    except OSError as e:
+        raise TraceError(f"{path}: cannot read the file ({e.strerror or e})") from None
+
+
+class _Gzip(gzip.GzipFile):
+    """A gzip stream whose corruption (a download cut after the first block, a bad CRC) is a
+    TraceError naming the file wherever it is met: in the sniffer, in pyarrow's reader, or on
+    an error path re-reading the file."""
+
+    def __init__(self, label: str, fileobj) -> None:
+        super().__init__(fileobj=fileobj, mode="rb")
+        self._label = label
+        self._owned = fileobj
+
+    def _fail(self, e: BaseException):
+        return TraceError(f"{self._label}: gzip data is corrupt or truncated ({e}); re-download "
+                          "or re-compress the file")
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return super().read(size)
+        except (EOFError, OSError, zlib.error) as e:
+            raise self._fail(e) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except (EOFError, OSError, zlib.error) as e:
+            raise self._fail(e) from None
+
+    def readline(self, size: int = -1) -> bytes:
+        try:
+            return super().readline(size)
+        except (EOFError, OSError, zlib.error) as e:
+            raise self._fail(e) from None
+
+    def close(self) -> None:
+        super().close()
+        self._owned.close()
+
+
 @dataclass
 class _Source:
     path: Path
@@ -27,33 +100,25 @@ class _Source:
     compression: str | None  # None | "gzip"
     head: str                # decoded first bytes (not for parquet)
     delimiter: str = ","     # CSV: set by the reader from the header line
+    data: bytes | None = None  # the whole input when it cannot be read twice (a pipe)
 
     @classmethod
     def open(cls, path: Path) -> "_Source":
-        try:
-            with path.open("rb") as f:
-                raw = f.read(SNIFF_BYTES)
-        except FileNotFoundError:
-            raise TraceError(f"{path}: no such file; give the path of a trace file "
-                             "(or synth:NAME for a synthetic workload)") from None
-        except IsADirectoryError:
-            raise TraceError(f"{path}: is a directory; give the path of a trace file") from None
-        except OSError as e:
-            raise TraceError(f"{path}: cannot read the file ({e.strerror})") from None
+        raw, data = _read_head(path)
         if raw.startswith(b"PAR1"):
-            return cls(path, "parquet", None, "")
+            return cls(path, "parquet", None, "", data=data)
         compression = None
         if raw[:2] == b"\x1f\x8b":
             compression = "gzip"
-            try:
-                with gzip.open(path, "rb") as f:
-                    raw = f.read(SNIFF_BYTES)
-            except (OSError, EOFError) as e:
-                raise TraceError(f"{path}: gzip data is corrupt or truncated ({e}); "
-                                 "re-download or re-compress the file") from None
+            probe = cls(path, "csv", "gzip", "", data=data)
+            with probe.open_binary() as f:
+                raw = f.read(SNIFF_BYTES)
         if not raw.strip():
             raise TraceError(f"{path}: the file is empty; give a file with a header and at "
                              "least one request")
+        if not raw.strip(b"\0"):
+            raise TraceError(f"{path}: holds only NUL bytes (binary data), not a trace; give "
+                             "a CSV, JSON, JSON Lines or Parquet file")
         if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE,
                            codecs.BOM_UTF32_BE)) or (len(raw) > 3 and raw[1:4:2] == b"\0\0"):
             raise TraceError(f"{path}: the file is UTF-16/32 encoded; re-encode it as UTF-8 "
@@ -70,10 +135,22 @@ class _Source:
                              "latin1 -t UTF-8)".replace("{e.start}", str(e.start))) from None
         first = head.lstrip()[:1]
         container = {"[": "json", "{": "jsonl"}.get(first, "csv")
-        return cls(path, container, compression, head)
+        return cls(path, container, compression, head, data=data)
+
+    def open_plain(self):
+        """The raw bytes (compressed or not), from the buffer when the input was a pipe."""
+        return io.BytesIO(self.data) if self.data is not None else self.path.open("rb")
 
     def open_binary(self):
-        return gzip.open(self.path, "rb") if self.compression else self.path.open("rb")
+        """The decompressed bytes."""
+        raw = self.open_plain()
+        return _Gzip(str(self.path), raw) if self.compression else raw
+
+    def arrow_input(self):
+        """What pyarrow reads: the path of a plain regular file (fastest), else a stream."""
+        if self.data is None and not self.compression:
+            return self.path
+        return self.open_binary()
 
     def line_of(self, nth: int, skip_header: bool) -> int:
         """1-based line number where the nth (0-based) data record starts; blank lines are
@@ -141,7 +218,7 @@ class _Source:
         an odd count means the file ends inside the field opened by its last quote."""
         if self.compression:
             return None
-        with self.path.open("rb") as f:
+        with self.open_plain() as f:
             f.seek(0, io.SEEK_END)
             if f.tell() == 0:
                 return None

@@ -51,7 +51,7 @@ def _read_csv(src: _Source, fmt: str | None, *, rows, window, skip_invalid, opti
     conv_opts = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False)
 
     def open_stream():
-        return src.open_binary() if src.compression else src.path
+        return src.arrow_input()
 
     def read(newlines_in_values: bool):
         parse_opts = pacsv.ParseOptions(delimiter=src.delimiter,

@@ -16,7 +16,7 @@ from seqsched.traces.source import _Source
 def _read_jsonl(src: _Source, fmt: str | None, *, rows, window, skip_invalid,
                 options) -> Trace:
     df = None
-    if not src.compression:
+    if not src.compression and src.data is None:
         try:
             import pyarrow as pa
             import pyarrow.json as pajson

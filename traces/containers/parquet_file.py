@@ -13,7 +13,7 @@ def _read_parquet(src: _Source, fmt: str | None, *, rows, window, skip_invalid,
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(src.path)
+        table = pq.read_table(src.arrow_input())
     except (pa.ArrowInvalid, OSError) as e:
         raise TraceError(f"{src.path}: not a readable Parquet file ({str(e).splitlines()[0]}); "
                          "the file may be truncated: re-write it") from None

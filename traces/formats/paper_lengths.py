@@ -5,6 +5,7 @@ sets the assumed one (default 100)."""
 from __future__ import annotations
 
 import logging
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -16,15 +17,27 @@ from seqsched.traces.source import _Source
 logger = logging.getLogger("seqsched.traces")
 
 
-def _temperature_columns(df: pd.DataFrame, prefix: str) -> list[str]:
-    return sorted([c for c in df.columns if str(c).startswith(prefix)],
-                  key=lambda c: float(str(c)[len(prefix):]))
+def _temperature_columns(df: pd.DataFrame, prefix: str, src: _Source) -> list[str]:
+    """The L_t<T> columns, by temperature; a column named L_t<not a number> is an error."""
+    temps = {}
+    for c in df.columns:
+        if str(c).startswith(prefix):
+            try:
+                t = float(str(c)[len(prefix):])
+            except ValueError:
+                t = float("nan")
+            if not (np.isfinite(t) and t >= 0):
+                raise TraceError(f"{src.path}: key {c!r} is not a length at a sampling "
+                                 "temperature; the paper's file has L_gt, L_t0.0, L_t0.3, "
+                                 "L_t0.5, L_t0.7 (rename or drop that key)")
+            temps[c] = t
+    return sorted(temps, key=temps.get)
 
 
 def _assumed_prompt_tokens(options: dict, src: _Source) -> int:
     value = options.get("prompt_tokens", 100)
     try:
-        n = float(value)
+        n = float("nan") if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         n = float("nan")
     if not (np.isfinite(n) and n >= 1 and n == int(n)):
@@ -34,7 +47,7 @@ def _assumed_prompt_tokens(options: dict, src: _Source) -> int:
 
 
 def _paper_lengths(df, cmap, src, locate, options, rownums):
-    temps = _temperature_columns(df, "L_t")
+    temps = _temperature_columns(df, "L_t", src)
     idcol = _resolve(df.columns, ["id"]).get("id")
     prompt_col = _resolve(df.columns, ["prompt_tokens"]).get("prompt_tokens")
     assumed = None if prompt_col else _assumed_prompt_tokens(options, src)
@@ -52,8 +65,11 @@ def _paper_lengths(df, cmap, src, locate, options, rownums):
     if "L_gt" in df.columns:
         out["reference_output_tokens"] = df["L_gt"].to_numpy()
     if temps:
-        out["max_of_samples"] = pd.DataFrame({c: pd.to_numeric(df[c], errors="coerce")
-                                              for c in temps}).max(axis=1).to_numpy()
+        best = pd.DataFrame({c: pd.to_numeric(df[c].map(
+            lambda v: v if isinstance(v, numbers.Real) else None), errors="coerce")
+            for c in temps}).max(axis=1)     # bad values: traces/validate.py names the row
+        out["max_of_samples"] = (best.astype(np.int64) if np.isfinite(best.to_numpy(float)).all()
+                                 else best).to_numpy()
     names = {"output_tokens": cmap["L_t0.0"]}
     return out, names, None
 

@@ -1,0 +1,202 @@
+"""Every option x (wrong type, out of range, conflicting), on the command line, in a sweep grid
+and in an experiment TOML: exit 2 and one line naming the option and what it must be."""
+
+from __future__ import annotations
+
+import pytest
+
+from faultkit import assert_user_error, run
+
+SIM = ["simulate", "synth:uniform", "-n", "8"]
+
+CLI_CASES = {
+    "seed-negative": (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    "seed-text": (["--seed", "abc"], "invalid int value: 'abc'"),
+    "seed-fraction": (["--seed", "1.5"], "invalid int value: '1.5'"),
+    "n-zero": (["-n", "0"], "(-n) must be >= 1, got 0"),
+    "n-negative": (["-n", "-5"], "(-n) must be >= 1, got -5"),
+    "n-huge": (["-n", "99999999999"], "(-n) must be <= 10,000,000"),
+    "rate-zero": (["--rate", "0"], "--rate must be > 0"),
+    "rate-negative": (["--rate", "-2"], "--rate must be > 0"),
+    "rate-nan": (["--rate", "nan"], "--rate must be a finite number"),
+    "rate-inf": (["--rate", "inf"], "--rate must be a finite number"),
+    "rate-text": (["--rate", "fast"], "invalid float value: 'fast'"),
+    "cv-zero": (["--arrival", "gamma", "--rate", "2", "--cv", "0"], "--cv must be > 0"),
+    "speedup-zero": (["--speedup", "0"], "--speedup must be > 0"),
+    "speedup-tiny": (["--rate", "1", "--arrival", "replay", "--speedup", "1e-300"],
+                     "arrival"),
+    "sample-zero": (["--sample", "0"], "--sample must be >= 1"),
+    "max-output-zero": (["--max-output-tokens", "0"], "--max-output-tokens must be >= 1"),
+    "max-new-zero": (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    "replicas-zero": (["--replicas", "0"], "--replicas must be >= 1"),
+    "replicas-huge": (["--replicas", "1000000"], "--replicas must be <= 4,096"),
+    "memory-zero": (["--memory-fraction", "0"], "--memory-fraction must be in (0, 1]"),
+    "memory-big": (["--memory-fraction", "1.5"], "--memory-fraction must be in (0, 1]"),
+    "memory-nan": (["--memory-fraction", "nan"], "--memory-fraction must be a finite"),
+    "batch-zero": (["--policy", "vanilla", "--batch-size", "0"], "--batch-size must be > 0"),
+    "batch-bool-param": (["--policy", "vanilla", "--policy-param", "batch_size=true"],
+                         "batch-size must be a whole number"),
+    "policy-param-not-kv": (["--policy-param", "batch_size"], "is not KEY=VALUE"),
+    "predictor-bool-param": (["--predictor", "noisy", "--predictor-param", "scale=true"],
+                             "scale"),
+    "predictor-seed-negative": (["--predictor", "noisy", "--predictor-param", "seed=-3"],
+                                "seed"),
+    "window-backwards": (["--window", "5:2"], "END must be greater than START"),
+    "window-text": (["--window", "a:b"], "is not a time"),
+    "rows-negative": (["--rows=-3:5"], "row numbers start at 0"),
+    "gpu-unknown": (["--gpu", "V100"], "unknown GPU 'V100'"),
+    "model-unknown": (["--model", "gpt-9"], "unknown model 'gpt-9'"),
+    "router-unknown": (["--router", "psychic"], "unknown router 'psychic'"),
+    "policy-unknown": (["--policy", "bogus"], "unknown policy 'bogus'"),
+    "backend-unknown": (["--backend", "tpu"], "unknown backend preset 'tpu'"),
+    "predictor-unknown": (["--predictor", "psychic"], "unknown predictor 'psychic'"),
+    "synth-param-bool": (["--trace-option", "prompt_median=true"], "prompt_median"),
+    "profile-missing": (["--profile", "nope.json"], "nope.json"),
+    "two-traces": (["--trace", "synth:lognormal"], "two traces given"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_simulate_option(tmp_path, capsys, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    extra, needle = CLI_CASES[case]
+    code, _, err = run(capsys, *SIM, *extra, "--out", "res")
+    assert_user_error(code, err, needle)
+    assert not (tmp_path / "res").exists() and not (tmp_path / "res.partial").exists()
+
+
+GRID_CASES = {
+    "seed-negative": (["--grid", "seed=1,-1"], "--grid seed must be >= 0, got -1"),
+    "rate-zero": (["--grid", "rate=0,2"], "--grid rate must be > 0"),
+    "rate-text": (["--grid", "rate=fast"], "'fast' is not a number"),
+    "replicas-zero": (["--grid", "replicas=0"], "--grid replicas must be >= 1"),
+    "memory-big": (["--grid", "memory_fraction=2"], "memory_fraction must be in (0, 1]"),
+    "n-zero": (["--grid", "n=0,4"], "--grid num_requests must be >= 1"),
+    "batch-bool": (["--policies", "vanilla", "--grid", "batch_size=true"], "batch-size"),
+    "seed-bool": (["--grid", "seed=true"], "is not a whole number"),
+    "unknown-key": (["--grid", "warp=1"], "unknown grid key 'warp'"),
+    "twice": (["--grid", "rate=1", "--grid", "rate=2"], "given twice"),
+    "dup-value": (["--grid", "rate=1,1"], "listed twice"),
+    "no-value": (["--grid", "rate="], "empty key or value"),
+    "policy-twice": (["--policy", "fcfs", "--policies", "fcfs", "--grid", "rate=1"],
+                     "listed twice"),
+    "workers-zero": (["--grid", "rate=1", "--workers", "0"], "--workers must be >= 1"),
+    "workers-huge": (["--grid", "rate=1", "--workers", "100000"], "--workers must be <="),
+    "predictor-key": (["--grid", "predictor.bogus=1,2", "--predictor", "noisy"], "bogus"),
+}
+
+
+@pytest.mark.parametrize("case", list(GRID_CASES))
+def test_sweep_option(tmp_path, capsys, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    extra, needle = GRID_CASES[case]
+    code, _, err = run(capsys, "sweep", "synth:uniform", "-n", "8", *extra, "--out", "sw")
+    assert_user_error(code, err, needle)
+    assert not (tmp_path / "sw").exists() and not (tmp_path / "sw.partial").exists()
+
+
+TOML_CASES = {
+    "seed-text": ('seed = "x"', "seed must be a whole number, not a string 'x'"),
+    "seed-bool": ("seed = true", "seed must be a whole number"),
+    "seed-negative": ("seed = -4", "seed must be >= 0, got -4"),
+    "rate-negative": ("rate = -1.0", "rate must be > 0"),
+    "rate-text": ('rate = "fast"', "rate must be a number"),
+    "policies-string": ('policies = "fcfs"', 'policies must be a list, e.g. ["fcfs"]'),
+    "policies-empty": ("policies = []", "empty list"),
+    "policies-ints": ("policies = [1, 2]", "policies[0] must be a word"),
+    "overwrite-text": ('overwrite = "yes"', "overwrite must be true or false"),
+    "title-number": ("title = 5", "title must be a string"),
+    "table": ("[predictor]\nscale = 2", "predictor must be a word, not a table"),
+    "unknown": ("colour = 1", "unknown key 'colour'"),
+    "func": ('func = "x"', "unknown key 'func'"),
+    "help": ("help = true", "unknown key 'help'"),
+    "arrival-choice": ('arrival = "burst"', "choose one of"),
+    "n-float": ("num-requests = 2.5", "must be a whole number"),
+    "invalid-toml": ("policies = [", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep"])
+@pytest.mark.parametrize("case", list(TOML_CASES))
+def test_experiment_value(tmp_path, capsys, monkeypatch, command, case):
+    monkeypatch.chdir(tmp_path)
+    body, needle = TOML_CASES[case]
+    toml = tmp_path / "exp.toml"
+    toml.write_text(f'{body}\n' if body.startswith("title") else
+                    f'{body}\n' if "policies" in body else
+                    f'{body}\n', encoding="utf-8")
+    extra = ["--grid", "rate=1"] if command == "sweep" else ["--policies", "fcfs"]
+    if "policies" in body or case == "invalid-toml":
+        extra = ["--grid", "rate=1"] if command == "sweep" else []
+    code, _, err = run(capsys, command, "synth:uniform", "-n", "8", "--experiment", toml,
+                       *extra, "--out", "res")
+    line = assert_user_error(code, err, needle)
+    assert "exp.toml" in line
+    assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("case", ["latin1", "utf16", "directory", "missing", "binary"])
+def test_experiment_file_itself(tmp_path, capsys, case):
+    path = tmp_path / "exp.toml"
+    if case == "latin1":
+        path.write_bytes('title = "caf\xe9"\n'.encode("latin-1"))
+        needle = "not UTF-8"
+    elif case == "utf16":
+        path.write_bytes('title = "x"\n'.encode("utf-16"))
+        needle = "not UTF-8"
+    elif case == "directory":
+        path.mkdir()
+        needle = "is a directory"
+    elif case == "binary":
+        path.write_bytes(bytes(range(256)))
+        needle = "not UTF-8"
+    else:
+        needle = "no such file"
+    code, _, err = run(capsys, "compare", "synth:uniform", "--experiment", path,
+                       "--policies", "fcfs")
+    assert_user_error(code, err, needle, "exp.toml")
+
+
+def test_experiment_values_reach_the_run(tmp_path, capsys, monkeypatch):
+    """The typed path still works: a valid experiment runs and the flag wins over it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp.toml").write_text('title = "t"\npolicies = ["fcfs", "sjf"]\n'
+                                       'num-requests = 8\nrate = 4.0\nseed = 2\n'
+                                       'overwrite = true\n')
+    code, out, err = run(capsys, "compare", "synth:uniform", "--experiment", "exp.toml",
+                         "--seed", "3", "--out", "res")
+    assert code == 0, err
+    assert (tmp_path / "res" / "report.md").read_text().startswith("# t\n")
+    import pandas as pd
+    summary = pd.read_csv(tmp_path / "res" / "summary.csv")
+    assert list(summary["label"]) == ["fcfs", "sjf"]
+
+
+OTHER_CASES = {
+    "concat-gap": (["trace", "concat", "a", "b", "-o", "x.jsonl", "--gap", "-1"], "--gap"),
+    "concat-gap-nan": (["trace", "concat", "a", "b", "-o", "x.jsonl", "--gap", "nan"],
+                       "--gap"),
+    "synth-n-zero": (["trace", "synth", "uniform", "-n", "0", "-o", "x.jsonl"], "(-n)"),
+    "synth-seed": (["trace", "synth", "uniform", "--seed", "-2", "-o", "x.jsonl"],
+                   "--seed must be >= 0"),
+    "synth-rate": (["trace", "synth", "uniform", "--rate", "-1", "-o", "x.jsonl"],
+                   "--rate must be > 0"),
+    "demo-n": (["demo", "-n", "0"], "must be >= 1"),
+    "demo-seed": (["demo", "--seed", "-1"], "--seed must be >= 0"),
+    "holdout": (["predict", "train", "--data", "x", "--out", "m", "--holdout", "1.5"],
+                "holdout"),
+    "validate-requests": (["validate", "--trace", "synth:uniform", "--profile", "tiny-cpu",
+                           "--requests", "0"], "--requests must be >= 1"),
+    "calibrate-threads": (["calibrate", "--threads", "0", "--out", "p.json"],
+                          "--threads must be >= 1"),
+    "calibrate-seed": (["calibrate", "--seed", "-1", "--out", "p.json"], "--seed must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(OTHER_CASES))
+def test_other_command_option(tmp_path, capsys, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    argv, needle = OTHER_CASES[case]
+    code, _, err = run(capsys, *argv)
+    assert_user_error(code, err, needle)
+    assert not (tmp_path / "x.jsonl").exists()
