@@ -50,6 +50,9 @@ def cmd_capacity(args) -> int:
     from seqsched.analysis.timeseries import write_timeseries
     from seqsched.app.run import prepare
 
+    from seqsched.analysis.output import check_output_folder
+    if args.out is not None:
+        check_output_folder(args.out, args.overwrite)   # before any trace or run
     slos, prices, target = check_slo_target(args)
     configs = policy_configs(args, args.policies or ["fcfs"])
     shape = shape_from_args(args)

@@ -42,6 +42,7 @@ def plan(args) -> int:
     from seqsched.analysis.output import output_folder
     from seqsched.app.objectives import check_slo_target
     from seqsched.app.cli import policy_configs
+    from seqsched.analysis.output import check_output_folder
     from seqsched.app.sweep_grid import expand, parse_grid, trace_options_from_args
     from seqsched.app.sweep_runner import build_traces, check_points, run_points
     from seqsched.traces.arrivals import is_offline
@@ -53,8 +54,9 @@ def plan(args) -> int:
     if not args.grid:
         raise UserError("the plan grid is empty; give the options to choose among, e.g. "
                         "--grid gpu=A100-80GB,H100-SXM --grid replicas=1,2,4")
-    if not args.out:
+    if args.out is None:
         raise UserError("a plan needs --out DIR (each point's row is written as it finishes)")
+    check_output_folder(args.out, args.overwrite)      # before any trace or run
     configs = policy_configs(args, args.policies or ["fcfs"])
     axes = parse_grid(args.grid, [c.policy for c in configs.values()])
     points = expand(configs, trace_options_from_args(args), axes)

@@ -74,6 +74,8 @@ def summary_lines(profile: dict) -> list[str]:
 
 
 def cmd_import(args) -> int:
+    from seqsched.analysis.output import check_output_file
+    check_output_file(args.out)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists; pass --overwrite or pick another --out")

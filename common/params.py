@@ -98,12 +98,18 @@ OPTION_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "bucket": ("int", 1, None, False),
     "finetune_layers": ("int", 0, None, False),
     "rate": ("float", 0, None, True),
-    "cv": ("float", 0, None, True),
+    "cv": ("float", 0.001, 100, False),      # 1/cv**2 is the Gamma shape: no underflow
     "speedup": ("float", 0, None, True),
     "memory_fraction": ("float", 0, 1, True),
     "gap": ("float", 0, None, False),
     "holdout": ("float", 0, 1, False),
     "lr": ("float", 0, None, True),
+    "tp": ("int", 1, 4096, False),
+    "swap_space": ("float", 0, None, False),
+    "target": ("float", 0, 1, True),
+    "rate_min": ("float", 0, None, True),
+    "rate_max": ("float", 0, None, True),
+    "tolerance": ("float", 0, None, True),
     "iteration_overhead_s": ("float", 0, None, False),
     "token_overhead_s": ("float", 0, None, False),
 }
@@ -147,6 +153,10 @@ def check_option(dest: str, value: Any, where: str | None = None) -> None:
 
 
 def check_options(values: dict[str, Any], where: str = "") -> None:
-    """`check_option` for every known dest in `values` (a parsed command line's vars)."""
+    """`check_option` for every known dest in `values` (a parsed command line's vars). Text
+    is skipped: argparse typed every numeric option, so text belongs to another command's
+    option of the same name (predict train --target is a word, capacity --target a share)."""
     for dest, value in values.items():
+        if isinstance(value, str):
+            continue
         check_option(dest, value, f"{where}{option_flag(dest)}" if where else None)
