@@ -365,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # which flags were typed
     from seqsched.app.guard import run_command
     return run_command(args)     # one error line, exit 2; SIGTERM/SIGINT clean up first
 

@@ -16,7 +16,7 @@ from seqsched.common.errors import UserError
 from seqsched.common.params import VALUE_KINDS, check_option
 
 # dests that are not options a file may set
-NOT_KEYS = ("help", "experiment", "func", "parser", "command")
+NOT_KEYS = ("help", "experiment", "func", "parser", "command", "argv")
 _TOML_TYPES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
                list: "a list", dict: "a table"}
 
@@ -85,6 +85,16 @@ def typed_value(action: argparse.Action, value: Any, where: str) -> Any:
     return value
 
 
+def given(action: argparse.Action, argv: list[str] | None) -> bool:
+    """Whether the command line typed this option (`--seed 0` wins over `seed = 5` although
+    0 is the default)."""
+    if not argv or not action.option_strings:
+        return False
+    flags = tuple(action.option_strings)
+    return any(tok in flags or tok.startswith(tuple(f + "=" for f in flags if f[:2] == "--"))
+               for tok in argv)
+
+
 def apply_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Fill options the command line left at their defaults from the experiment TOML file
     `args.experiment` (keys are the long option names, e.g. `policies`, `backend`,
@@ -104,5 +114,7 @@ def apply_experiment(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             raise UserError(f"experiment {path}: unknown key {key!r}; use the long option "
                             f"names of `{parser.prog} --help`")
         value = typed_value(action, value, f"experiment {path}: {key}")
+        if given(action, getattr(args, "argv", None)):
+            continue                    # the command line wins, even with the default value
         if getattr(args, dest) == parser.get_default(dest):
             setattr(args, dest, value)

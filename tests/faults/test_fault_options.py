@@ -202,3 +202,21 @@ def test_other_command_option(tmp_path, capsys, monkeypatch, case):
     code, _, err = run(capsys, *argv)
     assert_user_error(code, err, needle)
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_typed_flag_wins_even_with_its_default_value(tmp_path, capsys, monkeypatch):
+    """`--seed 0` on the command line beats `seed = 5` in the file, although 0 is the
+    default (before, the file silently won)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp.toml").write_text('policies = ["fcfs"]\nseed = 5\nnum-requests = 6\n')
+    outs = {}
+    for name, extra in (("flag0", ["--seed", "0"]), ("plain0", []), ("file5", None)):
+        argv = ["compare", "synth:uniform", "--out", name]
+        argv += ["--experiment", "exp.toml", *extra] if extra is not None else [
+            "--policies", "fcfs", "--seed", "5", "-n", "6"]
+        if name == "plain0":
+            argv = ["compare", "synth:uniform", "--policies", "fcfs", "-n", "6", "--out", name]
+        code, _, err = run(capsys, *argv)
+        assert code == 0, err
+        outs[name] = (tmp_path / name / "records_fcfs.csv").read_bytes()
+    assert outs["flag0"] == outs["plain0"] != outs["file5"]

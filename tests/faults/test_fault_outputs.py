@@ -7,6 +7,7 @@ come first), leaves nothing behind and leaves existing files untouched."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,33 @@ def test_resume_refuses_a_foreign_partial(tmp_path, capsys, monkeypatch, content
     assert_user_error(code, err, needle)
     assert (tmp_path / "sw.partial" / "sweep.csv").read_bytes() == content
     assert_nothing_complete(tmp_path, "sw")
+
+
+def test_unwritable_folder(tmp_path):
+    """A folder the user may not write: refused before the trace is read. Root may write
+    anywhere, so as root the command runs as `nobody`."""
+    import subprocess
+    import sys
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="seqsched-ro-"))
+    try:
+        base.chmod(0o755)
+        ro = base / "ro"
+        ro.mkdir(mode=0o555)
+        ro.chmod(0o555)
+        kw = {"user": 65534} if os.geteuid() == 0 else {}
+        try:
+            r = subprocess.run([sys.executable, "-m", "seqsched.app.cli", "simulate",
+                                MISSING, "--out", str(ro / "res")], capture_output=True,
+                               text=True, timeout=300, cwd=base,
+                               env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}, **kw)
+        except PermissionError as e:
+            pytest.skip(f"root, and `nobody` cannot run this interpreter: {e}")
+        if r.returncode != 2 and "res" not in r.stderr:
+            pytest.skip(f"cannot run as nobody here: {r.stderr[-200:]}")
+        assert_user_error(r.returncode, r.stderr, "cannot create anything in", "ro")
+        assert os.listdir(ro) == []
+    finally:
+        ro.chmod(0o755)
+        import shutil
+        shutil.rmtree(base)

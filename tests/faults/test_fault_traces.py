@@ -248,3 +248,16 @@ def test_alpaca_vicuna_sample_lengths(tmp_path, capsys, value, needle):
     path = write(tmp_path, "alpaca-vicuna", "".join(json.dumps(r) + "\n" for r in rows))
     code, _, err = run(capsys, "trace", "inspect", path, "--no-plot")
     assert_user_error(code, err, "len_t0.3", needle, "line 3")
+
+
+@pytest.mark.parametrize("fmt", ["native-csv", "alpaca-vicuna"])
+def test_trace_from_stdin(tmp_path, fmt):
+    """`cat FILE | seqsched simulate -`: stdin is a pipe, read once."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "seqsched.app.cli", "simulate", "-",
+                        "--out", str(tmp_path / "res")], input=text_of(fmt).encode(),
+                       capture_output=True, timeout=300,
+                       env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
+    assert r.returncode == 0, r.stderr.decode()
+    assert len((tmp_path / "res" / "records_fcfs.csv").read_text().splitlines()) == 7
