@@ -55,6 +55,19 @@ CLI_CASES = {
     "synth-param-bool": (["--trace-option", "prompt_median=true"], "prompt_median"),
     "profile-missing": (["--profile", "nope.json"], "nope.json"),
     "two-traces": (["--trace", "synth:lognormal"], "two traces given"),
+    "tp-zero": (["--tp", "0"], "--tp must be >= 1"),
+    "tp-huge": (["--tp", "99999999999999999999"], "fits 64 bits"),
+    "tensor-parallel-zero": (["--tensor-parallel-size", "0"], "must be >= 1"),
+    "max-num-seqs-zero": (["--max-num-seqs", "0"], "--max-num-seqs must be >= 1"),
+    "kv-blocks-zero": (["--kv-blocks", "0"], "--kv-blocks must be >= 1"),
+    "swap-space-negative": (["--swap-space", "-1"], "--swap-space must be >= 0"),
+    "max-model-len-huge": (["--max-model-len", "99999999999999999999"], "fits 64 bits"),
+    "max-new-huge": (["--max-new-tokens", "99999999999999999999"], "fits 64 bits"),
+    "policy-param-huge": (["--policy", "vanilla", "--policy-param",
+                           "batch_size=99999999999999999999"], "does not fit 64 bits"),
+    "predictor-param-inf": (["--predictor", "noisy", "--predictor-param", "scale=inf"],
+                            "not a finite number"),
+    "param-empty-key": (["--policy-param", "=3"], "empty KEY"),
 }
 
 
@@ -220,3 +233,19 @@ def test_a_typed_flag_wins_even_with_its_default_value(tmp_path, capsys, monkeyp
         assert code == 0, err
         outs[name] = (tmp_path / name / "records_fcfs.csv").read_bytes()
     assert outs["flag0"] == outs["plain0"] != outs["file5"]
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--gpu", "H100-SXM"], ["H100-SXM / vicuna-7b", "overriding its A100-80GB / vicuna-7b"]),
+    (["--model", "llama-13b"], ["A100-80GB / llama-13b", "overriding"]),
+    ([], ["**backend**: paper-a100\n"]),
+], ids=["gpu", "model", "none"])
+def test_report_header_names_what_ran(tmp_path, capsys, monkeypatch, flags, needles):
+    """A preset is named as the backend only when its GPU and model are what ran."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "compare", "synth:uniform", "-n", "6", "--policies", "vanilla",
+                       "--backend", "paper-a100", *flags, "--out", "res")
+    assert code == 0, err
+    report = (tmp_path / "res" / "report.md").read_text()
+    for needle in needles:
+        assert needle in report, report[:400]

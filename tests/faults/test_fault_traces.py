@@ -261,3 +261,43 @@ def test_trace_from_stdin(tmp_path, fmt):
                        env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
     assert r.returncode == 0, r.stderr.decode()
     assert len((tmp_path / "res" / "records_fcfs.csv").read_text().splitlines()) == 7
+
+
+PARQUET_CASES = {
+    "bool": ([True, False, True, True, False, True], "true/false"),
+    "text": (["12", "3", "4", "5", "6", "7"], "the text '12'"),
+    "float": ([1.5, 2.0, 3.0, 4.0, 5.0, 6.0], "not a whole number"),
+    "negative": ([-1, 2, 3, 4, 5, 6], "must be >= 1"),
+    "lists": ([[1], [2], [3], [4], [5], [6]], "(a list), not a number"),
+}
+
+
+@pytest.mark.parametrize("case", list(PARQUET_CASES))
+def test_parquet_values(tmp_path, capsys, case):
+    import pandas as pd
+    values, needle = PARQUET_CASES[case]
+    df = pd.DataFrame(rows_native()).assign(output_tokens=values)
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path)
+    code, _, err = run(capsys, "trace", "inspect", path, "--no-plot")
+    assert_user_error(code, err, needle, "row 0", "t.parquet")
+
+
+@pytest.mark.parametrize("how", ["cut", "pipe"])
+def test_parquet_cut_and_piped(tmp_path, capsys, how):
+    import pandas as pd
+    path = tmp_path / "t.parquet"
+    pd.DataFrame(rows_native()).to_parquet(path)
+    data = path.read_bytes()
+    if how == "cut":
+        path.write_bytes(data[:len(data) // 2])
+        code, _, err = run(capsys, "trace", "inspect", path, "--no-plot")
+        assert_user_error(code, err, "not a readable Parquet file")
+        return
+    pipe = Pipe(data)
+    try:
+        code, out, err = run(capsys, "trace", "inspect", pipe.path, "--no-plot")
+    finally:
+        pipe.close()
+    assert code == 0, err
+    assert re.search(r"^requests\s+6$", out, re.M), out
