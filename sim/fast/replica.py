@@ -30,7 +30,8 @@ class _Key:
 
 
 class ArrayReplica:
-    def __init__(self, engine, index: int, policy, cost, kv: KVCache, decode_times=None) -> None:
+    def __init__(self, engine, index: int, policy, cost, kv: KVCache, decode_times=None,
+                 order=None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
         self.table = engine.table
@@ -39,6 +40,8 @@ class ArrayReplica:
         self.cost = cost
         # optional exact scalar timing of decode iterations (backends/roofline_steps.py)
         self.decode_times = decode_times
+        # optional vectorised priority order of running rows (policies/array_keys.py)
+        self.order = order
         self.kv = kv
         self.max_tokens = policy.max_batched_tokens
         self.chunked = policy.chunked_prefill
@@ -59,6 +62,14 @@ class ArrayReplica:
         k.idx, k.arrival_s = i, self.engine.arrival_list[i]
         k.predicted, k.generated = int(self.table.predicted[i]), generated
         return self.policy.priority(k)
+
+    def priority_order(self) -> list[int]:
+        """Running positions by the policy's priority, lowest key first."""
+        run = self.run
+        if self.order is not None:
+            gen = self.table.target[run.idx] - run.rem
+            return self.order(self.table, run.idx, gen).tolist()
+        return sorted(range(run.n), key=self.running_key)
 
     def running_key(self, pos: int) -> tuple:
         i = int(self.run.idx[pos])

@@ -98,7 +98,7 @@ def schedule(rep) -> Plan | None:
             keep = np.ones(n, dtype=bool)
             held = run.held
             need = need if isinstance(need, np.ndarray) else np.zeros(n, dtype=np.int64)
-            victims = sorted(range(n), key=rep.running_key)
+            victims = rep.priority_order()
             while victims and total > free:
                 i = victims.pop()
                 total -= int(need[i])
