@@ -83,6 +83,8 @@ OPTION_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "max_new_tokens": ("int", 1, TOKENS_MAX, False),
     "batch_size": ("int", 0, None, True),
     "replicas": ("int", 1, 4096, False),
+    "prefill_replicas": ("int", 0, 4096, False),     # 0 (with decode 0): not disaggregated
+    "decode_replicas": ("int", 0, 4096, False),
     "workers": ("int", 1, 1024, False),
     "block_size": ("int", 1, None, False),
     "requests": ("int", 1, None, False),

@@ -161,6 +161,8 @@ class ContinuousPolicy:
                 for i in displace(self, view, running, keep, held, need, free):
                     keep[i] = False
                     free += int(held[i] + need[i])
+                    # its share of this iteration's token budget goes back to admission
+                    budget += int(chunk[i]) if prefilling[i] else 1
                     preempt.append(running[i])
             # decode rows first (running order), then prompt chunks in priority order
             rows = [s for s, d, k in zip(running, prefilling.tolist(), keep.tolist())

@@ -44,11 +44,14 @@ def workloads(draw):
 
 @pytest.mark.parametrize("policy, params, predictor", SPECS)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(t=workloads(), seqs=st.integers(1, 4), mode=st.sampled_from(["recompute", "restart"]))
-def test_everyone_finishes_once_within_kv(policy, params, predictor, t, seqs, mode):
+@given(t=workloads(), seqs=st.integers(1, 4), mode=st.sampled_from(["recompute", "restart"]),
+       tokens=st.sampled_from([None, 8, 16]))
+def test_everyone_finishes_once_within_kv(policy, params, predictor, t, seqs, mode, tokens):
+    budget = {} if tokens is None else {"max_batched_tokens": tokens, "chunked_prefill": True}
     cfg = small_kv_config(160, policy=policy, predictor=predictor, block_size=4,
                           predictor_params={"scale": 10.0} if predictor == "noisy" else {},
-                          policy_params={**params, "max_num_seqs": seqs, "preemption": mode})
+                          policy_params={**params, "max_num_seqs": seqs, "preemption": mode,
+                                         **budget})
     res = simulate(t, cfg, executor=toy_executor())
     r = res.records
     assert len(r) == len(t) and r["id"].is_unique
@@ -101,3 +104,18 @@ def test_cli_bad_levels_is_one_line_exit_2():
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0
     assert p.stderr.startswith("seqsched: error: ") and "sorted ascending" in p.stderr
+
+
+def test_a_displaced_row_hands_back_its_token_budget():
+    """One slot, an 8-token budget: the running prompt's chunk takes the whole budget. When a
+    shorter request displaces it, the victim's chunk must go back to admission, or the step
+    admits nothing, preempts nothing and the replica stalls ("scheduled nothing")."""
+    t = Trace(pd.DataFrame({"id": ["long", "short"], "arrival_s": [0.0, 0.5],
+                            "prompt_tokens": [40, 4], "output_tokens": [30, 2]}))
+    cfg = small_kv_config(400, policy="sjf", predictor="oracle", block_size=4,
+                          policy_params={"preemptive": True, "max_num_seqs": 1,
+                                         "max_batched_tokens": 8, "chunked_prefill": True})
+    r = simulate(t, cfg, executor=toy_executor()).records.set_index("id")
+    assert r.loc["short", "preemptions"] == 0 and r.loc["long", "preemptions"] == 1
+    assert r.loc["short", "finish_s"] < r.loc["long", "first_token_s"]
+    np.testing.assert_array_equal(r.loc[["long", "short"], "generated_tokens"], [30, 2])
