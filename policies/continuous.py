@@ -46,6 +46,7 @@ import numpy as np
 from seqsched.sim.step import Step
 from seqsched.common.errors import UserError
 from seqsched.policies.guards import admission_order, check_options, displace
+from seqsched.sim.kv import reserve_blocks
 from seqsched.sim.sequence import Seq
 
 PREEMPTION_MODES = ("recompute", "restart", "swap")
@@ -217,11 +218,8 @@ class ContinuousPolicy:
 
     @staticmethod
     def _reserve(s: Seq, blocks: int, block_size: int) -> int:
-        """Blocks `s`, holding `blocks`, will still need for its predicted output (predicted
-        admission): up to prompt + predicted tokens; one block once it is past its prediction."""
-        if s.generated >= s.predicted:
-            return 1
-        return max(-(-(s.prompt_tokens + s.predicted) // block_size) - blocks, 0)
+        """Blocks `s`, holding `blocks`, will still need for its predicted output."""
+        return reserve_blocks(s.generated, s.predicted, s.prompt_tokens, blocks, block_size)
 
     def _chunk(self, s: Seq, budget: int, cached: int = 0) -> int:
         """Tokens of its prefill `s` processes next (0 = decode row, or no budget for it);

@@ -126,13 +126,7 @@ class Engine:
             self._bar = tqdm(total=len(self.seqs), desc="simulating", unit="req", leave=False)
         if self.disagg is not None:
             self.disagg.setup(self)
-        try:
-            self.env.process(self._arrivals())
-            done = simpy.AllOf(self.env, [r.process for r in self.replicas])
-            self.env.run(until=done)
-        finally:
-            if self._bar is not None:
-                self._bar.close()
+        run_until_done(self.env, self._arrivals(), self.replicas, self._bar)
 
     # -- results -----------------------------------------------------------------------
     def records(self) -> pd.DataFrame:
@@ -153,3 +147,13 @@ class Engine:
     def unfinished(self) -> int:
         return len(self.seqs) - len(self._finished)
 
+
+def run_until_done(env: simpy.Environment, arrivals, replicas, bar) -> None:
+    """Run the arrival process until every replica's process has ended (both engines), then
+    close the progress bar whatever happened."""
+    try:
+        env.process(arrivals)
+        env.run(until=simpy.AllOf(env, [r.process for r in replicas]))
+    finally:
+        if bar is not None:
+            bar.close()

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
     from seqsched.sim.prefix_cache import PrefixCache
 
 
+def reserve_blocks(generated: int, predicted: int, prompt: int, held: int,
+                   block_size: int) -> int:
+    """Blocks a request holding `held` still needs for its predicted output (predicted
+    admission): up to prompt + predicted tokens; one block once it is past its prediction.
+    The object and array engines both reserve by this rule (their `_reserved` sums it over
+    the running rows, vectorised)."""
+    if generated >= predicted:
+        return 1
+    return max(-(-(prompt + predicted) // block_size) - held, 0)
+
+
 class KVOverflow(RuntimeError):
     """A policy asked for more KV memory than is free: a policy bug, not bad input."""
 

@@ -16,7 +16,7 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
-from seqsched.sim.engine import ROUTERS, STEP_COLUMNS
+from seqsched.sim.engine import ROUTERS, STEP_COLUMNS, run_until_done
 from seqsched.sim.fast.table import RequestTable
 
 FAST_ROUTERS = ("round-robin", "least-loaded", "random")
@@ -111,13 +111,7 @@ class FastEngine:
     def run(self) -> None:
         if self.progress:
             self._bar = tqdm(total=len(self.table), desc="simulating", unit="req", leave=False)
-        try:
-            self.env.process(self._arrivals())
-            done = simpy.AllOf(self.env, [r.process for r in self.replicas])
-            self.env.run(until=done)
-        finally:
-            if self._bar is not None:
-                self._bar.close()
+        run_until_done(self.env, self._arrivals(), self.replicas, self._bar)
 
     # -- results -----------------------------------------------------------------------
     def records(self) -> pd.DataFrame:

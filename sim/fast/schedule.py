@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqsched.sim.kv import reserve_blocks
+
 
 @dataclass
 class Plan:
@@ -131,11 +133,8 @@ def schedule(rep) -> Plan | None:
             if need_s > free:
                 break
             if predicted:
-                pred = int(table.predicted[i])
-                if int(table.generated[i]) >= pred:
-                    extra = 1
-                else:
-                    extra = max(-(-(int(table.prompt[i]) + pred) // bs) - need_s, 0)
+                extra = reserve_blocks(int(table.generated[i]), int(table.predicted[i]),
+                                       int(table.prompt[i]), need_s, bs)
                 if need_s + extra > free - reserved and (n or rows):
                     break
                 reserved += extra
