@@ -10,6 +10,10 @@ Two calls cover every step the engine runs:
 A decode row's *context* is the number of positions it attends to in that iteration: its cached
 tokens plus the new one (prompt + tokens generated so far). A padded static batch is a prefill
 of B rows x longest prompt P, then decode iterations with context_sum = B * (P + 1) at the first.
+A model whose `wants_decode_spread` is true (the kernel profile's skew correction) also gets the
+decode rows' longest and shortest context: `decode_max`/`decode_min` keywords of
+`prefill_time`, `context_max`/`context_min` of `decode_times` (at its first iteration; each
+grows by one per iteration). Engines pass them only to such a model.
 """
 
 from __future__ import annotations

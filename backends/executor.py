@@ -44,8 +44,20 @@ def iteration_times(cost: CostModel, step: Step, iterations: int) -> np.ndarray:
                 first = cost.prefill_time(np.zeros(0), np.zeros(0), rows, rows * (past + 1))
             later = cost.decode_times(rows, rows * int(after.max()), iterations - 1)
             return np.concatenate(([first], later))
+        decoding = context[~is_prefill]
+        if getattr(cost, "wants_decode_spread", False) and rows:
+            # the longest and shortest context (skew correction); all grow by one per
+            # iteration, so iteration 1's are the rows' after iteration 0
+            spread = ({"decode_max": int(decoding.max()), "decode_min": int(decoding.min())}
+                      if decoding.size else {})
+            first = cost.prefill_time(chunks[is_prefill], prefilled[is_prefill],
+                                      int(decoding.size), int(decoding.sum()), **spread)
+            later = cost.decode_times(rows, int(after.sum()), iterations - 1,
+                                      context_max=int(after.max()),
+                                      context_min=int(after.min()))
+            return np.concatenate(([first], later))
         first = cost.prefill_time(chunks[is_prefill], prefilled[is_prefill],
-                                  int((~is_prefill).sum()), int(context[~is_prefill].sum()))
+                                  int(decoding.size), int(decoding.sum()))
         later = cost.decode_times(rows, int(after.sum()), iterations - 1)
     return np.concatenate(([first], later))
 

@@ -3,7 +3,8 @@
 
 The bundle's tables map one to one: `dense.csv` (layer, tokens, time_us), `per_sequence.csv`
 (lm_head/sampler by sequences), `attention.csv` (the 4-D prefill_chunk x kv_prefill x n_decode
-x kv_decode table) and the skew fit's pooled alpha from `meta.yaml`. TP > 1 bundles hold
+x kv_decode table) and the skew fit (`meta.yaml` `skew_fit` + `tp<N>/skew_fit.csv`: alpha
+per bucket of mixed decode contexts, backends/skew.py). TP > 1 bundles hold
 per-rank kernels; the all-reduce they do not measure comes from a ring model over the GPU's
 interconnect (said so in the provenance).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from seqsched.backends.profile_common import (allreduce_section, calibration, dense_op,
                                               mean_by, read_csv, ring_allreduce_us, sig,
                                               skeleton)
+from seqsched.backends.skew import skew_section
 from seqsched.backends.specs import GPUSpec, ModelSpec
 from seqsched.common.errors import UserError
 
@@ -48,6 +50,28 @@ def locate(path: str | Path, tp: int) -> tuple[Path, dict]:
     have = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name.startswith("tp"))
     raise UserError(f"{p}: no tp{tp}/ folder with dense.csv (found: {', '.join(have) or 'none'});"
                     " pick --tp from those or point at the folder holding dense.csv")
+
+
+def skew_fit(folder: Path, meta: dict, tp: int) -> dict | None:
+    """The bundle's skew fit (meta.yaml `skew_fit`, its per-TP `bucket_table` CSV) as the
+    profile's `attention.skew`; None when the fit is absent or `enabled: false` (LLMServingSim's
+    `_skew_alpha` then returns 0)."""
+    block = meta.get("skew_fit") or {}
+    per_tp = block.get("per_tp") or {}
+    entry = per_tp.get(tp) or per_tp.get(str(tp)) or {}
+    if not block.get("enabled") or "alpha_default" not in entry:
+        return None
+    axes = entry.get("bucket_axes") or block.get("bucket_axes")
+    table = None
+    rel = entry.get("bucket_table")
+    if rel and (folder.parent / rel).is_file():
+        table = read_csv(folder.parent / rel, ["pc", "n_label", "skew_rate_label",
+                                               "kv_big_label", "kp_label", "alpha"])
+    try:
+        return skew_section(entry["alpha_default"], axes, table)
+    except KeyError as e:
+        raise UserError(f"{folder.parent / str(rel)}: bucket label {e} is not in meta.yaml's "
+                        "skew_fit.bucket_axes; re-run LLMServingSim's fit_alpha") from None
 
 
 def attention_slices(df) -> list[dict]:
@@ -100,12 +124,16 @@ def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | Non
         for layer, d in mean_by(per_seq, ["layer", "sequences"], "time_us").groupby("layer")}
     profile["attention"] = {"kind": "grid4", "count": model.n_layers,
                             "slices": attention_slices(attn)}
-    fit = (meta.get("skew_fit") or {}).get("per_tp") or {}
-    entry = fit.get(tp) or fit.get(str(tp)) or {}
-    if "alpha_default" in entry:
-        profile["attention"]["skew_alpha"] = float(entry["alpha_default"])
-        notes.append("skew alpha (mixed-context decode correction) recorded, not applied: "
-                     "the cost-model contract carries the decode contexts' sum, not their max")
+    skew = skew_fit(folder, meta, tp)
+    if skew is not None:
+        profile["attention"]["skew"] = skew
+        notes.append("mixed decode contexts: t_mean + alpha (t_max - t_mean), alpha per bucket "
+                     f"from the bundle's skew fit ({len(skew.get('pc_values', []))} prefill "
+                     f"chunks, pooled alpha {skew['alpha_default']:g} elsewhere), as "
+                     "LLMServingSim's _lookup_attention_with_skew")
+    else:
+        notes.append("no skew correction: the bundle's skew fit is absent or disabled "
+                     "(LLMServingSim then applies none either)")
     if tp > 1:
         if gpu is None or not gpu.interconnect_gbs:
             raise UserError(f"a TP{tp} profile needs the all-reduce bandwidth: pass --gpu with "

@@ -11,9 +11,12 @@ each multiplied by how many times it runs per iteration (`count`: layers x per-l
 Attention comes in two kinds:
 - `grid4`: LLMServingSim's 4-D table over (prefill_chunk, kv_prefill, n_decode, kv_decode) of
   one mixed batch, looked up as their simulator does: all prefill chunks summed into one chunk,
-  their cached contexts summed, the decode rows at their mean context; optional skew `alpha`
-  (its mixed-batch correction) needs the longest decode context, which this contract does not
-  carry, so it is recorded but not applied;
+  their cached contexts summed, the decode rows at their mean KV history (kv_decode is the
+  tokens cached before this step's one, `profiler/core/hooks/batch.py`: context - 1 here);
+  with a `skew` table, rows of different lengths cost t_mean + alpha (t_max - t_mean)
+  (backends/skew.py), which needs the longest and shortest decode context: the engine passes
+  them (`decode_max`/`decode_min`, `context_max`/`context_min`) to a model whose
+  `wants_decode_spread` is true;
 - `split`: a prefill grid over (chunk tokens, cached tokens) per sequence, summed over the
   chunks, plus a decode grid over (rows, context) at the mean context (aiconfigurator / roofline).
 Times are microseconds in the JSON, seconds out of the model. Shapes beyond a grid are
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqsched.backends.interp import bracket, interp1, interp2
+from seqsched.backends.skew import SkewTable, apply_skew, skew_from_dict
 from seqsched.common.errors import UserError
 
 FORMAT = "seqsched-kernel-profile"
@@ -118,6 +122,7 @@ class KernelProfileCostModel:
     allreduce: Op | None = None             # x = bytes; count = all-reduces per iteration
     allreduce_bytes_per_token: float = 0.0
     iteration_overhead_s: float = 0.0
+    skew: SkewTable | None = None           # grid4 only: the mixed-context correction
     name: str = "kernel-profile"
     meta: dict = field(default_factory=dict)
     limits: dict = field(default_factory=dict)      # axis -> largest profiled value
@@ -128,9 +133,10 @@ class KernelProfileCostModel:
         if top is None or value <= top * (1 + 1e-9) or axis in self.warned:
             return
         self.warned[axis] = float(value)
-        logger.warning("%s: %s %.0f is beyond the profiled grid (max %.0f, %.1fx); "
+        logger.warning("%s: %s %.0f is beyond the profiled grid (max %.0f, %s); "
                        "extrapolating linearly from the last two samples (warned once)",
-                       self.name, axis, value, top, value / top)
+                       self.name, axis, value, top,
+                       f"{value / top:.1f}x" if top > 0 else "only 0 profiled")
 
     def _linear(self, tokens, rows) -> np.ndarray:
         """Dense + per-sequence + all-reduce seconds (tokens/rows scalars or arrays)."""
@@ -140,17 +146,40 @@ class KernelProfileCostModel:
             t = t + self.allreduce.seconds(np.asarray(tokens, float) * self.allreduce_bytes_per_token)
         return t + self.iteration_overhead_s
 
-    def _decode_attention(self, rows: int, mean_ctx) -> np.ndarray:
+    @property
+    def wants_decode_spread(self) -> bool:
+        """Whether the engine should pass the decode rows' longest and shortest context."""
+        return self.skew is not None
+
+    def _decode_attention(self, rows: int, mean_ctx, max_ctx=None, min_ctx=None,
+                          pc: float = 0.0, kp: float = 0.0) -> np.ndarray:
+        """Seconds of one layer's attention x layers for `rows` decode rows at contexts
+        `mean_ctx` (array: one per iteration); with a grid4 table the same kernel also runs
+        the prefill chunk `pc` on `kp` cached tokens. `max_ctx`/`min_ctx` (arrays like
+        `mean_ctx`, or None) switch on the skew correction."""
+        mean_ctx = np.asarray(mean_ctx, dtype=float)
         self._check("n_decode", rows)
-        self._check("kv_decode", float(np.max(mean_ctx)))
-        if self.grid4 is not None:
-            us = self.grid4(0.0, 0.0, float(rows), mean_ctx)
-        else:
-            us = self.decode_grid(float(rows), mean_ctx)
+        top = mean_ctx if max_ctx is None else np.asarray(max_ctx, dtype=float)
+        self._check("kv_decode", float(np.max(top)) if top.size else 0.0)
+        if self.grid4 is None:
+            return self.attention_count * self.decode_grid(float(rows), mean_ctx) * 1e-6
+        kd = np.maximum(mean_ctx - 1.0, 0.0)        # the profiler's kv_decode: history
+
+        def lookup(q):
+            return self.grid4(pc, kp, float(rows), q)
+        us = lookup(kd)
+        if self.skew is not None and max_ctx is not None and min_ctx is not None and rows > 1:
+            kmax = np.maximum(np.asarray(max_ctx, dtype=float) - 1.0, 0.0)
+            kmin = np.maximum(np.asarray(min_ctx, dtype=float) - 1.0, 0.0)
+            gap = kmax - kmin
+            rate = np.where(gap > 0, (kd - kmin) / np.where(gap > 0, gap, 1.0), 0.5)
+            alpha = self.skew.lookup(int(pc), rows, rate, kmax, int(kp))
+            us = apply_skew(us, lookup(kmax), alpha, rows, kmax <= kd)
         return self.attention_count * us * 1e-6
 
     def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,
-                     decode_context: int = 0) -> float:
+                     decode_context: int = 0, decode_max: int | None = None,
+                     decode_min: int | None = None) -> float:
         new = np.asarray(new_tokens, dtype=float).ravel()
         past = np.asarray(past_tokens, dtype=float).ravel()
         decode_rows = int(decode_rows)
@@ -160,33 +189,40 @@ class KernelProfileCostModel:
         rows = new.size + decode_rows
         self._check("tokens", tokens)
         self._check("sequences", rows)
-        mean_ctx = decode_context / decode_rows if decode_rows else 0.0
+        mean_ctx = np.array([decode_context / decode_rows if decode_rows else 0.0])
+        spread = ((None, None) if decode_max is None or decode_min is None or not decode_rows
+                  else (np.array([float(decode_max)]), np.array([float(decode_min)])))
         if new.size == 0:
-            attn = float(self._decode_attention(decode_rows, np.array([mean_ctx]))[0])
+            attn = float(self._decode_attention(decode_rows, mean_ctx, *spread)[0])
         elif self.grid4 is not None:
             pc, kp = float(new.sum()), float(past.sum())
             self._check("prefill_chunk", pc)
             self._check("kv_prefill", kp)
-            if decode_rows:
-                self._check("n_decode", decode_rows)
-                self._check("kv_decode", mean_ctx)
-            us = self.grid4(pc, kp, float(decode_rows), np.array([mean_ctx]))[0]
-            attn = self.attention_count * float(us) * 1e-6
+            attn = float(self._decode_attention(decode_rows, mean_ctx, *spread, pc=pc,
+                                                kp=kp)[0])
         else:
             self._check("prefill_chunk", float(new.max()))
             self._check("kv_prefill", float((past + new).max()))
             attn = self.attention_count * float(self.prefill_grid(new, past).sum()) * 1e-6
             if decode_rows:
-                attn += float(self._decode_attention(decode_rows, np.array([mean_ctx]))[0])
+                attn += float(self._decode_attention(decode_rows, mean_ctx)[0])
         return float(self._linear(tokens, float(rows))) + attn
 
-    def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray:
+    def decode_times(self, rows: int, context_sum: int, iterations: int,
+                     context_max: int | None = None,
+                     context_min: int | None = None) -> np.ndarray:
+        """Every row grows by one token per iteration: its mean, longest and shortest
+        context each grow by one."""
         if iterations <= 0:
             return np.zeros(0)
         self._check("tokens", rows)
         self._check("sequences", rows)
-        mean_ctx = (context_sum + rows * np.arange(iterations, dtype=float)) / max(rows, 1)
-        return self._linear(float(rows), float(rows)) + self._decode_attention(rows, mean_ctx)
+        step = np.arange(iterations, dtype=float)
+        mean_ctx = (context_sum + rows * step) / max(rows, 1)
+        spread = ((None, None) if context_max is None or context_min is None
+                  else (context_max + step, context_min + step))
+        return self._linear(float(rows), float(rows)) + self._decode_attention(
+            rows, mean_ctx, *spread)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -257,6 +293,12 @@ def kernel_profile_from_dict(data: dict, path: str = "<profile>") -> KernelProfi
         if not slices:
             raise _bad(path, "'attention.slices' is empty")
         model.grid4 = Grid4(slices)
+        if isinstance(att.get("skew"), dict):
+            try:
+                model.skew = skew_from_dict(att["skew"])
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise _bad(path, "'attention.skew' needs alpha_default, axes and rows of "
+                                 "bucket indices") from None
         limits.update(prefill_chunk=model.grid4.pc[-1], n_decode=model.grid4.nd[-1],
                       kv_prefill=max(float(g.kp[-1]) for g in slices.values()),
                       kv_decode=max(float(r[0][-1]) for g in slices.values() for r in g.rows))

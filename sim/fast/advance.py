@@ -34,14 +34,16 @@ def _iterations(rep, tokens, held, limit: int) -> int:
 
 
 def _advance(rep, first: float, rows: int, context_sum: int, k: int,
-             stop_after) -> tuple[int, float]:
+             stop_after, spread: dict | None = None) -> tuple[int, float]:
     """(n, seconds): the step runs k iterations, or stops at the end of the first iteration
-    that ends at or after `stop_after` (`context_sum`: the rows' tokens after iteration 0)."""
+    that ends at or after `stop_after` (`context_sum`: the rows' tokens after iteration 0;
+    `spread`: their longest and shortest context then, for a cost model that wants them)."""
     if rep.decode_times is not None:
         return rep.decode_times.run(first, rows, context_sum, k, stop_after)
     if k == 1:
         return 1, first
-    ends = np.cumsum(np.concatenate(([first], rep.cost.decode_times(rows, context_sum, k - 1))))
+    ends = np.cumsum(np.concatenate(([first], rep.cost.decode_times(rows, context_sum, k - 1,
+                                                                   **(spread or {})))))
     n = k if stop_after is None else min(bisect_left(ends, stop_after) + 1, k)
     return n, float(ends[n - 1])
 
@@ -82,15 +84,21 @@ def run_complete(rep, start: float, pf: list[int], chunks: list[int], max_iterat
     stop_after = rep.engine.time_to_next_arrival()
     tokens = int(_sum(ctx))
     chunk_sum = sum(chunks)
+    spread, first_spread = None, {}
+    if getattr(cost, "wants_decode_spread", False):      # the skew correction's max and min
+        spread = {"context_max": int(ctx.max()) + 1, "context_min": int(ctx.min()) + 1}
+        dec = np.delete(ctx, pf) if m else ctx
+        if dec.size:
+            first_spread = {"decode_max": int(dec.max()), "decode_min": int(dec.min())}
     if not m:
         first = (dt.first(rows, tokens) if dt is not None
-                 else cost.prefill_time(ctx[:0], ctx[:0], rows, tokens))
+                 else cost.prefill_time(ctx[:0], ctx[:0], rows, tokens, **first_spread))
     elif dt is not None and m <= dt.SCALAR_ROWS:
         first = dt.prefill(chunks, rows - m, tokens - chunk_sum)
     else:
         first = cost.prefill_time(np.asarray(chunks, dtype=np.int64), np.zeros(m, np.int64),
-                                  rows - m, tokens - chunk_sum)
-    n, seconds = _advance(rep, first, rows, tokens + rows, k, stop_after)
+                                  rows - m, tokens - chunk_sum, **first_spread)
+    n, seconds = _advance(rep, first, rows, tokens + rows, k, stop_after, spread)
     grow = _grow(rep, ctx + n, held)
     kv_used = rep.kv.used_blocks * rep.kv.block_size
     yield rep.env.timeout(seconds)
@@ -126,10 +134,19 @@ def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterati
     new = chunk[pf_order]
     pf_idx = idx[pf_order]
     past = t.prompt[pf_idx] + t.recomputed[pf_idx] - left[pf_order]
+    spread, first_spread = None, {}
+    if getattr(cost, "wants_decode_spread", False):      # the skew correction's max and min
+        spread = {"context_max": int(tokens.max()) + 1, "context_min": int(tokens.min()) + 1}
+        decoding = np.zeros(run.n, dtype=bool)
+        decoding[slice(None) if runs is None else runs] = True
+        decoding[pf_order] = False
+        if decoding.any():
+            first_spread = {"decode_max": int(ctx[decoding].max()),
+                            "decode_min": int(ctx[decoding].min())}
     first = cost.prefill_time(new, past, rows - len(pf_order),
-                              ctx_sum - int(ctx[pf_order].sum()))
+                              ctx_sum - int(ctx[pf_order].sum()), **first_spread)
     chunk_sum = int(new.sum())
-    n, seconds = _advance(rep, first, rows, ctx_sum + chunk_sum + rows, k, stop_after)
+    n, seconds = _advance(rep, first, rows, ctx_sum + chunk_sum + rows, k, stop_after, spread)
     produced = np.where(completes, n, 0)
     after = tokens + produced
     grow = _grow(rep, after, s_held)

@@ -60,17 +60,51 @@ def test_bundle_becomes_a_profile_with_the_layer_counts(tmp_path):
     assert prof["dense"]["layernorm"]["count"] == 64 and prof["dense"]["qkv_proj"]["count"] == 32
     assert prof["dense"]["embedding"]["count"] == 1
     assert prof["provenance"]["engine_version"] == "0.19.0" and prof["dtype"] == "bf16"
-    assert prof["attention"]["skew_alpha"] == 0.05
+    assert prof["attention"]["skew"]["alpha_default"] == 0.05       # pooled only: no table
+    assert "pc_values" not in prof["attention"]["skew"]
     assert prof["profiled_limits"] == {"max_num_batched_tokens": 256, "max_num_seqs": 8}
     m = kernel_profile_from_dict(json.loads(json.dumps(prof)))
     # one decode iteration, 8 rows at context 1024: dense ops at 8 tokens (1.8 us each):
-    # 7 per-layer op-uses + 1 extra layernorm = 8 x 32 layers + 2 once; lm_head 130, sampler 5
+    # 7 per-layer op-uses + 1 extra layernorm = 8 x 32 layers + 2 once; lm_head 130, sampler 5;
+    # attention at the history before the new token (1023)
     dense = (8 * 32 + 2) * 1.8
-    attn = 32 * (2 + 8 * 1024 / 100)
+    attn = 32 * (2 + 8 * 1023 / 100)
     assert m.decode_times(8, 8 * 1024, 1)[0] == pytest.approx((dense + 135 + attn) * 1e-6)
     # calibration: linear data interpolates exactly
     assert prof["calibration"]["attention"]["n"] == 0 or \
         prof["calibration"]["attention"]["max_rel_err"] < 1e-3
+
+
+def test_skew_bucket_table_is_imported_and_a_disabled_fit_is_not(tmp_path):
+    b = write_bundle(tmp_path / "b")
+    meta = META.replace("    1: {alpha_default: 0.05}",
+                        "    1: {alpha_default: 0.05, bucket_table: tp1/skew_fit.csv}")
+    meta += ("  bucket_axes:\n    n_bins: [0, 4, 1000]\n    n_labels: [n<=4, n>4]\n"
+             "    skew_rate_bins: [-0.01, 1.01]\n    skew_rate_labels: [all]\n"
+             "    kv_big_bins: [0, 1000000]\n    kv_big_labels: [any]\n"
+             "    kp_bins: [-1, 0, 100000]\n    kp_labels: [kp=0, kp>0]\n")
+    (b / "meta.yaml").write_text(meta)
+    (b / "tp1" / "skew_fit.csv").write_text(
+        "pc,n_label,skew_rate_label,kv_big_label,kp_label,alpha,n_samples\n"
+        "0,n>4,all,any,kp=0,0.5,3\n16,n<=4,all,any,kp>0,0.2,3\n")
+    skew = import_llmservingsim(b, get_model("llama-3.1-8b"), 1)["attention"]["skew"]
+    assert skew["pc_values"] == [0, 16] and skew["axes"]["n"] == [4.0, 1000.0]
+    assert skew["rows"] == {"pc": [0, 1], "n": [1, 0], "skew_rate": [0, 0], "kv_big": [0, 0],
+                            "kp": [0, 1], "alpha": [0.5, 0.2]}
+    m = kernel_profile_from_dict(import_llmservingsim(b, get_model("llama-3.1-8b"), 1))
+    # 8 rows, histories 7 x 16 and 1 x 1024: mean 142 -> alpha 0.5 (pc 0, n>4)
+    even = m.decode_times(8, 8 * 143, 1)[0]
+    skewed = m.decode_times(8, 8 * 143, 1, context_max=1025, context_min=17)[0]
+    t_mean, t_max = 2 + 8 * 142 / 100, 2 + 8 * 1024 / 100
+    assert (skewed - even) * 1e6 == pytest.approx(32 * 0.5 * (t_max - t_mean), rel=1e-6)
+    (b / "tp1" / "skew_fit.csv").write_text(
+        "pc,n_label,skew_rate_label,kv_big_label,kp_label,alpha\n0,n<=9,all,any,kp=0,0.5\n")
+    with pytest.raises(UserError, match="bucket label"):
+        import_llmservingsim(b, get_model("llama-3.1-8b"), 1)
+    (b / "meta.yaml").write_text(meta.replace("enabled: true", "enabled: false"))
+    prof = import_llmservingsim(b, get_model("llama-3.1-8b"), 1)
+    assert "skew" not in prof["attention"]
+    assert not kernel_profile_from_dict(prof).wants_decode_spread
 
 
 def test_unknown_layers_are_noted_and_missing_columns_fail(tmp_path):

@@ -51,10 +51,11 @@ def us(x):
 
 def test_decode_times_are_the_hand_sum():
     m = kernel_profile_from_dict(tiny())
-    # 4 rows, contexts summing to 2000 (mean 500), then 2004 (mean 501), ...
+    # 4 rows, contexts summing to 2000 (mean 500), then 2004 (mean 501), ...; the grid's
+    # kv_decode is the history before the new token: 499, 500, ...
     t = m.decode_times(4, 2000, 3)
     for i, got in enumerate(t):
-        mean = 500 + i
+        mean = 499 + i
         dense = 4 * (11 + 3) + 3                      # 4 tokens through mlp, embedding 3
         head = 10 + 5 * 3                             # 4 sequences
         attn = 2 * (4 + 0.04 * mean)
@@ -73,11 +74,12 @@ def test_prefill_chunks_are_summed_then_looked_up():
 
 def test_mixed_batch_blends_prefill_and_decode_axes():
     m = kernel_profile_from_dict(tiny())
-    # chunk 100 at kp 0 with 4 decode rows of mean context 600: slice (100, 4) -> 30 + 0.05*600
+    # chunk 100 at kp 0 with 4 decode rows of mean context 600 (history 599):
+    # slice (100, 4) -> 30 + 0.05*599
     got = m.prefill_time(np.array([100]), np.array([0]), decode_rows=4, decode_context=2400)
     dense = 4 * (10 + 104) + 3
     head = 10 + 5 * 4                                  # 5 sequences
-    assert got == pytest.approx(us(dense + head + 2 * 60.0), rel=1e-12)
+    assert got == pytest.approx(us(dense + head + 2 * 59.95), rel=1e-12)
     # chunk 150 (between the 100 and 200 slices) with no decodes: 0.5*(20 + 60) at kp 0
     got = m.prefill_time(np.array([150]), np.array([0]))
     assert got == pytest.approx(us(4 * 160 + 3 + 10 + 2 * 40.0), rel=1e-12)
@@ -110,7 +112,7 @@ def test_extrapolation_warns_once_and_says_how_far(caplog):
     lines = [r.getMessage() for r in caplog.records if "kv_decode" in r.getMessage()]
     assert len(lines) == 1 and "2.0x" in lines[0] and "max 1000" in lines[0]
     # linear beyond the grid: slope of the last two samples
-    assert a[0] == pytest.approx(us(4 * 14 + 3 + 25 + 2 * (4 + 0.04 * 2000)), rel=1e-12)
+    assert a[0] == pytest.approx(us(4 * 14 + 3 + 25 + 2 * (4 + 0.04 * 1999)), rel=1e-12)
 
 
 def test_executor_times_a_step_with_the_profile():
