@@ -1,46 +1,65 @@
-"""How close the simulation is to a real vLLM run, per cost model: the shared RTX PRO 6000 run
-(../shared/data/serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19/, vLLM 0.19.0, Llama-3.1-8B,
-300 ShareGPT requests at ~10 req/s) replayed with the run's own scheduler settings
-(max_num_seqs 128, max_num_batched_tokens 2048, chunked prefill) through `seqsched simulate`'s
-fcfs policy, once on the roofline (datasheet peaks x the kernel-measured efficiencies of
-backends/efficiency.py) and once on the built-in kernel profile.
-NOTHING is fitted to this run: the profile is the LLMServingSim kernel bundle as imported.
+"""How close the simulation is to a real vLLM run, per cost model. Default run: the shared
+RTX PRO 6000 run (../shared/data/serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19/, vLLM
+0.19.0, Llama-3.1-8B, 300 ShareGPT requests at ~10 req/s); `--run DIR` takes any run in the
+LLMServingSim bench layout (workload.jsonl with token ids, requests.jsonl, meta.json), e.g.
+LLMServingSim's RTX 4090 run extracted to a temporary folder (kept back: never tuned on).
 
-    .venv/bin/python benchmarks/kernel_profile_accuracy.py [--run DIR]
+The run replays as `seqsched validate --measured` replays it (traces/recorded.py): the run's
+scheduler settings from meta.json (max_num_seqs, max_num_batched_tokens, chunked prefill, the
+KV block count vLLM allocated when recorded), prefix caching on as vLLM V1's default, under
+`fcfs`; on the roofline (datasheet peaks x the kernel-measured efficiencies of
+backends/efficiency.py), and on the built-in kernel profile one change at a time: without its
+skew table and with seqsched's former replay (no prefix caching, KV sized by seqsched), then
+with the skew correction, then with vLLM's replay settings (the final model).
+NOTHING is fitted to a run: the profile is the LLMServingSim kernel bundle as imported.
 
-Measured metrics as the run's README defines them: TTFT = first_token - queued, end-to-end =
+    .venv/bin/python benchmarks/kernel_profile_accuracy.py [--run DIR] [--gpu NAME]
+
+Measured metrics as the layout's README defines them: TTFT = first_token - queued, end-to-end =
 last_token - queued, TPOT = (last - first) / (output - 1); simulated: seqsched's records.
+When the run folder holds LLMServingSim's own summary (`llmservingsim_summary.txt`), its
+errors are printed beside ours.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from seqsched.app.run import RunConfig, describe_backend, simulate
-from seqsched.traces.request import Trace
+from seqsched.app.run import RunConfig, build_cost_model, describe_backend, simulate
+from seqsched.app.vllm_args import apply_to_config, vllm_settings
+from seqsched.backends.executor import CostModelExecutor
+from seqsched.backends.specs import GPUS
+from seqsched.traces.recorded import read_recorded
 
 RUN = "serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19"
+METRICS = ("ttft", "tpot", "e2e")
 
 
-def load_run(folder: Path) -> tuple[Trace, pd.DataFrame]:
-    work = pd.read_json(folder / "workload.jsonl", lines=True)
-    meas = pd.read_json(folder / "requests.jsonl", lines=True)
-    trace = Trace(pd.DataFrame({"id": [f"r{i}" for i in range(len(work))],
-                                "arrival_s": work["arrival_time_ns"] / 1e9,
-                                "prompt_tokens": work["input_toks"],
-                                "output_tokens": work["output_toks"]}), name="rtxpro6000-run")
-    m = pd.DataFrame({"ttft": meas["first_token_ts"] - meas["queued_ts"],
-                      "e2e": meas["last_token_ts"] - meas["queued_ts"],
-                      "tpot": (meas["last_token_ts"] - meas["first_token_ts"])
-                      / (meas["output_toks"] - 1).where(meas["output_toks"] > 1)})
-    return trace, m
+def run_gpu(meta: dict) -> str:
+    """The built-in GPU whose name the run's recorded device name contains (RTX-PRO-6000 for
+    the shared run, whose meta.json names none)."""
+    device = re.sub(r"[^a-z0-9]", "", str((meta.get("hardware") or {}).get("device_name", ""))
+                    .lower())
+    for name in sorted(GPUS, key=len, reverse=True):
+        if device and re.sub(r"[^a-z0-9]", "", name.lower()) in device:
+            return name
+    return "RTX-PRO-6000"
+
+
+def measured(run) -> pd.DataFrame:
+    m = run.measured
+    out = (m["output_tokens"] - 1).where(m["output_tokens"] > 1)
+    return pd.DataFrame({"ttft": m["ttft_s"], "e2e": m["e2e_s"],
+                         "tpot": (m["e2e_s"] - m["ttft_s"]) / out})
 
 
 def simulated(records: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +72,7 @@ def simulated(records: pd.DataFrame) -> pd.DataFrame:
 
 def errors(sim: pd.DataFrame, meas: pd.DataFrame) -> dict:
     out = {}
-    for metric in ("ttft", "tpot", "e2e"):
+    for metric in METRICS:
         for stat, f in (("mean", np.nanmean), ("p50", np.nanmedian),
                         ("p90", lambda a: np.nanquantile(a, 0.9)),
                         ("p99", lambda a: np.nanquantile(a, 0.99))):
@@ -62,30 +81,63 @@ def errors(sim: pd.DataFrame, meas: pd.DataFrame) -> dict:
     return out
 
 
+def llmservingsim_errors(folder: Path) -> dict:
+    """LLMServingSim's own Diff% column (its summary's Mean/Median/P90/P99 rows)."""
+    path = folder / "llmservingsim_summary.txt"
+    if not path.is_file():
+        return {}
+    names = {"TTFT": "ttft", "TPOT": "tpot", "Latency": "e2e"}
+    stats = {"Mean": "mean", "Median": "p50", "P90": "p90", "P99": "p99"}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[0] in names and parts[1] in stats:
+            out[f"{names[parts[0]]} {stats[parts[1]]}"] = float(parts[4].rstrip("%"))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = os.environ.get("SEQSCHED_DATA", "/work/shared/data")
     ap.add_argument("--run", default=str(Path(data) / RUN))
+    ap.add_argument("--gpu", default=None, help="default: the run's recorded device")
     args = ap.parse_args()
-    trace, meas = load_run(Path(args.run))
-    params = {"max_num_seqs": 128, "max_batched_tokens": 2048, "chunked_prefill": True}
-    base = dict(policy="fcfs", policy_params=params, gpu="RTX-PRO-6000", model="llama-3.1-8b",
-                memory_fraction=0.9, block_size=16)
-    configs = {"roofline": RunConfig(profile="roofline", **base),
-               "kernel profile": RunConfig(**base)}
+    folder = Path(args.run)
+    run = read_recorded(folder, "llmservingsim")
+    meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() \
+        else {}
+    base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(meta),
+                                     model="llama-3.1-8b"),
+                           *vllm_settings(argparse.Namespace(), run.engine))
+    print(f"{folder.name}: {len(run.trace)} requests; settings {base.policy_params}, KV blocks "
+          f"{base.kv_blocks or 'sized by seqsched'}, prefix caching {base.prefix_caching}")
+    # each change on its own: the profile without its skew table and seqsched's former replay
+    # (no prefix caching, KV sized by seqsched) is the state before this follow-up
+    before = dataclasses.replace(base, prefix_caching=False, kv_blocks=None)
+    configs = {"roofline": (dataclasses.replace(base, profile="roofline"), True),
+               "profile, no skew, seqsched replay": (before, False),
+               "+ skew": (before, True),
+               "+ vLLM replay (final)": (base, True)}
+    meas = measured(run)
     rows = {}
-    for label, cfg in configs.items():
+    for label, (cfg, skew) in configs.items():
         t0 = time.perf_counter()
-        res = simulate(trace, cfg)
+        cost = build_cost_model(cfg)
+        if not skew:
+            cost.skew = None
+        res = simulate(run.trace, cfg, executor=CostModelExecutor(cost))
         print(f"{label}: {describe_backend(cfg)} ({time.perf_counter() - t0:.1f} s)")
         rows[label] = errors(simulated(res.records), meas)
-    keys = list(next(iter(rows.values())))
-    table = pd.DataFrame({"measured": [rows[next(iter(rows))][k][1] for k in keys]}, index=keys)
+    final = rows["+ vLLM replay (final)"]
+    keys = list(final)
+    table = pd.DataFrame({"measured": [final[k][1] for k in keys]}, index=keys)
     for label, r in rows.items():
-        table[f"{label} sim"] = [r[k][0] for k in keys]
         table[f"{label} err %"] = [r[k][2] for k in keys]
+    lss = llmservingsim_errors(folder)
+    if lss:
+        table["LLMServingSim err %"] = [lss.get(k, np.nan) for k in keys]
     print(table.round(4).to_string())
-    print(json.dumps({k: round(v[2], 1) for k, v in rows["kernel profile"].items()}))
+    print(json.dumps({k: round(v[2], 1) for k, v in final.items()}))
     return 0
 
 

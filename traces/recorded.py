@@ -11,8 +11,14 @@ Two formats (`RECORDED_FORMATS`):
 - `llmservingsim`: the LLMServingSim bench layout, a folder with `workload.jsonl` (input_toks,
   output_toks, arrival_time_ns offset from the start), `requests.jsonl` (what vLLM measured,
   in workload order: input_toks, output_toks, queued_ts, first_token_ts, last_token_ts on the
-  engine clock), `meta.json` (`engine_kwargs`) and optionally `timeseries.csv`. As that
-  layout's README defines them: TTFT = first_token - queued, end-to-end = last_token - queued.
+  engine clock), `meta.json` (`engine_kwargs`; newer runs also `kv_cache`: the block count
+  vLLM allocated, pinned here, and whether prefix caching was on) and optionally
+  `timeseries.csv`. As that layout's README defines them: TTFT = first_token - queued,
+  end-to-end = last_token - queued. The workload's `input_tok_ids` travel with the trace (the
+  prefix cache's block keys); prefix caching is on unless the metadata says otherwise, as in
+  vLLM V1 (`vllm/engine/arg_utils.py`: "V1 always uses chunked prefills and prefix caching
+  for non-pooling tasks"; an RTX 4090 vLLM 0.19.0 run's resolved config has it on without
+  asking).
 - `vllm-bench`: the result JSON of vLLM's `benchmark_serving.py` / `vllm bench serve`
   (`input_lens`, `output_lens`, `ttfts`, `itls`, and in newer versions `latencies` and
   `start_times`). Arrivals are the recorded `start_times` when present; otherwise rebuilt as
@@ -108,8 +114,9 @@ def _columns(rows: list[dict], keys: tuple[str, ...], path: Path) -> dict[str, n
 
 
 def read_llmservingsim(folder: Path) -> RecordedRun:
-    work = _columns(_jsonl(folder / "workload.jsonl", "the replayed requests"),
-                    ("input_toks", "output_toks", "arrival_time_ns"), folder / "workload.jsonl")
+    work_rows = _jsonl(folder / "workload.jsonl", "the replayed requests")
+    work = _columns(work_rows, ("input_toks", "output_toks", "arrival_time_ns"),
+                    folder / "workload.jsonl")
     req_rows = _jsonl(folder / "requests.jsonl", "what the server measured per request")
     req = _columns(req_rows, ("input_toks", "output_toks", "queued_ts", "first_token_ts",
                               "last_token_ts"), folder / "requests.jsonl")
@@ -131,13 +138,24 @@ def read_llmservingsim(folder: Path) -> RecordedRun:
     engine = dict(meta.get("engine_kwargs") or {})
     if "vllm_version" in meta:
         engine.setdefault("vllm_version", meta["vllm_version"])
+    kv = meta.get("kv_cache") if isinstance(meta.get("kv_cache"), dict) else {}
+    if kv.get("num_gpu_blocks"):
+        engine.setdefault("kv_blocks", int(kv["num_gpu_blocks"]))
+    for key in ("block_size", "enable_prefix_caching"):
+        if kv.get(key) is not None:
+            engine.setdefault(key, kv[key])
+    engine.setdefault("enable_prefix_caching", True)
     measured = _measured(ids, arrival, work["input_toks"], work["output_toks"],
                          req["first_token_ts"] - req["queued_ts"],
                          req["last_token_ts"] - req["queued_ts"], None, folder)
+    trace = _trace(measured, folder.name)
+    if all(isinstance(r.get("input_tok_ids"), list) for r in work_rows):
+        df = trace.df.copy()
+        df["input_tok_ids"] = [r["input_tok_ids"] for r in work_rows]
+        trace = Trace(df, name=folder.name)
     ts = _timeseries(folder / "timeseries.csv") if (folder / "timeseries.csv").is_file() \
         else None
-    return RecordedRun(_trace(measured, folder.name), measured, engine, ts, "llmservingsim",
-                       folder.name)
+    return RecordedRun(trace, measured, engine, ts, "llmservingsim", folder.name)
 
 
 def _timeseries(path: Path) -> pd.DataFrame:
