@@ -55,12 +55,20 @@ class DecodeTimes:
         only the iterations that run (in Python while they are few)."""
         if k == 1 or (stop_after is not None and first >= stop_after):
             return 1, first
-        r, c, acc = float(rows), float(context_sum), first
+        # _time(r, r, x, x) inlined, its operations in the same order; x = c + r * j is a whole
+        # number below 2**53, so adding r each iteration gives the same double
+        r, x, acc = float(rows), float(context_sum) - float(rows), first
+        flops0 = r * self.fpt + r * self.fl
+        fa, passes, kv, wb, fr, br = self.fa, self.passes, self.kv, self.wb, self.fr, self.br
+        io, tr = self.io, self.to * r
+        stop = float("inf") if stop_after is None else stop_after
         scalar = min(k - 1, SCALAR_ITERATIONS)
         for j in range(scalar):
-            x = c + r * float(j)
-            acc = acc + self._time(r, r, x, x)
-            if stop_after is not None and acc >= stop_after:
+            x += r
+            a = (flops0 + x * fa) / fr
+            b = (wb + (x * passes + r) * kv) / br
+            acc = acc + ((a if a >= b else b) + io + tr)
+            if acc >= stop:
                 return j + 2, acc
         if scalar == k - 1:
             return k, acc
@@ -71,4 +79,8 @@ class DecodeTimes:
 
 
 def decode_times_for(cost) -> DecodeTimes | None:
-    return DecodeTimes(cost) if type(cost) is RooflineCostModel else None
+    """Only a single-GPU dense model: `DecodeTimes` has no all-reduce term (tp > 1) and no
+    token-dependent expert bytes (MoE)."""
+    if type(cost) is not RooflineCostModel or max(int(cost.tp), 1) > 1 or cost.model.n_experts:
+        return None
+    return DecodeTimes(cost)

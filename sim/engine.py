@@ -150,9 +150,10 @@ class Engine:
 
 def run_until_done(env: simpy.Environment, arrivals, replicas, bar) -> None:
     """Run the arrival process until every replica's process has ended (both engines), then
-    close the progress bar whatever happened."""
+    close the progress bar whatever happened. `arrivals` None: the replicas pull their own."""
     try:
-        env.process(arrivals)
+        if arrivals is not None:
+            env.process(arrivals)
         env.run(until=simpy.AllOf(env, [r.process for r in replicas]))
     finally:
         if bar is not None:

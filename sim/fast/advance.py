@@ -26,7 +26,11 @@ def _iterations(rep, tokens, held, limit: int) -> int:
     free = kv.num_blocks - kv.used_blocks
     if int(_sum(_max((tokens + (bs - 1 + limit)) // bs - held, 0))) <= free:
         return limit
-    k = kv.max_iterations(tokens, held, free, limit)
+    return _max_iterations(rep, tokens, held, free, limit)
+
+
+def _max_iterations(rep, tokens, held, free: int, limit: int) -> int:
+    k = rep.kv.max_iterations(tokens, held, free, limit)
     if k == 0:
         raise PolicyError(f"policy {rep.policy.name} scheduled more KV than is free "
                           f"({free} blocks)")
@@ -51,11 +55,15 @@ def _advance(rep, first: float, rows: int, context_sum: int, k: int,
 def _grow(rep, after, held) -> np.ndarray:
     kv = rep.kv
     grow = _max(-(-after // kv.block_size) - held, 0)
-    grown = int(_sum(grow))
-    if grown > kv.num_blocks - kv.used_blocks:
-        raise PolicyError(f"policy {rep.policy.name} scheduled more KV than is free")
-    kv.used_blocks += grown
+    _take(rep, int(_sum(grow)))
     return grow
+
+
+def _take(rep, blocks: int) -> None:
+    kv = rep.kv
+    if blocks > kv.num_blocks - kv.used_blocks:
+        raise PolicyError(f"policy {rep.policy.name} scheduled more KV than is free")
+    kv.used_blocks += blocks
 
 
 def _first_tokens(rep, rows: list[int], at: float) -> None:
@@ -65,52 +73,53 @@ def _first_tokens(rep, rows: list[int], at: float) -> None:
             t.first_token_s[i] = at
 
 
-def run_complete(rep, start: float, pf: list[int], chunks: list[int], max_iterations: int):
-    """Every running row decodes; the rows at positions `pf` were just admitted (nothing in
-    the KV cache) and prefill their whole `chunks` this step."""
-    run, t, cost, dt = rep.run, rep.table, rep.cost, rep.decode_times
-    m = len(pf)
-    fresh = []
-    for p, c in zip(pf, chunks):          # the prompt is in the cache after iteration 0
-        run.ctx[p] = c
-        run.left[p] = 0
-        i = int(run.idx[p])
-        if run.rem[p] == t.target[i]:     # nothing generated before: its first token now
-            fresh.append(i)
-    ctx, rem, held = run.ctx, run.rem, run.held
+def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
+                 max_iterations: int):
+    """Every running row decodes; the `admitted` requests prefill their whole prompts
+    (`chunks`) this step. Nothing here passes over the rows but the finish check: the KV
+    blocks the step adds come from the running set's residue counts (`RunningSet.growth`)."""
+    run, cost, dt, kv = rep.run, rep.cost, rep.decode_times, rep.kv
+    m = len(admitted)
+    deficit = rep.admit_whole(admitted, chunks, start) if m else 0   # their prompts' blocks
     rows = run.n
-    rem_min = int(_min(rem))
-    k = _iterations(rep, ctx, held, max(min(max_iterations, rem_min), 1))
+    rem_min = int(_min(run.rem))
+    limit = max(min(max_iterations, rem_min), 1)
+    free = kv.num_blocks - kv.used_blocks
+    if run.growth(limit) + deficit <= free:
+        k = limit
+    else:
+        held = run.held
+        held[rows - m:] = 0               # the admitted rows hold nothing yet
+        k = _max_iterations(rep, run.ctx, held, free, limit)
     stop_after = rep.engine.time_to_next_arrival()
-    tokens = int(_sum(ctx))
+    tokens = run.ctx_sum
     chunk_sum = sum(chunks)
     spread, first_spread = None, {}
-    if getattr(cost, "wants_decode_spread", False):      # the skew correction's max and min
+    if rep.wants_spread:                  # the skew correction's max and min
+        ctx = run.ctx
         spread = {"context_max": int(ctx.max()) + 1, "context_min": int(ctx.min()) + 1}
-        dec = np.delete(ctx, pf) if m else ctx
+        dec = ctx[:rows - m]              # the admitted rows are the last m
         if dec.size:
             first_spread = {"decode_max": int(dec.max()), "decode_min": int(dec.min())}
     if not m:
         first = (dt.first(rows, tokens) if dt is not None
-                 else cost.prefill_time(ctx[:0], ctx[:0], rows, tokens, **first_spread))
+                 else cost.prefill_time(run.ctx[:0], run.ctx[:0], rows, tokens, **first_spread))
     elif dt is not None and m <= dt.SCALAR_ROWS:
         first = dt.prefill(chunks, rows - m, tokens - chunk_sum)
     else:
         first = cost.prefill_time(np.asarray(chunks, dtype=np.int64), np.zeros(m, np.int64),
                                   rows - m, tokens - chunk_sum, **first_spread)
     n, seconds = _advance(rep, first, rows, tokens + rows, k, stop_after, spread)
-    grow = _grow(rep, ctx + n, held)
-    kv_used = rep.kv.used_blocks * rep.kv.block_size
+    _take(rep, run.growth(n) + deficit)
+    kv_used = kv.used_blocks * kv.block_size
     yield rep.env.timeout(seconds)
     end = rep.env.now
-    held += grow
-    ctx += n
-    rem -= n
-    if fresh:
-        _first_tokens(rep, fresh, start + first)
+    run.advance(n)
+    if m:
+        _first_tokens(rep, admitted, start + first)
     if n == rem_min:
         rep.finish_done(end)
-    rep.engine.log_step(rep.index, start, end, rows, n, chunk_sum, rows * n - m, kv_used)
+    rep.engine.log_extend((rep.index, start, end, rows, n, chunk_sum, rows * n - m, kv_used))
 
 
 def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterations: int):
@@ -135,7 +144,7 @@ def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterati
     pf_idx = idx[pf_order]
     past = t.prompt[pf_idx] + t.recomputed[pf_idx] - left[pf_order]
     spread, first_spread = None, {}
-    if getattr(cost, "wants_decode_spread", False):      # the skew correction's max and min
+    if rep.wants_spread:                  # the skew correction's max and min
         spread = {"context_max": int(tokens.max()) + 1, "context_min": int(tokens.min()) + 1}
         decoding = np.zeros(run.n, dtype=bool)
         decoding[slice(None) if runs is None else runs] = True
@@ -149,24 +158,23 @@ def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterati
     n, seconds = _advance(rep, first, rows, ctx_sum + chunk_sum + rows, k, stop_after, spread)
     produced = np.where(completes, n, 0)
     after = tokens + produced
-    grow = _grow(rep, after, s_held)
+    _grow(rep, after, s_held)
     kv_used = rep.kv.used_blocks * rep.kv.block_size
     gen_before = t.target[pf_idx] - rem[pf_order]
     yield rep.env.timeout(seconds)
     end = rep.env.now
     if runs is None:
-        held += grow
         ctx[:] = after
         rem -= produced
         left -= chunk
     else:
-        held[runs] += grow
         ctx[runs] = after
         rem[runs] -= produced
         left[runs] -= s_chunk
+    run.rebuild()
     done_prefill = left[pf_order] == 0
     _first_tokens(rep, pf_idx[done_prefill & (gen_before == 0)].tolist(), start + first)
     decode_tokens = int(np.count_nonzero(completes)) * n - int(np.count_nonzero(done_prefill))
     if int(_min(rem)) == 0:
         rep.finish_done(end)
-    rep.engine.log_step(rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used)
+    rep.engine.log_extend((rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used))

@@ -1,9 +1,11 @@
 """The array engine's SimPy driver: the same arrival process, router calls and step log as
 `seqsched.sim.engine.Engine`, over trace positions instead of `Seq` objects.
 
-Arrivals keep their own SimPy process (one event per distinct arrival time, a wake for an idle
-replica), exactly as the baseline engine, so simultaneous events resolve in the same order and
-the two engines produce the same records and step log.
+With several replicas, arrivals keep their own SimPy process (one event per distinct arrival
+time, a wake for an idle replica), exactly as the baseline engine, so simultaneous events
+resolve in the same order and the two engines produce the same records and step log. A lone
+replica pulls them itself where the arrival process would have handed them over
+(`sim/fast/arrivals.py`): one SimPy event per step instead of one more per arrival.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import simpy
 from tqdm import tqdm
 
 from seqsched.sim.engine import ROUTERS, STEP_COLUMNS, run_until_done
+from seqsched.sim.fast.arrivals import fire_times
 from seqsched.sim.fast.table import RequestTable
 
 FAST_ROUTERS = ("round-robin", "least-loaded", "random")
@@ -50,9 +53,15 @@ class FastEngine:
         self._next = 0
         self._done = 0
         self._bar = None
-        # the step log, one typed column each (kind is always "generate" here)
-        self._log = [array("q"), array("d"), array("d"), array("q"), array("q"), array("q"),
-                     array("q"), array("q")]
+        # the step log, 8 numbers a step (whole numbers below 2**53 are exact as doubles)
+        self._log = array("d")
+        self.log_extend = self._log.extend
+        # a lone replica pulls its arrivals (pull_mode): the arrival process's steps, as
+        # (time, end of the arrivals it handles), and the next one's position
+        self.pull_mode = False
+        self.fire_h: list[float] = []
+        self._fire_end: list[int] = []
+        self.fire = 0
 
     # -- called by replicas ------------------------------------------------------------
     def time_to_next_arrival(self) -> float | None:
@@ -66,15 +75,27 @@ class FastEngine:
             self._bar.update(count)
 
     def log_step(self, replica, start, end, rows, iterations, prefill, decode, kv_used) -> None:
-        log = self._log
-        log[0].append(replica)
-        log[1].append(start)
-        log[2].append(end)
-        log[3].append(rows)
-        log[4].append(iterations)
-        log[5].append(prefill)
-        log[6].append(decode)
-        log[7].append(kv_used)
+        self.log_extend((replica, start, end, rows, iterations, prefill, decode, kv_used))
+
+    def pull(self, now: float, mark: int) -> None:
+        """Hand the lone replica, resuming at `now`, what the arrival process would have by
+        then: the groups handled before `now`, and the one at `now` if it was the next group
+        (`mark`) when the replica last scheduled (`sim/fast/arrivals.py`)."""
+        h, f = self.fire_h, self.fire
+        nf = len(h)
+        if f == nf or h[f] > now or (h[f] == now and f != mark):
+            return
+        add = self.replicas[0].add
+        i = self._next
+        while f < nf and (h[f] < now or (h[f] == now and f == mark)):
+            end = self._fire_end[f]
+            while i < end:
+                add(i)
+                i += 1
+            f += 1
+        self._next, self.fire = i, f
+        if f == nf:
+            self.arrivals_done = True
 
     # -- running -----------------------------------------------------------------------
     def _arrivals(self):
@@ -111,16 +132,22 @@ class FastEngine:
     def run(self) -> None:
         if self.progress:
             self._bar = tqdm(total=len(self.table), desc="simulating", unit="req", leave=False)
-        run_until_done(self.env, self._arrivals(), self.replicas, self._bar)
+        self.pull_mode = len(self.replicas) == 1
+        if self.pull_mode:
+            self.fire_h, self._fire_end = fire_times(self._arrival_s)
+            self.arrivals_done = not self.fire_h
+        run_until_done(self.env, None if self.pull_mode else self._arrivals(), self.replicas,
+                       self._bar)
 
     # -- results -----------------------------------------------------------------------
     def records(self) -> pd.DataFrame:
         return self.table.records()
 
     def steps(self) -> pd.DataFrame:
-        cols = [np.frombuffer(c, dtype=np.int64 if c.typecode == "q" else np.float64)
-                for c in self._log]
-        n = len(cols[0])
+        log = np.frombuffer(self._log, dtype=np.float64).reshape(-1, 8)
+        cols = [log[:, j].copy() if j in (1, 2) else log[:, j].astype(np.int64)
+                for j in range(8)]
+        n = len(log)
         data = {"replica": cols[0], "start_s": cols[1], "end_s": cols[2],
                 "kind": np.full(n, "generate", dtype=object), "rows": cols[3],
                 "iterations": cols[4], "prefill_tokens": cols[5], "decode_tokens": cols[6],

@@ -17,6 +17,7 @@ import numpy as np
 import simpy
 
 from seqsched.sim.fast.advance import run_complete, run_general
+from seqsched.sim.fast.arrivals import wake_at
 from seqsched.sim.fast.running import RunningSet
 from seqsched.sim.fast.schedule import schedule
 from seqsched.sim.kv import KVCache
@@ -40,6 +41,8 @@ class ArrayReplica:
         self.cost = cost
         # optional exact scalar timing of decode iterations (backends/roofline_steps.py)
         self.decode_times = decode_times
+        # the cost model wants the decode rows' longest and shortest context (its skew term)
+        self.wants_spread = bool(getattr(cost, "wants_decode_spread", False))
         # optional vectorised priority order of running rows (policies/array_keys.py)
         self.order = order
         self.kv = kv
@@ -52,7 +55,7 @@ class ArrayReplica:
         self.waiting: list[tuple] = []
         self._counter = itertools.count()
         self._key = _Key()
-        self.run = RunningSet()
+        self.run = RunningSet(kv.block_size)
         self._wake: simpy.Event | None = None
         self.process = self.env.process(self._loop())
 
@@ -93,7 +96,13 @@ class ArrayReplica:
 
     # -- main loop ----------------------------------------------------------------------
     def _loop(self):
+        engine = self.engine
+        pull = engine.pull_mode
+        mark = -1                         # at time 0 the arrival process has not run yet
         while True:
+            if pull:
+                engine.pull(self.env.now, mark)
+                mark = engine.fire
             plan = schedule(self)
             if plan is None:
                 if self.engine.arrivals_done and self.outstanding == 0:
@@ -102,6 +111,9 @@ class ArrayReplica:
                     raise PolicyError(
                         f"policy {self.policy.name} scheduled nothing with {len(self.waiting)} "
                         f"waiting and {self.run.n} running requests and no arrivals left")
+                if pull:                  # idle until the arrival process's next step
+                    yield wake_at(self.env, engine.fire_h[mark])
+                    continue
                 self._wake = self.env.event()
                 yield self._wake
                 self._wake = None
@@ -121,8 +133,8 @@ class ArrayReplica:
             run.compact(keep)
         if chunk is None and plan.complete:
             # every running row decodes and every admitted prompt completes: the common step
-            pf = self._admit(plan.admitted, start) if plan.admitted else []
-            yield from run_complete(self, start, pf, plan.admitted_chunks, plan.max_iterations)
+            yield from run_complete(self, start, plan.admitted, plan.admitted_chunks,
+                                    plan.max_iterations)
             return
         if plan.admitted:
             n_kept = run.n
@@ -145,8 +157,21 @@ class ArrayReplica:
             if t.first_scheduled_s[i] != t.first_scheduled_s[i]:      # NaN: first start
                 t.first_scheduled_s[i] = now
             out.append(self.run.append(i, 0, int(t.prompt[i] + t.recomputed[i]),
-                                       int(t.target[i] - t.generated[i]), 0))
+                                       int(t.target[i] - t.generated[i])))
         return out
+
+    def admit_whole(self, admitted: list[int], chunks: list[int], now: float) -> int:
+        """Start the admitted requests with their whole prompts (`chunks`) in the KV cache
+        after this step's first iteration; returns the blocks those prompts take."""
+        t, run, bs = self.table, self.run, self.kv.block_size
+        blocks = 0
+        for i, c in zip(admitted, chunks):
+            t.attempts[i] += 1
+            if t.first_scheduled_s[i] != t.first_scheduled_s[i]:      # NaN: first start
+                t.first_scheduled_s[i] = now
+            run.append(i, c, 0, int(t.target[i] - t.generated[i]))
+            blocks += -(-c // bs)
+        return blocks
 
     def _preempt(self, positions: list[int]) -> None:
         t, run = self.table, self.run
@@ -154,7 +179,7 @@ class ArrayReplica:
             i = int(run.idx[pos])
             gen = int(t.target[i] - run.rem[pos])
             t.recomputed_tokens[i] += int(run.ctx[pos])
-            self.kv.used_blocks -= int(run.held[pos])
+            self.kv.used_blocks -= -(-int(run.ctx[pos]) // self.kv.block_size)
             if self.resume:
                 t.generated[i] = t.recomputed[i] = gen
             else:
@@ -166,15 +191,17 @@ class ArrayReplica:
 
     def finish_done(self, end: float) -> None:
         """Rows that generated their last token leave: records written, KV freed."""
-        t, run = self.table, self.run
+        t, run, bs = self.table, self.run, self.kv.block_size
         positions = np.flatnonzero(run.rem == 0).tolist()
+        freed = 0
         for p in positions:
             i = int(run.idx[p])
             gen = t.target[i]
-            self.kv.used_blocks -= int(run.held[p])
+            freed += -(-int(run.ctx[p]) // bs)
             t.generated[i] = gen
             t.slot_tokens_all[i] += gen
             t.slot_tokens[i] = gen
             t.finish_s[i] = end
+        self.kv.used_blocks -= freed
         run.remove(positions)
         self.engine.finished(len(positions))

@@ -1,43 +1,95 @@
 """The running set of an array replica as structure-of-arrays: one int64 buffer per column,
-grown by doubling, with `n` live rows exposed as views (`idx`, `ctx`, `left`, `rem`, `held`).
+grown by doubling, with `n` live rows exposed as views (`idx`, `ctx`, `left`, `rem`).
 
 Row order carries no meaning (every quantity the engine takes over running rows is a sum or a
 unique-key sort), so a finished row is removed by moving the last row into its place.
+
+A row always holds ceil(ctx / block size) KV blocks (it grows to that after every step and
+frees all on leaving), so `held` is derived, not stored. For the common step - every row
+decodes the same k iterations - the set keeps what the step needs in Python scalars: the
+rows' context sum, how many still prefill, and a histogram of ctx mod block size (kept
+relative to `shift`, the uniform decode iterations run so far, so a uniform step rotates it
+for free): the blocks k more iterations add are then a count over one residue range, with no
+pass over the rows (`growth`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-COLUMNS = ("idx", "ctx", "left", "rem", "held")
+COLUMNS = ("idx", "ctx", "left", "rem")
 
 
 class RunningSet:
     """`idx` trace position, `ctx` tokens in the KV cache (`Seq.context_tokens`), `left` prompt
-    tokens still to prefill in this attempt, `rem` tokens still to generate, `held` KV blocks."""
+    tokens still to prefill in this attempt, `rem` tokens still to generate."""
 
-    def __init__(self, capacity: int = 64) -> None:
+    def __init__(self, block_size: int, capacity: int = 64) -> None:
+        self.bs = block_size
         self._bufs = [np.zeros(capacity, dtype=np.int64) for _ in COLUMNS]
         self.n = 0
+        self.shift = 0                  # uniform decode iterations so far (histogram origin)
+        self.hist = [0] * block_size    # rows by (ctx - shift) mod block size
+        self.ctx_sum = 0
+        self.n_prefilling = 0           # rows with left > 0
         self._views()
 
     def _views(self) -> None:
         n = self.n
         b = self._bufs
-        self.idx, self.ctx, self.left, self.rem, self.held = (b[0][:n], b[1][:n], b[2][:n],
-                                                              b[3][:n], b[4][:n])
+        self.idx, self.ctx, self.left, self.rem = b[0][:n], b[1][:n], b[2][:n], b[3][:n]
 
-    def append(self, i: int, ctx: int, left: int, rem: int, held: int) -> int:
+    @property
+    def held(self) -> np.ndarray:
+        """KV blocks per row: ceil(ctx / block size)."""
+        return -(-self.ctx // self.bs)
+
+    def append(self, i: int, ctx: int, left: int, rem: int) -> int:
         """Add a row; returns its position."""
         p = self.n
         if p == len(self._bufs[0]):
             self._bufs = [np.concatenate((b, np.zeros(len(b), dtype=np.int64)))
                           for b in self._bufs]
         b = self._bufs
-        b[0][p], b[1][p], b[2][p], b[3][p], b[4][p] = i, ctx, left, rem, held
+        b[0][p], b[1][p], b[2][p], b[3][p] = i, ctx, left, rem
         self.n = p + 1
+        self.hist[(ctx - self.shift) % self.bs] += 1
+        self.ctx_sum += ctx
+        if left > 0:
+            self.n_prefilling += 1
         self._views()
         return p
+
+    def rebuild(self) -> None:
+        """Recount the scalars after the columns changed row by row."""
+        self.hist = np.bincount((self.ctx - self.shift) % self.bs, minlength=self.bs).tolist()
+        self.ctx_sum = int(self.ctx.sum())
+        self.n_prefilling = int(np.count_nonzero(self.left))
+
+    def advance(self, k: int) -> None:
+        """Every row decoded k iterations."""
+        self.ctx += k
+        self.rem -= k
+        self.shift += k
+        self.ctx_sum += self.n * k
+
+    def growth(self, k: int) -> int:
+        """KV blocks the rows add over k more decode iterations: a row at ctx = c adds
+        floor(((c - 1) mod bs + k) / bs), i.e. k // bs, plus one where c mod bs is 0 or above
+        bs - k mod bs - a cyclic range of k mod bs residues."""
+        bs = self.bs
+        q, e = divmod(k, bs)
+        g = self.n * q
+        if e:
+            h = self.hist
+            a = (bs - e + 1 - self.shift) % bs
+            b = a + e
+            g += sum(h[a:b]) if b <= bs else sum(h[a:]) + sum(h[:b - bs])
+        return g
+
+    def full(self) -> int:
+        """Rows whose last block is full (ctx a multiple of the block size)."""
+        return self.hist[-self.shift % self.bs]
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep the rows where `keep` is True, in order."""
@@ -46,11 +98,18 @@ class RunningSet:
             b[:m] = b[:self.n][keep]
         self.n = m
         self._views()
+        self.rebuild()
 
     def remove(self, positions: list[int]) -> None:
         """Remove the rows at `positions` (any order kept for the rest)."""
         b = self._bufs
+        ctx, left, hist, bs, shift = b[1], b[2], self.hist, self.bs, self.shift
         for p in sorted(positions, reverse=True):
+            c = int(ctx[p])
+            hist[(c - shift) % bs] -= 1
+            self.ctx_sum -= c
+            if left[p] > 0:
+                self.n_prefilling -= 1
             last = self.n - 1
             if p != last:
                 for col in b:

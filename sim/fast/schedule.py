@@ -77,7 +77,7 @@ def schedule(rep) -> Plan | None:
     need = 0
     if n:
         ctx, left = run.ctx, run.left
-        n_prefilling = int(np.count_nonzero(left))
+        n_prefilling = run.n_prefilling
         budget -= n - n_prefilling
         if n_prefilling:
             chunk = np.zeros(n, dtype=np.int64)
@@ -93,13 +93,13 @@ def schedule(rep) -> Plan | None:
             total = int(need.sum())
         else:
             # a decode row holds ceil(ctx / bs) blocks: it needs one more iff its last is full
-            full = ctx == run.held * bs
-            total = int(np.count_nonzero(full))
-            need = full.astype(np.int64) if total else 0
+            total = run.full()
+            need = None                   # (ctx % bs == 0), built only if it is read
         if total > free:
             keep = np.ones(n, dtype=bool)
             held = run.held
-            need = need if isinstance(need, np.ndarray) else np.zeros(n, dtype=np.int64)
+            if need is None:
+                need = (ctx % bs == 0).astype(np.int64)
             victims = rep.priority_order()
             while victims and total > free:
                 i = victims.pop()
@@ -120,7 +120,11 @@ def schedule(rep) -> Plan | None:
         waiting = rep.waiting
         predicted = rep.predicted_admission
         table = rep.table
-        reserved = _reserved(rep, need) if predicted and n else 0
+        if predicted and n:
+            reserved = _reserved(rep, need if need is not None
+                                 else (run.ctx % bs == 0).astype(np.int64))
+        else:
+            reserved = 0
         while waiting:
             if rows >= rep.max_num_seqs or budget <= 0:
                 break

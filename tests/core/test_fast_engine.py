@@ -118,3 +118,15 @@ def test_swap_preemption_falls_back_to_the_object_engine():
     t = trace([("a", 0.0, 10, 5), ("b", 0.1, 20, 7)])
     swap = RunConfig(policy="fcfs", policy_params={"preemption": "swap"})
     assert isinstance(prepare(t, swap).engine, Engine)
+
+
+def test_tensor_parallel_and_moe_roofline_runs_are_identical():
+    # the scalar decode timing has no all-reduce or expert term: such models take the
+    # vectorised cost model (they used to get the wrong step times)
+    from seqsched.traces.synthetic import generate
+    t = generate("azure-conv", 200, seed=0, rate=5.0)
+    for extra in ({"tp": 2, "model": "llama-2-7b", "gpu": "A100-80GB"},
+                  {"tp": 2, "model": "mixtral-8x7b", "gpu": "H100-SXM"}):
+        cfg = RunConfig(policy="fcfs", backend="roofline", **extra)
+        a, b = (simulate(t, dataclasses.replace(cfg, engine=e)) for e in ("baseline", "fast"))
+        assert_same(a, b)
