@@ -10,7 +10,6 @@ import pandas as pd
 from tabulate import tabulate
 
 from seqsched.analysis.metrics import TABLE_COLUMNS
-from seqsched.analysis.plots import latency_cdfs, throughput_bars
 from seqsched.analysis.replicas import replica_markdown, replica_table, wants_replica_table
 
 
@@ -43,6 +42,10 @@ def write_run(folder: Path, label: str, result) -> None:
 def write_report(folder: Path, title: str, results: dict, context: dict,
                  baseline: str | None = None) -> str:
     """summary.csv, plots and report.md; returns the terminal table."""
+    # matplotlib/seaborn only when a plot is drawn (~0.5 s to import; a run without --out
+    # draws none)
+    from seqsched.analysis.plots import latency_cdfs, throughput_bars
+
     summary = summary_frame(results)
     summary.to_csv(folder / "summary.csv", index=False)
     records = pd.concat([r.records.assign(label=label) for label, r in results.items()])

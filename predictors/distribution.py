@@ -16,7 +16,6 @@ Where each predictor's distribution comes from:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from seqsched.common.errors import UserError
 from seqsched.predictors.basic import (MaxOfSamplesPredictor, NoisyPredictor, OraclePredictor,
@@ -27,7 +26,8 @@ POINTS = 16
 HAVE_DISTRIBUTIONS = ("oracle, max-of-samples (with per-sample len_t* columns), noisy, "
                       "quality, from-file/column (with predicted_p50 and predicted_p90 "
                       "columns), proxy")
-Z90 = float(stats.norm.ppf(0.9))
+# scipy.stats is imported inside the functions that need it: importing it costs ~0.6 s, which
+# every command that merely imports the predictors (any simulate) would otherwise pay.
 
 
 def levels(points: int = POINTS) -> np.ndarray:
@@ -37,6 +37,8 @@ def levels(points: int = POINTS) -> np.ndarray:
 def noise_points(predicted: np.ndarray, dist: str, scale: float,
                  points: int = POINTS) -> np.ndarray:
     """Quantiles of the truth given a prediction = truth + noise (or truth * exp(noise))."""
+    from scipy import stats
+
     u = levels(points)
     pred = np.asarray(predicted, dtype=float)[:, None]
     if dist == "lognormal":
@@ -49,8 +51,11 @@ def noise_points(predicted: np.ndarray, dist: str, scale: float,
 
 def lognormal_points(p50: np.ndarray, p90: np.ndarray, points: int = POINTS) -> np.ndarray:
     """A lognormal per request through its p50 and p90 (sigma >= 0)."""
+    from scipy import stats
+
+    z90 = float(stats.norm.ppf(0.9))
     mu = np.log(np.maximum(np.asarray(p50, dtype=float), 1.0))
-    sigma = np.maximum(np.log(np.maximum(np.asarray(p90, dtype=float), 1.0)) - mu, 0.0) / Z90
+    sigma = np.maximum(np.log(np.maximum(np.asarray(p90, dtype=float), 1.0)) - mu, 0.0) / z90
     z = stats.norm.ppf(levels(points))
     return np.sort(np.maximum(np.exp(mu[:, None] + sigma[:, None] * z[None, :]), 1.0), axis=1)
 

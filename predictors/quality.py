@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from seqsched.common.params import is_number, is_whole
 from seqsched.predictors.base import PredictorCost
@@ -88,6 +87,8 @@ class QualityPredictor:
             def make(s):
                 return np.maximum(np.rint(truth * np.exp(s * z)), 1)
 
+            from scipy import stats  # here: importing scipy.stats costs ~0.6 s
+
             def tau(s):
                 return float(stats.kendalltau(make(s), truth).statistic)
 
@@ -106,6 +107,8 @@ class QualityPredictor:
 
     def achieved(self, trace: Trace) -> dict:
         """The quality actually reached on `trace` (MAE, Kendall tau) and the solved scale."""
+        from scipy import stats
+
         pred, scale = self._solve(trace)
         truth = trace.output_tokens
         return {"mae": float(np.abs(pred - truth).mean()),

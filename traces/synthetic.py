@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from seqsched.traces.request import Trace, TraceError
 from seqsched.traces.shared_prefix import INFO as SHARED_PREFIX_INFO, shared_prefix
@@ -56,9 +55,11 @@ def alpaca_vicuna(n: int, seed: int = 0) -> Trace:
     # keep the matrix positive definite if the two correlations are large
     w, v = np.linalg.eigh(cov)
     cov = (v * np.clip(w, 1e-6, None)) @ v.T
+    from scipy.special import ndtr  # here, not at the top: only this generator needs scipy
+
     rng = np.random.default_rng(seed)
     z = rng.multivariate_normal(np.zeros(3), cov, size=n, method="cholesky")
-    u = np.clip(stats.norm.cdf(z), 0.0, 1.0)
+    u = np.clip(ndtr(z), 0.0, 1.0)  # the standard normal CDF (what scipy.stats.norm.cdf calls)
     q = fig["percentiles"]
     prompt = np.maximum(np.rint(_from_percentiles(u[:, 0], q, fig["prompt_tokens"])), 1)
     output = np.maximum(np.rint(_from_percentiles(u[:, 1], q, fig["output_tokens"])), 1)
