@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from seqsched.analysis.csv_writer import write_csv
 from seqsched.analysis.metrics import TABLE_COLUMNS
 from seqsched.analysis.replicas import replica_markdown, replica_table, wants_replica_table
 
@@ -29,7 +30,7 @@ def terminal_table(summary: pd.DataFrame, baseline: str | None = None) -> str:
 
 def write_run(folder: Path, label: str, result) -> None:
     """records (CSV), steps (Parquet) and the summary/config (JSON) of one run."""
-    result.records.to_csv(folder / f"records_{label}.csv", index=False)
+    write_csv(result.records, folder / f"records_{label}.csv")   # = to_csv(index=False), faster
     result.steps.to_parquet(folder / f"steps_{label}.parquet", index=False)
     meta = {"label": label, "config": dataclasses.asdict(result.config),
             "summary": result.summary, "kv_capacity_tokens": result.kv_capacity_tokens}
