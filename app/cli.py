@@ -13,6 +13,7 @@ import time
 
 from seqsched.app.experiment import apply_experiment
 from seqsched.app.objectives import add_objective_arguments, objectives_from_args
+from seqsched.common.defaults import DEFAULT_GPU, DEFAULT_MODEL
 from seqsched.common.errors import UserError
 from seqsched.common.params import parse_params
 
@@ -47,9 +48,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default=None,
                    help="preset: paper-a100 (the paper's HF-eager A100 stack), paper-a100-iter, "
                         "roofline; sets GPU, model and overheads")
-    g.add_argument("--gpu", default="A100-80GB",
+    g.add_argument("--gpu", default=DEFAULT_GPU,
                    help="A100-40GB, A100-80GB, H100-SXM, H200, L4 (default A100-80GB)")
-    g.add_argument("--model", default="llama-7b",
+    g.add_argument("--model", default=DEFAULT_MODEL,
                    help="llama-7b, llama-13b, vicuna-7b, llama-2-7b/13b/70b, llama-3-8b, "
                         "mistral-7b, tiny (default llama-7b)")
     g.add_argument("--profile", default=None,

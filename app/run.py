@@ -28,6 +28,7 @@ from seqsched.backends.links import get_link, host_link
 from seqsched.backends.spec_files import resolve_gpu, resolve_model
 from seqsched.backends.specs import kv_bytes_per_gpu, kv_capacity_tokens
 from seqsched.backends.vllm_engine import batch_defaults, kv_cache_tokens
+from seqsched.common.defaults import DEFAULT_GPU, DEFAULT_MODEL, is_default
 from seqsched.common.params import init_params, is_whole
 from seqsched.policies import POLICIES, STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
@@ -55,8 +56,8 @@ class RunConfig:
     predictor: str = "oracle"
     predictor_params: dict = field(default_factory=dict)
     backend: str | None = None          # a preset (backends/presets.py): GPU, model, overheads
-    gpu: str = "A100-80GB"
-    model: str = "llama-7b"
+    gpu: str = DEFAULT_GPU              # a preset replaces these only when not typed
+    model: str = DEFAULT_MODEL
     profile: str | None = None          # a profile JSON or built-in name ("roofline": none)
     tp: int = 1                         # tensor-parallel GPUs per replica
     iteration_overhead_s: float | None = None
@@ -88,10 +89,9 @@ class RunConfig:
         if self.backend is None:
             return self
         p = get_preset(self.backend)
-        defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
         changes = {}
         for key, value in (("gpu", p.gpu), ("model", p.model)):
-            if getattr(self, key) == defaults[key]:
+            if is_default(getattr(self, key)):
                 changes[key] = value
         for key in ("iteration_overhead_s", "token_overhead_s", "kv_append_copy"):
             if getattr(self, key) is None:

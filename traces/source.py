@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import os
+import select
 import stat
 import sys
 import zlib
@@ -21,7 +22,23 @@ import numpy as np
 from seqsched.traces.request import TraceError
 
 SNIFF_BYTES = 1 << 16
+FIFO_NOTICE_S = 1.0        # a named pipe silent this long gets a "waiting for a writer" line
 Locate = Callable[[int], str]
+
+
+def _open_fifo(path: Path):
+    """Open a named pipe without blocking in open() (which waits for a writer, silently, for
+    ever); poll for data and tell the user once on stderr when none comes, so a forgotten
+    writer reads as a wait, not a hang. Ctrl-C ends the wait as usual."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if not poller.poll(FIFO_NOTICE_S * 1000):
+        print(f"seqsched: waiting for a writer on the named pipe {path} (start it, or press "
+              "Ctrl-C to stop)", file=sys.stderr, flush=True)
+        poller.poll()
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _read_head(path: Path) -> tuple[bytes, bytes | None]:
@@ -32,6 +49,8 @@ def _read_head(path: Path) -> tuple[bytes, bytes | None]:
     try:
         if str(path) == "-":
             f = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+        elif stat.S_ISFIFO(os.stat(path).st_mode):
+            f = _open_fifo(path)
         else:
             f = path.open("rb")
     except FileNotFoundError:

@@ -135,6 +135,21 @@ def test_run_config_builds_the_preset_cost_model():
     # explicit values win over the preset
     cfg2 = RunConfig(backend="paper-a100", gpu="H100-SXM", token_overhead_s=0.0).resolved()
     assert cfg2.gpu == "H100-SXM" and build_cost_model(cfg2).token_overhead_s == 0.0
+    # ... even when the explicit value spells the default (`--model llama-7b` used to be
+    # replaced by the preset's vicuna-7b because it equals RunConfig's default text)
+    cfg3 = RunConfig(backend="paper-a100", gpu="A100-80GB", model="llama-7b").resolved()
+    assert (cfg3.gpu, cfg3.model) == ("A100-80GB", "llama-7b")
+
+
+def test_command_line_model_that_spells_the_default_beats_the_preset():
+    from seqsched.app.cli import build_parser, config_from_args
+    parser = build_parser()
+    for extra, model in (([], "vicuna-7b"), (["--model", "llama-7b"], "llama-7b"),
+                         (["--model", "llama-2-13b"], "llama-2-13b")):
+        args = parser.parse_args(["simulate", "synth:alpaca-vicuna", "--backend", "paper-a100",
+                                  *extra])
+        cfg = config_from_args(args, "vanilla", {}).resolved()
+        assert (cfg.gpu, cfg.model) == ("A100-80GB", model)
 
 
 def test_kv_capacity_of_llama7b_on_a100_80gb():

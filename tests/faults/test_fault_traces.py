@@ -301,3 +301,45 @@ def test_parquet_cut_and_piped(tmp_path, capsys, how):
         pipe.close()
     assert code == 0, err
     assert re.search(r"^requests\s+6$", out, re.M), out
+
+
+@pytest.mark.parametrize("payload", [b"late", b""], ids=["late-writer", "empty-writer"])
+def test_named_pipe_waits_for_its_writer_and_says_so(tmp_path, capsys, monkeypatch, payload):
+    """`mkfifo p; seqsched trace inspect p` with the writer not started yet used to block in
+    open() without a word; now it says once that it is waiting, then reads what comes."""
+    import os
+    import threading
+    import time
+
+    from seqsched.traces import source
+    monkeypatch.setattr(source, "FIFO_NOTICE_S", 0.05)
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    data = text_of("native-csv").encode() if payload else b""
+
+    def writer():
+        deadline = time.monotonic() + 30
+        while True:            # opening for writing fails (ENXIO) until the reader is there
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+        time.sleep(0.3)        # the reader is polling now; it must speak before the data
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    code, out, err = run(capsys, "trace", "inspect", str(fifo), "--no-plot")
+    thread.join(timeout=5)
+    assert "waiting for a writer on the named pipe" in err
+    if payload:
+        assert code == 0, err
+        assert re.search(r"^requests\s+6$", out, re.M), out
+    else:                      # the notice, then the one error line
+        notice, rest = err.split("\n", 1)
+        assert "waiting for a writer" in notice
+        assert_user_error(code, rest, "the file is empty")
