@@ -53,7 +53,8 @@ def test_cost_and_energy_by_hand():
 
 def test_shipped_and_user_price_tables(tmp_path):
     shipped = load_prices()
-    for gpu in ("A100-40GB", "A100-80GB", "H100-SXM", "H200", "L4"):
+    from seqsched.backends.specs import GPUS
+    for gpu in GPUS:                     # every built-in GPU has a price and a power model
         c = shipped[gpu]
         assert c.usd_per_gpu_hour > 0 and 0 < c.idle_w < c.tdp_w
     assert shipped["L4"].usd_per_gpu_hour < shipped["A100-80GB"].usd_per_gpu_hour \
