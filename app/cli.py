@@ -81,6 +81,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="disaggregated serving: D decode replicas")
     g.add_argument("--decode-gpu", default=None,
                    help="GPU of the decode replicas (default --gpu)")
+    g.add_argument("--decode-tp", type=int, default=None, metavar="N",
+                   help="tensor-parallel degree of each decode replica (default --tp)")
+    g.add_argument("--decode-profile", default=None,
+                   help="cost profile of the decode replicas (default: the built-in kernel "
+                        "profile of their GPU x model x TP, else the roofline; --profile is "
+                        "reused only when the decode side has the same GPU and TP)")
     g.add_argument("--kv-link", default=None,
                    help="prefill -> decode KV link: nvlink3, nvlink4, ib-hdr, ib-ndr, pcie4, "
                         "pcie5 or GB/s (default: the GPU's NVLink)")
@@ -116,6 +122,7 @@ def config_from_args(args, policy: str, policy_params: dict):
                      swap_space=args.swap_space, host_link=args.host_link,
                      prefill_replicas=args.prefill_replicas,
                      decode_replicas=args.decode_replicas, decode_gpu=args.decode_gpu,
+                     decode_tp=args.decode_tp, decode_profile=args.decode_profile,
                      kv_link=args.kv_link,
                      progress=not args.no_progress and sys.stderr.isatty()),
                            *vllm_settings(args))

@@ -18,8 +18,8 @@ from seqsched.analysis.metrics import summarize
 from seqsched.analysis.saturation import saturation_summary
 from seqsched.analysis.slo import slo_summary
 from seqsched.app.engine_choice import build_fast_engine, choose_fast
-from seqsched.app.serving_setup import (check_disagg, decode_side, disaggregation, make_kv,
-                                        prefix_setup)
+from seqsched.app.serving_setup import (check_disagg, decode_config, decode_side,
+                                        disaggregation, make_kv, prefix_setup)
 from seqsched.backends.efficiency import achieved_efficiency
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
@@ -46,7 +46,7 @@ KV_SIZING = ("vllm", "weights")
 # RunConfig fields of the serving features: a sweep that turns no feature on leaves them out
 # of its rows and point ids, so its files stay as they were before the features existed
 FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas",
-                  "decode_replicas", "decode_gpu", "kv_link")
+                  "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile")
 
 
 @dataclass
@@ -80,6 +80,10 @@ class RunConfig:
     prefill_replicas: int = 0           # disaggregation (sim/disagg.py): prefill replicas ...
     decode_replicas: int = 0            # ... and decode replicas (both > 0; replaces replicas)
     decode_gpu: str | None = None       # the decode side's GPU (default: gpu)
+    decode_tp: int | None = None        # the decode side's TP degree (default: tp)
+    decode_profile: str | None = None   # the decode side's cost profile (default: the built-in
+                                        # match for its GPU x model x TP; --profile only when
+                                        # the decode side runs the same GPU and TP)
     kv_link: str | None = None          # prefill -> decode link (default: the GPU's NVLink)
     progress: bool = False
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
@@ -123,6 +127,13 @@ class RunConfig:
                             f"{self.decode_replicas}")
         if self.decode_gpu is not None:
             resolve_gpu(self.decode_gpu)
+        if self.decode_tp is not None and self.decode_tp < 1:
+            raise UserError(f"decode-tp must be >= 1, got {self.decode_tp}")
+        split = (self.decode_gpu, self.decode_tp, self.decode_profile)
+        if any(v is not None for v in split) and not self.prefill_replicas:
+            raise UserError("--decode-gpu/--decode-tp/--decode-profile describe the decode side "
+                            "of disaggregated serving; add --prefill-replicas P "
+                            "--decode-replicas D")
         if self.kv_sizing not in KV_SIZING:
             raise UserError(f"unknown kv-sizing {self.kv_sizing!r}; use {' or '.join(KV_SIZING)}")
         for key in ("kv_blocks", "max_model_len"):
@@ -184,8 +195,18 @@ def build_cost_model(config: RunConfig):
 
 
 def describe_backend(config: RunConfig) -> str:
-    """`GPU / model [/ TPn]` and the cost model, for the terminal and report.md."""
+    """`GPU / model [/ TPn]` and the cost model, for the terminal and report.md; a
+    disaggregated run whose decode side differs names both sides."""
     config = config.resolved()
+    text = _describe_side(config)
+    if config.prefill_replicas:
+        decode = _describe_side(decode_config(config))
+        if decode != text:
+            return f"prefill: {text}; decode: {decode}"
+    return text
+
+
+def _describe_side(config: RunConfig) -> str:
     if config.backend is not None and config.profile is None:
         preset = get_preset(config.backend)
         if (config.gpu, config.model) == (preset.gpu, preset.model):

@@ -67,10 +67,22 @@ def check_disagg(config, executor):
                                + config.decode_replicas)
 
 
+def decode_config(config):
+    """The decode replicas' own config: their GPU and TP, and their cost profile. A --profile
+    measured for the prefill side's GPU/TP is not reused on another GPU or TP (the built-in
+    match for the decode side's GPU x model x TP, else its roofline, is); "roofline" is."""
+    gpu = config.decode_gpu or config.gpu
+    tp = config.decode_tp or config.tp
+    profile = config.decode_profile
+    if profile is None and (config.profile == "roofline" or (gpu, tp) == (config.gpu, config.tp)):
+        profile = config.profile
+    return dataclasses.replace(config, gpu=gpu, tp=tp, profile=profile)
+
+
 def decode_side(config, need: np.ndarray, ids, executor, kv_tokens, params, build_cost_model):
     """KV capacity and executor of the decode replicas (a given executor serves both sides);
     every request's whole KV must fit there."""
-    side = dataclasses.replace(config, gpu=config.decode_gpu or config.gpu)
+    side = decode_config(config)
     capacity = kv_tokens(side, params)
     if need.max() > capacity:
         i = int(need.argmax())

@@ -107,6 +107,7 @@ OPTION_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "holdout": ("float", 0, 1, False),
     "lr": ("float", 0, None, True),
     "tp": ("int", 1, 4096, False),
+    "decode_tp": ("int", 1, 4096, False),
     "tensor_parallel_size": ("int", 1, 4096, False),
     "max_num_seqs": ("int", 1, None, False),
     "max_num_batched_tokens": ("int", 1, None, False),

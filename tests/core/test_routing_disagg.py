@@ -127,3 +127,34 @@ def test_per_replica_table_in_the_report(tmp_path, capsys):
     assert list(table["replica"]) == [0, 1] and table["requests"].sum() == 24
     assert "hit_rate_tokens" in table
     assert "## Replicas" in (out / "report.md").read_text()
+
+
+def test_decode_side_has_its_own_tp_and_profile():
+    from seqsched.app.run import describe_backend
+    from seqsched.app.serving_setup import decode_config
+    base = dict(policy="fcfs", model="llama-7b", gpu="A100-80GB", prefill_replicas=1,
+                decode_replicas=1)
+    # a request the L4's KV cache cannot hold at TP1 fits the four L4s of a TP4 decode replica
+    t = trace([("big", 0, 17000, 200)])
+    res = simulate(t, RunConfig(**base, decode_gpu="L4", decode_tp=4))
+    assert res.records["generated_tokens"].tolist() == [200]
+    # a --profile measured for the prefill GPU is not carried to another GPU or TP ...
+    side = decode_config(RunConfig(**base, profile="a100-llama-2-7b-tp1", decode_tp=2))
+    assert (side.gpu, side.tp, side.profile) == ("A100-80GB", 2, None)
+    side = decode_config(RunConfig(**base, profile="a100-llama-2-7b-tp1", decode_gpu="L4"))
+    assert (side.gpu, side.tp, side.profile) == ("L4", 1, None)
+    # ... but is on the same GPU and TP, and "roofline" always is; --decode-profile wins
+    assert decode_config(RunConfig(**base, profile="a100-llama-2-7b-tp1")).profile \
+        == "a100-llama-2-7b-tp1"
+    assert decode_config(RunConfig(**base, profile="roofline", decode_gpu="L4")).profile \
+        == "roofline"
+    assert decode_config(RunConfig(**base, decode_gpu="L4", decode_profile="roofline")).profile \
+        == "roofline"
+    text = describe_backend(RunConfig(**base, decode_gpu="L4", decode_tp=4))
+    assert text == "prefill: A100-80GB / llama-7b, roofline; decode: L4 / llama-7b / TP4, roofline"
+    assert describe_backend(RunConfig(**base)) == "A100-80GB / llama-7b, roofline"
+
+
+def test_decode_side_options_need_disaggregation():
+    with pytest.raises(UserError, match="--prefill-replicas P --decode-replicas D"):
+        simulate(trace([("a", 0, 8, 3)]), RunConfig(policy="fcfs", model="tiny", decode_tp=2))
