@@ -51,11 +51,8 @@ def train_model(cls, prompts: list[str], prompt_tokens: np.ndarray, target: np.n
     feats, _ = model.features(prompts, prompt_tokens, progress=progress, use_cache=use_cache)
     cfg.scalar_mean = feats.scalars.mean(0).round(6).tolist()
     cfg.scalar_std = np.maximum(feats.scalars.std(0), 1e-6).round(6).tolist()
-    calib = None
-    if cfg.head == "regression" and cfg.calibration_frac > 0 and len(target) >= 20:
-        perm = np.random.default_rng(cfg.seed).permutation(len(target))
-        k = max(int(len(target) * cfg.calibration_frac), 1)
-        calib, keep = np.sort(perm[:k]), np.sort(perm[k:])
+    calib, keep = _calibration_split(cfg, len(target))
+    if calib is not None:
         calib_feats, calib_target = feats.subset(calib), target[calib]
         feats, target = feats.subset(keep), target[keep]
     y = torch.tensor(target, dtype=torch.float32)
@@ -74,26 +71,18 @@ def train_model(cls, prompts: list[str], prompt_tokens: np.ndarray, target: np.n
             opt, max_lr=cfg.lr, total_steps=cfg.epochs * math.ceil(n / cfg.batch_size),
             pct_start=0.1)
         net.train()
-        for _ in range(cfg.epochs):
-            perm = rng.permutation(n)
-            for i in range(0, n, cfg.batch_size):
-                idx = perm[i:i + cfg.batch_size]
-                x = _tensors(feats.subset(idx), cfg.scalar_mean, cfg.scalar_std)
-                loss = _loss(cfg, net(*x), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                if bar is not None:
-                    bar.update(1)
+        batches = (perm[i:i + cfg.batch_size] for _ in range(cfg.epochs)
+                   for perm in [rng.permutation(n)] for i in range(0, n, cfg.batch_size))
+        _optimise(opt, sched, batches, lambda idx: _loss(
+            cfg, net(*_tensors(feats.subset(idx), cfg.scalar_mean, cfg.scalar_std)), y[idx]),
+            bar)
         net.eval()
         model.heads.append(net)
     if bar is not None:
         bar.close()
-    if calib is not None:      # quantiles from held-out residuals (log scale)
+    if calib is not None:
         point, _ = model._predict_features(calib_feats)
-        r = np.log(calib_target) - np.log(point)
-        cfg.residual_quantiles = {float(q): float(np.quantile(r, q)) for q in cfg.quantiles}
+        _set_residual_quantiles(cfg, calib_target, point)
     return model
 
 
@@ -111,13 +100,7 @@ def _finetune(model, prompts: list[str], prompt_tokens: np.ndarray,
     bert, _ = enc._load()
     prompts = list(prompts)
     target = np.asarray(target, np.float64)
-    calib = None
-    if cfg.head == "regression" and cfg.calibration_frac > 0 and len(target) >= 20:
-        perm = np.random.default_rng(cfg.seed).permutation(len(target))
-        k = max(int(len(target) * cfg.calibration_frac), 1)
-        calib, keep = np.sort(perm[:k]), np.sort(perm[k:])
-    else:
-        keep = np.arange(len(target))
+    calib, keep = _calibration_split(cfg, len(target))
     texts = [user_text(prompts[i]) for i in keep]
     ids = enc.token_ids(texts)
     side = model._side_features([prompts[i] for i in keep], np.asarray(prompt_tokens)[keep],
@@ -189,17 +172,11 @@ def _finetune(model, prompts: list[str], prompt_tokens: np.ndarray,
         bar = tqdm(total=total, desc="fine-tuning encoder + head", unit="step")
     bert.train()
     head.train()
-    for _ in range(cfg.finetune_epochs):
-        for c in rng.permutation(len(chunks)):
-            b = chunks[c]
-            x = _tensors(side.subset(b), cfg.scalar_mean, cfg.scalar_std)
-            loss = _loss(cfg, head(embed(b), *x[1:]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            if bar is not None:
-                bar.update(1)
+    batches = (chunks[c] for _ in range(cfg.finetune_epochs)
+               for c in rng.permutation(len(chunks)))
+    _optimise(opt, sched, batches, lambda b: _loss(
+        cfg, head(embed(b), *_tensors(side.subset(b), cfg.scalar_mean, cfg.scalar_std)[1:]),
+        y[b]), bar)
     if bar is not None:
         bar.close()
     for p in bert.parameters():
@@ -207,9 +184,36 @@ def _finetune(model, prompts: list[str], prompt_tokens: np.ndarray,
     bert.eval()
     head.eval()
     model.heads = [head]
-    if calib is not None:      # quantiles from held-out residuals (log scale)
+    if calib is not None:
         point, _, _ = model.predict([prompts[i] for i in calib],
                                     np.asarray(prompt_tokens)[calib])
-        r = np.log(np.clip(target[calib], 1, None)) - np.log(point)
-        cfg.residual_quantiles = {float(q): float(np.quantile(r, q)) for q in cfg.quantiles}
+        _set_residual_quantiles(cfg, np.clip(target[calib], 1, None), point)
 
+
+
+def _calibration_split(cfg: ProxyConfig, n: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """(held-out rows for the residual quantiles or None, the rows trained on): a regression
+    head with `calibration_frac` > 0 and at least 20 rows keeps a seeded share back."""
+    if cfg.head == "regression" and cfg.calibration_frac > 0 and n >= 20:
+        perm = np.random.default_rng(cfg.seed).permutation(n)
+        k = max(int(n * cfg.calibration_frac), 1)
+        return np.sort(perm[:k]), np.sort(perm[k:])
+    return None, np.arange(n)
+
+
+def _set_residual_quantiles(cfg: ProxyConfig, target: np.ndarray, point: np.ndarray) -> None:
+    """Quantiles of the held-out residuals, log scale."""
+    r = np.log(target) - np.log(point)
+    cfg.residual_quantiles = {float(q): float(np.quantile(r, q)) for q in cfg.quantiles}
+
+
+def _optimise(opt, sched, batches, loss_of, bar) -> None:
+    """One optimiser and scheduler step per batch (batches drawn lazily, in order)."""
+    for b in batches:
+        loss = loss_of(b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if bar is not None:
+            bar.update(1)
