@@ -38,14 +38,19 @@ class DecodeTimes:
         """`prefill_time(empty, empty, rows, ctx)`: one iteration of `rows` decode rows."""
         return self._time(0.0 + rows, rows, 0.0 + ctx, 0.0 + ctx)
 
-    def prefill(self, chunks: list[int], decode_rows: int, decode_context: int) -> float:
-        """`prefill_time(chunks, zeros, decode_rows, decode_context)`: whole prompts with
-        nothing cached. Every partial sum is a whole or half token count far below 2**53, so
-        it is exact in any order and equals numpy's pairwise sums."""
+    def prefill(self, chunks: list[int], decode_rows: int, decode_context: int,
+                past: list[int] | None = None) -> float:
+        """`prefill_time(chunks, past, decode_rows, decode_context)` (`past` None: nothing
+        cached). Every partial sum is a whole or half token count far below 2**53, so it is
+        exact in any order and equals numpy's pairwise sums."""
         new = [float(c) for c in chunks]
         tokens = sum(new) + decode_rows
-        attended = float(sum(c * (0.0 + (c + 1.0) / 2.0) for c in new)) + decode_context
-        return self._time(tokens, len(new) + decode_rows, attended, 0.0 + decode_context)
+        if past is None:
+            attended = float(sum(c * (0.0 + (c + 1.0) / 2.0) for c in new)) + decode_context
+            return self._time(tokens, len(new) + decode_rows, attended, 0.0 + decode_context)
+        attended = float(sum(c * (p + (c + 1.0) / 2.0) for c, p in zip(new, past)))
+        return self._time(tokens, len(new) + decode_rows, attended + decode_context,
+                          float(sum(past)) + decode_context)
 
     def run(self, first: float, rows: int, context_sum: int, k: int,
             stop_after: float | None) -> tuple[int, float]:

@@ -2,11 +2,11 @@
 `seqsched.sim.replica.Replica._run_continuous` does with `CostModelExecutor` timing.
 
 `run_complete` is the common step: every running row decodes and every admitted prompt is
-prefilled whole, so the step is a dozen vector operations over the running columns plus
-Python scalars for the admitted rows. `run_general` covers the rest (prompt chunks, rows left
-out of a step). Both compute the same numbers as the object engine: the step runs up to the
-first completion, the KV limit or the first iteration boundary after the next arrival; rows
-grow their KV blocks for what ran; the step log gets one row.
+prefilled whole; nothing passes over the rows but the finish check. `sim/fast/step.py`
+covers the rest (prompt chunks, rows left out of a step). Both compute the same numbers as
+the object engine: the step runs up to the first completion, the KV limit or the first
+iteration boundary after the next arrival; rows grow their KV blocks for what ran; the step
+log gets one row.
 """
 
 from __future__ import annotations
@@ -17,16 +17,7 @@ import numpy as np
 
 from seqsched.sim.replica import PolicyError
 
-_sum, _min, _max = np.add.reduce, np.minimum.reduce, np.maximum   # no method-wrapper overhead
-
-
-def _iterations(rep, tokens, held, limit: int) -> int:
-    """`KVCache.max_iterations`, with the common case (the limit fits) in one pass."""
-    kv, bs = rep.kv, rep.kv.block_size
-    free = kv.num_blocks - kv.used_blocks
-    if int(_sum(_max((tokens + (bs - 1 + limit)) // bs - held, 0))) <= free:
-        return limit
-    return _max_iterations(rep, tokens, held, free, limit)
+_min = np.minimum.reduce                  # no method-wrapper overhead
 
 
 def _max_iterations(rep, tokens, held, free: int, limit: int) -> int:
@@ -50,13 +41,6 @@ def _advance(rep, first: float, rows: int, context_sum: int, k: int,
                                                                    **(spread or {})))))
     n = k if stop_after is None else min(bisect_left(ends, stop_after) + 1, k)
     return n, float(ends[n - 1])
-
-
-def _grow(rep, after, held) -> np.ndarray:
-    kv = rep.kv
-    grow = _max(-(-after // kv.block_size) - held, 0)
-    _take(rep, int(_sum(grow)))
-    return grow
 
 
 def _take(rep, blocks: int) -> None:
@@ -120,61 +104,3 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
     if n == rem_min:
         rep.finish_done(end)
     rep.engine.log_extend((rep.index, start, end, rows, n, chunk_sum, rows * n - m, kv_used))
-
-
-def run_general(rep, start: float, chunk, runs, pf_order: list[int], max_iterations: int):
-    """Any step: `chunk` per running row, `runs` which rows take part (None: all), the prefill
-    rows in the step's row order (`pf_order`)."""
-    run, t, cost = rep.run, rep.table, rep.cost
-    ctx, left, rem, held, idx = run.ctx, run.left, run.rem, run.held, run.idx
-    if runs is None:
-        s_ctx, s_rem, s_held, s_chunk, s_left = ctx, rem, held, chunk, left
-    else:
-        s_ctx, s_rem, s_held = ctx[runs], rem[runs], held[runs]
-        s_chunk, s_left = chunk[runs], left[runs]
-    rows = len(s_ctx)
-    completes = s_chunk >= s_left
-    all_complete = bool(completes.all())
-    limit = min(max_iterations, int(s_rem.min())) if all_complete else 1
-    tokens = s_ctx + s_chunk
-    k = _iterations(rep, tokens, s_held, max(limit, 1))
-    stop_after = rep.engine.time_to_next_arrival()
-    ctx_sum = int(s_ctx.sum())
-    new = chunk[pf_order]
-    pf_idx = idx[pf_order]
-    past = t.prompt[pf_idx] + t.recomputed[pf_idx] - left[pf_order]
-    spread, first_spread = None, {}
-    if rep.wants_spread:                  # the skew correction's max and min
-        spread = {"context_max": int(tokens.max()) + 1, "context_min": int(tokens.min()) + 1}
-        decoding = np.zeros(run.n, dtype=bool)
-        decoding[slice(None) if runs is None else runs] = True
-        decoding[pf_order] = False
-        if decoding.any():
-            first_spread = {"decode_max": int(ctx[decoding].max()),
-                            "decode_min": int(ctx[decoding].min())}
-    first = cost.prefill_time(new, past, rows - len(pf_order),
-                              ctx_sum - int(ctx[pf_order].sum()), **first_spread)
-    chunk_sum = int(new.sum())
-    n, seconds = _advance(rep, first, rows, ctx_sum + chunk_sum + rows, k, stop_after, spread)
-    produced = np.where(completes, n, 0)
-    after = tokens + produced
-    _grow(rep, after, s_held)
-    kv_used = rep.kv.used_blocks * rep.kv.block_size
-    gen_before = t.target[pf_idx] - rem[pf_order]
-    yield rep.env.timeout(seconds)
-    end = rep.env.now
-    if runs is None:
-        ctx[:] = after
-        rem -= produced
-        left -= chunk
-    else:
-        ctx[runs] = after
-        rem[runs] -= produced
-        left[runs] -= s_chunk
-    run.rebuild()
-    done_prefill = left[pf_order] == 0
-    _first_tokens(rep, pf_idx[done_prefill & (gen_before == 0)].tolist(), start + first)
-    decode_tokens = int(np.count_nonzero(completes)) * n - int(np.count_nonzero(done_prefill))
-    if int(_min(rem)) == 0:
-        rep.finish_done(end)
-    rep.engine.log_extend((rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used))

@@ -16,7 +16,8 @@ import itertools
 import numpy as np
 import simpy
 
-from seqsched.sim.fast.advance import run_complete, run_general
+from seqsched.sim.fast.advance import run_complete
+from seqsched.sim.fast.step import run_step
 from seqsched.sim.fast.arrivals import wake_at
 from seqsched.sim.fast.running import RunningSet
 from seqsched.sim.fast.schedule import schedule
@@ -122,30 +123,23 @@ class ArrayReplica:
 
     def _execute(self, plan):
         start = self.env.now
-        chunk, runs, keep = plan.chunk, plan.runs, plan.keep
-        pf_order = plan.prefill_order
+        prefill, idle = plan.prefill, plan.idle
         run = self.run
         if plan.preempt:
             self._preempt(plan.preempt)
-            pf_order = (np.cumsum(keep) - 1)[pf_order].tolist()
-            chunk = chunk[keep] if chunk is not None else None
-            runs = runs[keep] if runs is not None else None
-            run.compact(keep)
-        if chunk is None and plan.complete:
+            moved = np.cumsum(plan.keep) - 1
+            prefill, idle = moved[prefill].tolist(), moved[idle].tolist()
+            run.compact(plan.keep)
+        if not prefill and not idle and plan.complete:
             # every running row decodes and every admitted prompt completes: the common step
             yield from run_complete(self, start, plan.admitted, plan.admitted_chunks,
                                     plan.max_iterations)
             return
+        chunks = plan.prefill_chunks
         if plan.admitted:
-            n_kept = run.n
-            self._admit(plan.admitted, start)
-            pf_order = pf_order + list(range(n_kept, run.n))
-            added = np.asarray(plan.admitted_chunks, dtype=np.int64)
-            chunk = np.concatenate((chunk if chunk is not None
-                                    else np.zeros(n_kept, dtype=np.int64), added))
-            if runs is not None:
-                runs = np.concatenate((runs, np.ones(len(added), dtype=bool)))
-        yield from run_general(self, start, chunk, runs, pf_order, plan.max_iterations)
+            prefill = prefill + self._admit(plan.admitted, start)
+            chunks = chunks + plan.admitted_chunks
+        yield from run_step(self, start, prefill, chunks, idle, plan.max_iterations)
 
     # -- edges: admission, preemption, completion ---------------------------------------
     def _admit(self, admitted: list[int], now: float) -> list[int]:

@@ -73,13 +73,14 @@ class RunningSet:
         self.shift += k
         self.ctx_sum += self.n * k
 
-    def growth(self, k: int) -> int:
+    def growth(self, k: int, rows: int | None = None) -> int:
         """KV blocks the rows add over k more decode iterations: a row at ctx = c adds
         floor(((c - 1) mod bs + k) / bs), i.e. k // bs, plus one where c mod bs is 0 or above
-        bs - k mod bs - a cyclic range of k mod bs residues."""
+        bs - k mod bs - a cyclic range of k mod bs residues. `rows`: how many rows the
+        histogram holds when some were taken out of it (default all)."""
         bs = self.bs
         q, e = divmod(k, bs)
-        g = self.n * q
+        g = (self.n if rows is None else rows) * q
         if e:
             h = self.hist
             a = (bs - e + 1 - self.shift) % bs

@@ -4,12 +4,13 @@ The same decisions in the same order as `seqsched.policies.continuous` (which st
 reference): a token for every decode row, prompt chunks of prefilling rows in priority order,
 KV room for what the step adds (preempting the lowest-priority rows when it runs out), then
 head-of-line admission from the waiting heap, greedy or by predicted length. Only the
-preemption victims' and the prefilling rows' priority keys are computed (rarely); the common
-step - every row decoding - is a handful of vector operations.
+preemption victims' and the prefilling rows' priority keys are computed (rarely); the KV
+blocks the next iteration needs come from the running set's residue counts plus the few
+prefilling rows in Python, so no step passes over the running rows unless a victim is needed.
 
 The running order of rows does not matter here: every sum the cost model takes over decode
 rows is an integer, and prompt chunks (whose float sums depend on order) are listed in the
-policy's order (`Plan.prefill_order`, then the admitted requests).
+policy's order (`Plan.prefill`, then the admitted requests).
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ from seqsched.sim.kv import reserve_blocks
 
 @dataclass
 class Plan:
-    """What the replica runs next: `keep`/`preempt` (running positions), per running position
-    its `chunk` (None: all 0) and whether it `runs` this step (None: all), the prefilling rows
-    that run in priority order, the admitted requests (trace positions, chunks) and the
-    iteration bound."""
+    """What the replica runs next: `keep`/`preempt` (running positions), the prefilling rows
+    that run, in priority order, with their prompt chunks, the prefilling rows left out of the
+    step (`idle`: no budget), the admitted requests (trace positions, chunks) and the
+    iteration bound. Every other running row decodes."""
 
     keep: np.ndarray | None
     preempt: list[int]
-    chunk: np.ndarray | None
-    runs: np.ndarray | None
-    prefill_order: list[int]
+    prefill: list[int]
+    prefill_chunks: list[int]
+    idle: list[int]
     admitted: list[int]
     admitted_chunks: list[int]
     max_iterations: int
@@ -61,6 +62,15 @@ def _reserved(rep, need) -> int:
     return int(np.where(gen >= pred, 1, more).sum())
 
 
+def _need(run, prefill: list[int], chunks: list[int], bs: int) -> np.ndarray:
+    """Per running row, the blocks the next iteration adds (0 for rows left out)."""
+    ctx, left = run.ctx, run.left
+    chunk = np.zeros(run.n, dtype=np.int64)
+    chunk[prefill] = chunks
+    runs = (left == 0) | (chunk > 0)
+    return np.where(runs, np.maximum((ctx + chunk + bs) // bs - run.held, 0), 0)
+
+
 def schedule(rep) -> Plan | None:
     """The next step of array replica `rep`, or None when nothing can run."""
     bs = rep.kv.block_size
@@ -71,35 +81,35 @@ def schedule(rep) -> Plan | None:
     budget = max_tokens
     complete = True
     preempt: list[int] = []
-    prefill_order: list[int] = []
-    keep = runs = chunk = None
+    prefill: list[int] = []
+    chunks: list[int] = []
+    idle: list[int] = []
+    keep = None
     rows = 0
-    need = 0
+    need = None                           # per-row blocks (`_need`), built only if read
     if n:
         ctx, left = run.ctx, run.left
         n_prefilling = run.n_prefilling
         budget -= n - n_prefilling
+        # a decode row holds ceil(ctx / bs) blocks: it needs one more iff its last is full
+        total = run.full()
         if n_prefilling:
-            chunk = np.zeros(n, dtype=np.int64)
-            order = sorted(np.flatnonzero(left).tolist(), key=rep.running_key)
-            left_l = left.tolist()
-            for i in order:
-                c = chunk_for(left_l[i], budget, max_tokens, chunked)
-                chunk[i] = c
+            for i in sorted(np.flatnonzero(left).tolist(), key=rep.running_key):
+                c0, left_i = int(ctx[i]), int(left[i])
+                if c0 % bs == 0:          # counted by full() as if it decoded
+                    total -= 1
+                c = chunk_for(left_i, budget, max_tokens, chunked)
                 budget -= c
-            runs = (left == 0) | (chunk > 0)
-            need = np.where(runs, np.maximum((ctx + chunk + bs) // bs - run.held, 0), 0)
-            prefill_order = [i for i in order if chunk[i] > 0]
-            total = int(need.sum())
-        else:
-            # a decode row holds ceil(ctx / bs) blocks: it needs one more iff its last is full
-            total = run.full()
-            need = None                   # (ctx % bs == 0), built only if it is read
+                if c:
+                    prefill.append(i)
+                    chunks.append(c)
+                    total += max((c0 + c + bs) // bs + (-c0 // bs), 0)
+                else:
+                    idle.append(i)
         if total > free:
+            need = _need(run, prefill, chunks, bs)
             keep = np.ones(n, dtype=bool)
             held = run.held
-            if need is None:
-                need = (ctx % bs == 0).astype(np.int64)
             victims = rep.priority_order()
             while victims and total > free:
                 i = victims.pop()
@@ -107,12 +117,14 @@ def schedule(rep) -> Plan | None:
                 free += int(held[i])
                 keep[i] = False
                 preempt.append(i)
-            prefill_order = [i for i in prefill_order if keep[i]]
+            kept = [j for j, i in enumerate(prefill) if keep[i]]
+            prefill, chunks = [prefill[j] for j in kept], [chunks[j] for j in kept]
+            idle = [i for i in idle if keep[i]]
         free -= total
         n_pre_prefilling = int(np.count_nonzero(left[preempt])) if preempt else 0
-        rows = n - n_prefilling - (len(preempt) - n_pre_prefilling) + len(prefill_order)
-        for i in prefill_order:
-            complete &= bool(chunk[i] >= left[i])
+        rows = n - n_prefilling - (len(preempt) - n_pre_prefilling) + len(prefill)
+        for i, c in zip(prefill, chunks):
+            complete &= c >= int(left[i])
 
     admitted: list[int] = []
     admitted_chunks: list[int] = []
@@ -122,7 +134,7 @@ def schedule(rep) -> Plan | None:
         table = rep.table
         if predicted and n:
             reserved = _reserved(rep, need if need is not None
-                                 else (run.ctx % bs == 0).astype(np.int64))
+                                 else _need(run, prefill, chunks, bs))
         else:
             reserved = 0
         while waiting:
@@ -151,5 +163,5 @@ def schedule(rep) -> Plan | None:
             complete &= c >= plen
     if not rows:
         return None
-    return Plan(keep, preempt, chunk, runs, prefill_order, admitted, admitted_chunks,
+    return Plan(keep, preempt, prefill, chunks, idle, admitted, admitted_chunks,
                 rep.max_iterations if complete else 1, complete)
