@@ -17,9 +17,6 @@ import numpy as np
 
 from seqsched.sim.replica import PolicyError
 
-_min = np.minimum.reduce                  # no method-wrapper overhead
-
-
 def _max_iterations(rep, tokens, held, free: int, limit: int) -> int:
     k = rep.kv.max_iterations(tokens, held, free, limit)
     if k == 0:
@@ -66,7 +63,7 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
     m = len(admitted)
     deficit = rep.admit_whole(admitted, chunks, start) if m else 0   # their prompts' blocks
     rows = run.n
-    rem_min = int(_min(run.rem))
+    rem_min = run.rem_min
     limit = max(min(max_iterations, rem_min), 1)
     free = kv.num_blocks - kv.used_blocks
     if run.growth(limit) + deficit <= free:

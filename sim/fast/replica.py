@@ -186,12 +186,12 @@ class ArrayReplica:
     def finish_done(self, end: float) -> None:
         """Rows that generated their last token leave: records written, KV freed."""
         t, run, bs = self.table, self.run, self.kv.block_size
-        positions = np.flatnonzero(run.rem == 0).tolist()
+        positions = (run.rem == 0).nonzero()[0].tolist()
         freed = 0
         for p in positions:
-            i = int(run.idx[p])
+            i, c = int(run.idx[p]), int(run.ctx[p])
             gen = t.target[i]
-            freed += -(-int(run.ctx[p]) // bs)
+            freed += -(-c // bs)
             t.generated[i] = gen
             t.slot_tokens_all[i] += gen
             t.slot_tokens[i] = gen

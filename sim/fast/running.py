@@ -26,18 +26,17 @@ class RunningSet:
 
     def __init__(self, block_size: int, capacity: int = 64) -> None:
         self.bs = block_size
-        self._bufs = [np.zeros(capacity, dtype=np.int64) for _ in COLUMNS]
+        self._buf = np.zeros((len(COLUMNS), capacity), dtype=np.int64)   # a row per column
         self.n = 0
         self.shift = 0                  # uniform decode iterations so far (histogram origin)
         self.hist = [0] * block_size    # rows by (ctx - shift) mod block size
         self.ctx_sum = 0
         self.n_prefilling = 0           # rows with left > 0
+        self.rem_min = 0                # min(rem) (kept by the engine's steps, `rebuild`)
         self._views()
 
     def _views(self) -> None:
-        n = self.n
-        b = self._bufs
-        self.idx, self.ctx, self.left, self.rem = b[0][:n], b[1][:n], b[2][:n], b[3][:n]
+        self.idx, self.ctx, self.left, self.rem = self._buf[:, :self.n]
 
     @property
     def held(self) -> np.ndarray:
@@ -47,16 +46,16 @@ class RunningSet:
     def append(self, i: int, ctx: int, left: int, rem: int) -> int:
         """Add a row; returns its position."""
         p = self.n
-        if p == len(self._bufs[0]):
-            self._bufs = [np.concatenate((b, np.zeros(len(b), dtype=np.int64)))
-                          for b in self._bufs]
-        b = self._bufs
-        b[0][p], b[1][p], b[2][p], b[3][p] = i, ctx, left, rem
+        if p == self._buf.shape[1]:
+            self._buf = np.concatenate((self._buf, np.zeros_like(self._buf)), axis=1)
+        self._buf[:, p] = (i, ctx, left, rem)
         self.n = p + 1
         self.hist[(ctx - self.shift) % self.bs] += 1
         self.ctx_sum += ctx
         if left > 0:
             self.n_prefilling += 1
+        if rem < self.rem_min or p == 0:
+            self.rem_min = rem
         self._views()
         return p
 
@@ -65,6 +64,7 @@ class RunningSet:
         self.hist = np.bincount((self.ctx - self.shift) % self.bs, minlength=self.bs).tolist()
         self.ctx_sum = int(self.ctx.sum())
         self.n_prefilling = int(np.count_nonzero(self.left))
+        self.rem_min = int(self.rem.min()) if self.n else 0
 
     def advance(self, k: int) -> None:
         """Every row decoded k iterations."""
@@ -72,6 +72,7 @@ class RunningSet:
         self.rem -= k
         self.shift += k
         self.ctx_sum += self.n * k
+        self.rem_min -= k
 
     def growth(self, k: int, rows: int | None = None) -> int:
         """KV blocks the rows add over k more decode iterations: a row at ctx = c adds
@@ -95,25 +96,23 @@ class RunningSet:
     def compact(self, keep: np.ndarray) -> None:
         """Keep the rows where `keep` is True, in order."""
         m = int(np.count_nonzero(keep))
-        for b in self._bufs:
-            b[:m] = b[:self.n][keep]
+        self._buf[:, :m] = self._buf[:, :self.n][:, keep]
         self.n = m
         self._views()
         self.rebuild()
 
     def remove(self, positions: list[int]) -> None:
         """Remove the rows at `positions` (any order kept for the rest)."""
-        b = self._bufs
-        ctx, left, hist, bs, shift = b[1], b[2], self.hist, self.bs, self.shift
+        buf, hist, bs, shift = self._buf, self.hist, self.bs, self.shift
         for p in sorted(positions, reverse=True):
-            c = int(ctx[p])
+            _, c, left, _ = buf[:, p].tolist()
             hist[(c - shift) % bs] -= 1
             self.ctx_sum -= c
-            if left[p] > 0:
+            if left > 0:
                 self.n_prefilling -= 1
             last = self.n - 1
             if p != last:
-                for col in b:
-                    col[p] = col[last]
+                buf[:, p] = buf[:, last]
             self.n = last
         self._views()
+        self.rem_min = int(self.rem.min()) if self.n else 0

@@ -119,6 +119,7 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
     if fresh:
         _first_tokens(rep, fresh, start + first)
     decode_tokens = (n_dec + done) * n - done
-    if int(rem_a.min()) == 0:
+    run.rem_min = int(rem_a.min())
+    if run.rem_min == 0:
         rep.finish_done(end)
     rep.engine.log_extend((rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used))

@@ -43,6 +43,7 @@ def test_growth_and_full_match_a_row_by_row_count(bs, ops):
         assert run.full() == int(np.count_nonzero(ctx % bs == 0))
         assert run.ctx_sum == int(ctx.sum())
         assert run.n_prefilling == int(np.count_nonzero(run.left))
+        assert run.rem_min == (int(run.rem.min()) if run.n else 0)
         assert (run.held == blocks(ctx, bs)).all()
 
 
