@@ -84,7 +84,8 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
             first_spread = {"decode_max": int(dec.max()), "decode_min": int(dec.min())}
     if not m:
         first = (dt.first(rows, tokens) if dt is not None
-                 else cost.prefill_time(run.ctx[:0], run.ctx[:0], rows, tokens, **first_spread))
+                 else cost.prefill_time(np.zeros(0, np.int64), np.zeros(0, np.int64), rows,
+                                        tokens, **first_spread))
     elif dt is not None and m <= dt.SCALAR_ROWS:
         first = dt.prefill(chunks, rows - m, tokens - chunk_sum)
     else:

@@ -76,8 +76,8 @@ class ArrayReplica:
         return sorted(range(run.n), key=self.running_key)
 
     def running_key(self, pos: int) -> tuple:
-        i = int(self.run.idx[pos])
-        return self._priority(i, int(self.table.target[i] - self.run.rem[pos]))
+        i, _, _, rem = self.run.get(pos)
+        return self._priority(i, int(self.table.target[i]) - rem)
 
     def _push(self, i: int, generated: int = 0) -> None:
         heapq.heappush(self.waiting, (self._priority(i, generated), next(self._counter), i))
@@ -170,10 +170,10 @@ class ArrayReplica:
     def _preempt(self, positions: list[int]) -> None:
         t, run = self.table, self.run
         for pos in positions:
-            i = int(run.idx[pos])
-            gen = int(t.target[i] - run.rem[pos])
-            t.recomputed_tokens[i] += int(run.ctx[pos])
-            self.kv.used_blocks -= -(-int(run.ctx[pos]) // self.kv.block_size)
+            i, ctx, _, rem = run.get(pos)
+            gen = int(t.target[i]) - rem
+            t.recomputed_tokens[i] += ctx
+            self.kv.used_blocks -= -(-ctx // self.kv.block_size)
             if self.resume:
                 t.generated[i] = t.recomputed[i] = gen
             else:
@@ -186,10 +186,10 @@ class ArrayReplica:
     def finish_done(self, end: float) -> None:
         """Rows that generated their last token leave: records written, KV freed."""
         t, run, bs = self.table, self.run, self.kv.block_size
-        positions = (run.rem == 0).nonzero()[0].tolist()
+        positions = run.finished()
         freed = 0
         for p in positions:
-            i, c = int(run.idx[p]), int(run.ctx[p])
+            i, c, _, _ = run.get(p)
             gen = t.target[i]
             freed += -(-c // bs)
             t.generated[i] = gen

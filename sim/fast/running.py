@@ -1,23 +1,27 @@
-"""The running set of an array replica as structure-of-arrays: one int64 buffer per column,
-grown by doubling, with `n` live rows exposed as views (`idx`, `ctx`, `left`, `rem`).
+"""The running set of an array replica as structure-of-arrays: one int64 buffer, a row per
+column (`idx`, `ctx`, `left`, `rem`), grown by doubling; `n` rows are live.
 
 Row order carries no meaning (every quantity the engine takes over running rows is a sum or a
 unique-key sort), so a finished row is removed by moving the last row into its place.
 
-A row always holds ceil(ctx / block size) KV blocks (it grows to that after every step and
-frees all on leaving), so `held` is derived, not stored. For the common step - every row
-decodes the same k iterations - the set keeps what the step needs in Python scalars: the
-rows' context sum, how many still prefill, and a histogram of ctx mod block size (kept
-relative to `shift`, the uniform decode iterations run so far, so a uniform step rotates it
-for free): the blocks k more iterations add are then a count over one residue range, with no
-pass over the rows (`growth`).
+The common step - every row decodes the same n iterations - costs no pass over the rows:
+- `ctx` and `rem` are stored relative to `shift`, the uniform decode iterations run so far
+  (true ctx = stored + shift, true rem = stored - shift), so a uniform step only moves
+  `shift`; a row finishes when its stored rem reaches `shift`;
+- a row always holds ceil(ctx / block size) KV blocks (it grows to that after every step and
+  frees all on leaving), so `held` is derived, and the blocks k more iterations add come
+  from a histogram of stored ctx mod block size (`growth`);
+- the context sum, the prefilling rows and min(rem) are kept as Python numbers.
+Rows that do something else in a step (prompt chunks, rows left out) are `take`n out of the
+counts and `put` back with their new values.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-COLUMNS = ("idx", "ctx", "left", "rem")
+IDX, CTX, LEFT, REM = range(4)
+_min = np.minimum.reduce                # the ufunc itself: no method-wrapper overhead
 
 
 class RunningSet:
@@ -26,62 +30,79 @@ class RunningSet:
 
     def __init__(self, block_size: int, capacity: int = 64) -> None:
         self.bs = block_size
-        self._buf = np.zeros((len(COLUMNS), capacity), dtype=np.int64)   # a row per column
+        self._buf = np.zeros((4, capacity), dtype=np.int64)
         self.n = 0
-        self.shift = 0                  # uniform decode iterations so far (histogram origin)
-        self.hist = [0] * block_size    # rows by (ctx - shift) mod block size
-        self.ctx_sum = 0
+        self.shift = 0                  # uniform decode iterations so far
+        self.hist = [0] * block_size    # counted rows by stored ctx mod block size
+        self.out = 0                    # rows taken out of the counts (`take`)
+        self.ctx_sum = 0                # true ctx summed over the counted rows
         self.n_prefilling = 0           # rows with left > 0
-        self.rem_min = 0                # min(rem) (kept by the engine's steps, `rebuild`)
-        self._views()
+        self._rem_min = 0               # min of stored rem
 
-    def _views(self) -> None:
-        self.idx, self.ctx, self.left, self.rem = self._buf[:, :self.n]
+    # -- reading (true values) --------------------------------------------------------
+    @property
+    def idx(self) -> np.ndarray:
+        return self._buf[IDX, :self.n]
+
+    @property
+    def left(self) -> np.ndarray:
+        return self._buf[LEFT, :self.n]
+
+    @property
+    def ctx(self) -> np.ndarray:
+        return self._buf[CTX, :self.n] + self.shift
+
+    @property
+    def rem(self) -> np.ndarray:
+        return self._buf[REM, :self.n] - self.shift
 
     @property
     def held(self) -> np.ndarray:
         """KV blocks per row: ceil(ctx / block size)."""
         return -(-self.ctx // self.bs)
 
+    @property
+    def rem_min(self) -> int:
+        return self._rem_min - self.shift if self.n else 0
+
+    def get(self, p: int) -> tuple[int, int, int, int]:
+        """(idx, ctx, left, rem) of the row at position p."""
+        i, c, left, r = self._buf[:, p].tolist()
+        return i, c + self.shift, left, r - self.shift
+
+    def finished(self) -> list[int]:
+        """Positions of the rows with nothing left to generate."""
+        return (self._buf[REM, :self.n] == self.shift).nonzero()[0].tolist()
+
+    # -- changing -----------------------------------------------------------------------
     def append(self, i: int, ctx: int, left: int, rem: int) -> int:
         """Add a row; returns its position."""
         p = self.n
         if p == self._buf.shape[1]:
             self._buf = np.concatenate((self._buf, np.zeros_like(self._buf)), axis=1)
-        self._buf[:, p] = (i, ctx, left, rem)
+        c, r = ctx - self.shift, rem + self.shift
+        self._buf[:, p] = (i, c, left, r)
         self.n = p + 1
-        self.hist[(ctx - self.shift) % self.bs] += 1
+        self.hist[c % self.bs] += 1
         self.ctx_sum += ctx
         if left > 0:
             self.n_prefilling += 1
-        if rem < self.rem_min or p == 0:
-            self.rem_min = rem
-        self._views()
+        if r < self._rem_min or p == 0:
+            self._rem_min = r
         return p
 
-    def rebuild(self) -> None:
-        """Recount the scalars after the columns changed row by row."""
-        self.hist = np.bincount((self.ctx - self.shift) % self.bs, minlength=self.bs).tolist()
-        self.ctx_sum = int(self.ctx.sum())
-        self.n_prefilling = int(np.count_nonzero(self.left))
-        self.rem_min = int(self.rem.min()) if self.n else 0
-
     def advance(self, k: int) -> None:
-        """Every row decoded k iterations."""
-        self.ctx += k
-        self.rem -= k
+        """Every row decoded k iterations (rows taken out are `put` back after)."""
         self.shift += k
-        self.ctx_sum += self.n * k
-        self.rem_min -= k
+        self.ctx_sum += (self.n - self.out) * k
 
-    def growth(self, k: int, rows: int | None = None) -> int:
-        """KV blocks the rows add over k more decode iterations: a row at ctx = c adds
-        floor(((c - 1) mod bs + k) / bs), i.e. k // bs, plus one where c mod bs is 0 or above
-        bs - k mod bs - a cyclic range of k mod bs residues. `rows`: how many rows the
-        histogram holds when some were taken out of it (default all)."""
+    def growth(self, k: int) -> int:
+        """KV blocks the counted rows add over k more decode iterations: a row at ctx = c
+        adds floor(((c - 1) mod bs + k) / bs), i.e. k // bs, plus one where c mod bs is 0 or
+        above bs - k mod bs - a cyclic range of k mod bs residues."""
         bs = self.bs
         q, e = divmod(k, bs)
-        g = (self.n if rows is None else rows) * q
+        g = (self.n - self.out) * q
         if e:
             h = self.hist
             a = (bs - e + 1 - self.shift) % bs
@@ -90,29 +111,58 @@ class RunningSet:
         return g
 
     def full(self) -> int:
-        """Rows whose last block is full (ctx a multiple of the block size)."""
+        """Counted rows whose last block is full (ctx a multiple of the block size)."""
         return self.hist[-self.shift % self.bs]
+
+    def take(self, positions: list[int]) -> list[tuple[int, int, int, int]]:
+        """Take rows out of the counts (to change them one by one); their (idx, ctx, left,
+        rem)."""
+        rows = [self.get(p) for p in positions]
+        for _, c, _, _ in rows:
+            self.hist[(c - self.shift) % self.bs] -= 1
+            self.ctx_sum -= c
+        self.out += len(rows)
+        return rows
+
+    def put(self, p: int, ctx: int, left: int, rem: int, left_before: int) -> None:
+        """Put a taken row back with its new values (call `recount_min` when done)."""
+        c = ctx - self.shift
+        self._buf[CTX:, p] = (c, left, rem + self.shift)
+        self.hist[c % self.bs] += 1
+        self.ctx_sum += ctx
+        self.n_prefilling += (left > 0) - (left_before > 0)
+        self.out -= 1
+
+    def recount_min(self) -> None:
+        self._rem_min = int(_min(self._buf[REM, :self.n])) if self.n else 0
+
+    def rebuild(self) -> None:
+        """Recount everything from the columns."""
+        ctx = self._buf[CTX, :self.n]
+        self.hist = np.bincount(ctx % self.bs, minlength=self.bs).tolist()
+        self.ctx_sum = int(ctx.sum()) + self.n * self.shift
+        self.n_prefilling = int(np.count_nonzero(self.left))
+        self.out = 0
+        self.recount_min()
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep the rows where `keep` is True, in order."""
         m = int(np.count_nonzero(keep))
         self._buf[:, :m] = self._buf[:, :self.n][:, keep]
         self.n = m
-        self._views()
         self.rebuild()
 
     def remove(self, positions: list[int]) -> None:
         """Remove the rows at `positions` (any order kept for the rest)."""
-        buf, hist, bs, shift = self._buf, self.hist, self.bs, self.shift
+        buf, hist, bs = self._buf, self.hist, self.bs
         for p in sorted(positions, reverse=True):
             _, c, left, _ = buf[:, p].tolist()
-            hist[(c - shift) % bs] -= 1
-            self.ctx_sum -= c
+            hist[c % bs] -= 1
+            self.ctx_sum -= c + self.shift
             if left > 0:
                 self.n_prefilling -= 1
             last = self.n - 1
             if p != last:
                 buf[:, p] = buf[:, last]
             self.n = last
-        self._views()
-        self.rem_min = int(self.rem.min()) if self.n else 0
+        self.recount_min()

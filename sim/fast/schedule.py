@@ -88,12 +88,12 @@ def schedule(rep) -> Plan | None:
     rows = 0
     need = None                           # per-row blocks (`_need`), built only if read
     if n:
-        ctx, left = run.ctx, run.left
         n_prefilling = run.n_prefilling
         budget -= n - n_prefilling
         # a decode row holds ceil(ctx / bs) blocks: it needs one more iff its last is full
         total = run.full()
         if n_prefilling:
+            ctx, left = run.ctx, run.left
             for i in sorted(np.flatnonzero(left).tolist(), key=rep.running_key):
                 c0, left_i = int(ctx[i]), int(left[i])
                 if c0 % bs == 0:          # counted by full() as if it decoded
@@ -121,7 +121,7 @@ def schedule(rep) -> Plan | None:
             prefill, chunks = [prefill[j] for j in kept], [chunks[j] for j in kept]
             idle = [i for i in idle if keep[i]]
         free -= total
-        n_pre_prefilling = int(np.count_nonzero(left[preempt])) if preempt else 0
+        n_pre_prefilling = int(np.count_nonzero(run.left[preempt])) if preempt else 0
         rows = n - n_prefilling - (len(preempt) - n_pre_prefilling) + len(prefill)
         for i, c in zip(prefill, chunks):
             complete &= c >= int(left[i])

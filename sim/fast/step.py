@@ -23,14 +23,15 @@ def _spread(run, prefill, chunks, idle):
     """The decode rows' and all running rows' longest and shortest context (skew term)."""
     running = np.ones(run.n, dtype=bool)
     running[idle] = False
-    tokens = run.ctx.copy()
+    ctx = run.ctx
+    tokens = ctx.copy()
     tokens[prefill] += chunks
     decoding = running.copy()
     decoding[prefill] = False
     spread = {"context_max": int(tokens[running].max()) + 1,
               "context_min": int(tokens[running].min()) + 1}
-    first = ({"decode_max": int(run.ctx[decoding].max()),
-              "decode_min": int(run.ctx[decoding].min())} if decoding.any() else {})
+    first = ({"decode_max": int(ctx[decoding].max()),
+              "decode_min": int(ctx[decoding].min())} if decoding.any() else {})
     return spread, first
 
 
@@ -38,49 +39,40 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
              max_iterations: int):
     run, t, cost, dt, kv = rep.run, rep.table, rep.cost, rep.decode_times, rep.kv
     bs = kv.block_size
-    ctx_a, left_a, rem_a, idx_a = run.ctx, run.left, run.rem, run.idx
     m = len(prefill)
-    ctx = [int(ctx_a[p]) for p in prefill]
-    left = [int(left_a[p]) for p in prefill]
-    rem = [int(rem_a[p]) for p in prefill]
-    idx = [int(idx_a[p]) for p in prefill]
-    idle_state = [(int(ctx_a[p]), int(rem_a[p])) for p in idle]
-    completes = [c >= lf for c, lf in zip(chunks, left)]
-    # take the prefilling and idle rows out of the residue counts: what stays decodes
-    hist, shift = run.hist, run.shift
-    out_sum = 0
-    for c in ctx + [c for c, _ in idle_state]:
-        hist[(c - shift) % bs] -= 1
-        out_sum += c
-    n_dec = run.n - m - len(idle)
-    dec_sum = run.ctx_sum - out_sum
+    spread, first_spread = None, {}
+    if rep.wants_spread:                  # before the rows are taken out
+        spread, first_spread = _spread(run, prefill, chunks, idle)
+    # take the prefilling and idle rows out of the counts: the counted rows decode
+    taken = run.take(prefill + idle)
+    pf, idle_rows = taken[:m], taken[m:]
+    completes = [ch >= left for ch, (_, _, left, _) in zip(chunks, pf)]
+    n_dec = run.n - len(taken)
+    dec_sum = run.ctx_sum
     rows = n_dec + m
     if all(completes):
         if idle:
             running = np.ones(run.n, dtype=bool)
             running[idle] = False
-            rem_min = int(rem_a[running].min())
+            rem_min = int(run.rem[running].min())
         else:
-            rem_min = int(rem_a.min())
+            rem_min = run.rem_min
         limit = max(min(max_iterations, rem_min), 1)
     else:
         limit = 1
     free = kv.num_blocks - kv.used_blocks
-    need = run.growth(limit, n_dec) + sum(
-        max(_blocks(c + ch + limit, bs) - _blocks(c, bs), 0) for c, ch in zip(ctx, chunks))
+    need = run.growth(limit) + sum(max(_blocks(c + ch + limit, bs) - _blocks(c, bs), 0)
+                                   for ch, (_, c, _, _) in zip(chunks, pf))
     if need <= free:
         k = limit
     else:
         running = np.ones(run.n, dtype=bool)
         running[idle] = False
-        tokens = ctx_a.copy()
+        tokens = run.ctx
         tokens[prefill] += chunks
         k = _max_iterations(rep, tokens[running], run.held[running], free, limit)
     stop_after = rep.engine.time_to_next_arrival()
-    past = [int(t.prompt[i] + t.recomputed[i]) - lf for i, lf in zip(idx, left)]
-    spread, first_spread = None, {}
-    if rep.wants_spread:
-        spread, first_spread = _spread(run, prefill, chunks, idle)
+    past = [int(t.prompt[i] + t.recomputed[i]) - left for i, _, left, _ in pf]
     if dt is not None and m <= dt.SCALAR_ROWS:
         first = dt.prefill(chunks, n_dec, dec_sum, past)
     else:
@@ -88,38 +80,28 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
                                   np.asarray(past, dtype=np.int64), n_dec, dec_sum,
                                   **first_spread)
     chunk_sum = sum(chunks)
-    n, seconds = _advance(rep, first, rows, dec_sum + sum(ctx) + chunk_sum + rows, k,
+    pf_sum = sum(c for _, c, _, _ in pf)
+    n, seconds = _advance(rep, first, rows, dec_sum + pf_sum + chunk_sum + rows, k,
                           stop_after, spread)
-    after = [c + ch + (n if done else 0) for c, ch, done in zip(ctx, chunks, completes)]
-    _take(rep, run.growth(n, n_dec) + sum(_blocks(a, bs) - _blocks(c, bs)
-                                          for a, c in zip(after, ctx)))
+    after = [c + ch + (n if ok else 0) for ch, ok, (_, c, _, _) in zip(chunks, completes, pf)]
+    _take(rep, run.growth(n) + sum(_blocks(a, bs) - _blocks(c, bs)
+                                   for a, (_, c, _, _) in zip(after, pf)))
     kv_used = kv.used_blocks * bs
     yield rep.env.timeout(seconds)
     end = rep.env.now
-    run.advance(n)                        # every row decoded n ... then the exceptions
-    shift = run.shift
-    delta = 0
-    done = 0
-    for p, a, c, ch, r, lf, ok in zip(prefill, after, ctx, chunks, rem, left, completes):
-        ctx_a[p] = a
-        left_a[p] = lf - ch
-        rem_a[p] = r - n if ok else r
-        hist[(a - shift) % bs] += 1
-        delta += a - (c + n)
-        done += ok
-    for p, (c, r) in zip(idle, idle_state):
-        ctx_a[p] = c
-        rem_a[p] = r
-        hist[(c - shift) % bs] += 1
-        delta += c - (c + n)
-    run.ctx_sum += delta
-    run.n_prefilling -= done
-    fresh = [i for i, r, ok in zip(idx, rem, completes)
-             if ok and r == t.target[i]]                  # nothing generated before
+    run.advance(n)                        # the counted rows decoded n; the rest go back
+    fresh = []
+    for p, a, ch, ok, (i, _, left, rem) in zip(prefill, after, chunks, completes, pf):
+        run.put(p, a, left - ch, rem - n if ok else rem, left)
+        if ok and rem == t.target[i]:     # prefilled, nothing generated before
+            fresh.append(i)
+    for p, (_, c, left, rem) in zip(idle, idle_rows):
+        run.put(p, c, left, rem, left)
+    run.recount_min()
     if fresh:
         _first_tokens(rep, fresh, start + first)
+    done = sum(completes)
     decode_tokens = (n_dec + done) * n - done
-    run.rem_min = int(rem_a.min())
     if run.rem_min == 0:
         rep.finish_done(end)
     rep.engine.log_extend((rep.index, start, end, rows, n, chunk_sum, decode_tokens, kv_used))

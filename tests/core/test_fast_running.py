@@ -20,7 +20,7 @@ def blocks(ctx, bs):
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from([1, 2, 4, 16, 32]),
-       st.lists(st.tuples(st.sampled_from(["add", "step", "remove", "edit"]),
+       st.lists(st.tuples(st.sampled_from(["add", "step", "remove", "edit", "compact"]),
                           st.integers(0, 200), st.integers(1, 70)), max_size=40))
 def test_growth_and_full_match_a_row_by_row_count(bs, ops):
     run = RunningSet(bs, capacity=2)
@@ -31,11 +31,21 @@ def test_growth_and_full_match_a_row_by_row_count(bs, ops):
             run.advance(k)
         elif op == "remove" and run.n:
             run.remove([a % run.n])
-        elif op == "edit" and run.n:
-            run.ctx[a % run.n] += k
-            run.left[a % run.n] = 0
-            run.rebuild()
-        ctx = run.ctx.copy()
+        elif op == "edit" and run.n:        # a prefill chunk: taken out, stepped, put back
+            p = a % run.n
+            (_, c, left, rem), = run.take([p])
+            if run.n > 1:
+                assert run.growth(k) == int((blocks(np.delete(run.ctx, p) + k, bs)
+                                             - blocks(np.delete(run.ctx, p), bs)).sum())
+            run.advance(1)
+            run.put(p, c + k, 0, rem, left)
+            run.recount_min()
+        elif op == "compact" and run.n:
+            keep = np.arange(run.n) % (k % 3 + 2) != 0
+            before = run.idx[keep].tolist()
+            run.compact(keep)
+            assert run.idx.tolist() == before
+        ctx = run.ctx
         for k2 in (1, 2, bs - 1, bs, bs + 1, 3 * bs + 5):
             if k2 >= 1:
                 want = int((blocks(ctx + k2, bs) - blocks(ctx, bs)).sum())
@@ -45,6 +55,7 @@ def test_growth_and_full_match_a_row_by_row_count(bs, ops):
         assert run.n_prefilling == int(np.count_nonzero(run.left))
         assert run.rem_min == (int(run.rem.min()) if run.n else 0)
         assert (run.held == blocks(ctx, bs)).all()
+        assert run.finished() == np.flatnonzero(run.rem == 0).tolist()
 
 
 def arrival_process_times(arrivals):
