@@ -43,6 +43,10 @@ class DecodeTimes:
         """`prefill_time(chunks, past, decode_rows, decode_context)` (`past` None: nothing
         cached). Every partial sum is a whole or half token count far below 2**53, so it is
         exact in any order and equals numpy's pairwise sums."""
+        if past is None and len(chunks) == 1:          # the same operations, unrolled
+            c = float(chunks[0])
+            attended = float(c * (0.0 + (c + 1.0) / 2.0)) + decode_context
+            return self._time(c + decode_rows, 1 + decode_rows, attended, 0.0 + decode_context)
         new = [float(c) for c in chunks]
         tokens = sum(new) + decode_rows
         if past is None:

@@ -72,7 +72,10 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
         held = run.held
         held[rows - m:] = 0               # the admitted rows hold nothing yet
         k = _max_iterations(rep, run.ctx, held, free, limit)
-    stop_after = rep.engine.time_to_next_arrival()
+    engine = rep.engine                   # time_to_next_arrival, inlined
+    nxt = engine._next
+    stop_after = (None if nxt >= engine.n_requests
+                  else max(engine.arrival_list[nxt] - rep.env.now, 0.0))
     tokens = run.ctx_sum
     chunk_sum = sum(chunks)
     spread, first_spread = None, {}

@@ -50,6 +50,7 @@ class FastEngine:
         self.rng = np.random.default_rng(self.seed)
         self._arrival_s = self.table.arrival_s
         self.arrival_list = self._arrival_s.tolist()
+        self.n_requests = len(self.arrival_list)
         self._next = 0
         self._done = 0
         self._bar = None
@@ -65,7 +66,7 @@ class FastEngine:
 
     # -- called by replicas ------------------------------------------------------------
     def time_to_next_arrival(self) -> float | None:
-        if self._next >= len(self.table):
+        if self._next >= self.n_requests:
             return None
         return max(self.arrival_list[self._next] - self.env.now, 0.0)
 

@@ -119,7 +119,12 @@ class ArrayReplica:
                 yield self._wake
                 self._wake = None
                 continue
-            yield from self._execute(plan)
+            if plan.complete and not (plan.preempt or plan.prefill or plan.idle):
+                # every running row decodes, every admitted prompt completes: the common step
+                yield from run_complete(self, self.env.now, plan.admitted,
+                                        plan.admitted_chunks, plan.max_iterations)
+            else:
+                yield from self._execute(plan)
 
     def _execute(self, plan):
         start = self.env.now

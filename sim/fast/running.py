@@ -11,17 +11,20 @@ The common step - every row decodes the same n iterations - costs no pass over t
 - a row always holds ceil(ctx / block size) KV blocks (it grows to that after every step and
   frees all on leaving), so `held` is derived, and the blocks k more iterations add come
   from a histogram of stored ctx mod block size (`growth`);
-- the context sum, the prefilling rows and min(rem) are kept as Python numbers.
+- the context sum and the prefilling rows are kept as Python numbers, and the rows' stored
+  rem in a heap (`_heap`, stale entries skipped): its top is min(rem), and the rows that
+  finish in a step are popped from it.
 Rows that do something else in a step (prompt chunks, rows left out) are `take`n out of the
 counts and `put` back with their new values.
 """
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 IDX, CTX, LEFT, REM = range(4)
-_min = np.minimum.reduce                # the ufunc itself: no method-wrapper overhead
 
 
 class RunningSet:
@@ -37,7 +40,9 @@ class RunningSet:
         self.out = 0                    # rows taken out of the counts (`take`)
         self.ctx_sum = 0                # true ctx summed over the counted rows
         self.n_prefilling = 0           # rows with left > 0
-        self._rem_min = 0               # min of stored rem
+        self._heap: list[tuple[int, int]] = []   # (stored rem, idx), stale ones included
+        self._rem: dict[int, int] = {}  # idx -> stored rem of the running rows
+        self._pos: dict[int, int] = {}  # idx -> position
 
     # -- reading (true values) --------------------------------------------------------
     @property
@@ -63,7 +68,12 @@ class RunningSet:
 
     @property
     def rem_min(self) -> int:
-        return self._rem_min - self.shift if self.n else 0
+        if not self.n:
+            return 0
+        heap, cur = self._heap, self._rem
+        while cur.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] - self.shift
 
     def get(self, p: int) -> tuple[int, int, int, int]:
         """(idx, ctx, left, rem) of the row at position p."""
@@ -71,8 +81,13 @@ class RunningSet:
         return i, c + self.shift, left, r - self.shift
 
     def finished(self) -> list[int]:
-        """Positions of the rows with nothing left to generate."""
-        return (self._buf[REM, :self.n] == self.shift).nonzero()[0].tolist()
+        """Positions of the rows with nothing left to generate (they must be removed)."""
+        heap, cur, out = self._heap, self._rem, []
+        while heap and heap[0][0] <= self.shift:
+            r, i = heapq.heappop(heap)
+            if cur.get(i) == r:
+                out.append(self._pos[i])
+        return out
 
     # -- changing -----------------------------------------------------------------------
     def append(self, i: int, ctx: int, left: int, rem: int) -> int:
@@ -87,8 +102,9 @@ class RunningSet:
         self.ctx_sum += ctx
         if left > 0:
             self.n_prefilling += 1
-        if r < self._rem_min or p == 0:
-            self._rem_min = r
+        self._rem[i] = r
+        self._pos[i] = p
+        heapq.heappush(self._heap, (r, i))
         return p
 
     def advance(self, k: int) -> None:
@@ -124,17 +140,17 @@ class RunningSet:
         self.out += len(rows)
         return rows
 
-    def put(self, p: int, ctx: int, left: int, rem: int, left_before: int) -> None:
-        """Put a taken row back with its new values (call `recount_min` when done)."""
-        c = ctx - self.shift
-        self._buf[CTX:, p] = (c, left, rem + self.shift)
+    def put(self, p: int, i: int, ctx: int, left: int, rem: int, left_before: int) -> None:
+        """Put a taken row back (trace position i) with its new values."""
+        c, r = ctx - self.shift, rem + self.shift
+        self._buf[CTX:, p] = (c, left, r)
+        if self._rem[i] != r:
+            self._rem[i] = r
+            heapq.heappush(self._heap, (r, i))
         self.hist[c % self.bs] += 1
         self.ctx_sum += ctx
         self.n_prefilling += (left > 0) - (left_before > 0)
         self.out -= 1
-
-    def recount_min(self) -> None:
-        self._rem_min = int(_min(self._buf[REM, :self.n])) if self.n else 0
 
     def rebuild(self) -> None:
         """Recount everything from the columns."""
@@ -143,7 +159,11 @@ class RunningSet:
         self.ctx_sum = int(ctx.sum()) + self.n * self.shift
         self.n_prefilling = int(np.count_nonzero(self.left))
         self.out = 0
-        self.recount_min()
+        idx, rem = self.idx.tolist(), self._buf[REM, :self.n].tolist()
+        self._rem = dict(zip(idx, rem))
+        self._pos = {i: p for p, i in enumerate(idx)}
+        self._heap = list(zip(rem, idx))
+        heapq.heapify(self._heap)
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep the rows where `keep` is True, in order."""
@@ -154,15 +174,16 @@ class RunningSet:
 
     def remove(self, positions: list[int]) -> None:
         """Remove the rows at `positions` (any order kept for the rest)."""
-        buf, hist, bs = self._buf, self.hist, self.bs
+        buf, hist, bs, rem, pos = self._buf, self.hist, self.bs, self._rem, self._pos
         for p in sorted(positions, reverse=True):
-            _, c, left, _ = buf[:, p].tolist()
+            i, c, left, _ = buf[:, p].tolist()
             hist[c % bs] -= 1
             self.ctx_sum -= c + self.shift
             if left > 0:
                 self.n_prefilling -= 1
+            del rem[i], pos[i]
             last = self.n - 1
             if p != last:
                 buf[:, p] = buf[:, last]
+                pos[int(buf[IDX, p])] = p
             self.n = last
-        self.recount_min()

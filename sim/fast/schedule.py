@@ -23,7 +23,7 @@ import numpy as np
 from seqsched.sim.kv import reserve_blocks
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     """What the replica runs next: `keep`/`preempt` (running positions), the prefilling rows
     that run, in priority order, with their prompt chunks, the prefilling rows left out of the

@@ -92,12 +92,11 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
     run.advance(n)                        # the counted rows decoded n; the rest go back
     fresh = []
     for p, a, ch, ok, (i, _, left, rem) in zip(prefill, after, chunks, completes, pf):
-        run.put(p, a, left - ch, rem - n if ok else rem, left)
+        run.put(p, i, a, left - ch, rem - n if ok else rem, left)
         if ok and rem == t.target[i]:     # prefilled, nothing generated before
             fresh.append(i)
-    for p, (_, c, left, rem) in zip(idle, idle_rows):
-        run.put(p, c, left, rem, left)
-    run.recount_min()
+    for p, (i, c, left, rem) in zip(idle, idle_rows):
+        run.put(p, i, c, left, rem, left)
     if fresh:
         _first_tokens(rep, fresh, start + first)
     done = sum(completes)

@@ -22,24 +22,25 @@ def blocks(ctx, bs):
 @given(st.sampled_from([1, 2, 4, 16, 32]),
        st.lists(st.tuples(st.sampled_from(["add", "step", "remove", "edit", "compact"]),
                           st.integers(0, 200), st.integers(1, 70)), max_size=40))
-def test_growth_and_full_match_a_row_by_row_count(bs, ops):
+def test_running_set_counts_match_a_row_by_row_count(bs, ops):
+    """Ops as the engine does them: a step runs at most min(rem) iterations, and the rows
+    that finish leave before the next op."""
     run = RunningSet(bs, capacity=2)
-    for op, a, k in ops:
+    for serial, (op, a, k) in enumerate(ops):
         if op == "add":
-            run.append(a, a, a % 2, k)
+            run.append(serial, a, a % 2, k)
         elif op == "step" and run.n:
-            run.advance(k)
+            run.advance(min(k, run.rem_min))
         elif op == "remove" and run.n:
             run.remove([a % run.n])
         elif op == "edit" and run.n:        # a prefill chunk: taken out, stepped, put back
             p = a % run.n
-            (_, c, left, rem), = run.take([p])
+            (i, c, left, rem), = run.take([p])
             if run.n > 1:
-                assert run.growth(k) == int((blocks(np.delete(run.ctx, p) + k, bs)
-                                             - blocks(np.delete(run.ctx, p), bs)).sum())
+                rest = np.delete(run.ctx, p)
+                assert run.growth(k) == int((blocks(rest + k, bs) - blocks(rest, bs)).sum())
             run.advance(1)
-            run.put(p, c + k, 0, rem, left)
-            run.recount_min()
+            run.put(p, i, c + k, 0, rem + k % 3, left)
         elif op == "compact" and run.n:
             keep = np.arange(run.n) % (k % 3 + 2) != 0
             before = run.idx[keep].tolist()
@@ -55,7 +56,14 @@ def test_growth_and_full_match_a_row_by_row_count(bs, ops):
         assert run.n_prefilling == int(np.count_nonzero(run.left))
         assert run.rem_min == (int(run.rem.min()) if run.n else 0)
         assert (run.held == blocks(ctx, bs)).all()
-        assert run.finished() == np.flatnonzero(run.rem == 0).tolist()
+        if run.rem_min == 0:
+            done = run.finished()
+            assert sorted(done) == np.flatnonzero(run.rem == 0).tolist()
+            gone = set(run.idx[done].tolist())
+            left_over = [i for i in run.idx.tolist() if i not in gone]
+            run.remove(done)
+            assert sorted(run.idx.tolist()) == sorted(left_over)
+            assert run.rem_min == (int(run.rem.min()) if run.n else 0)
 
 
 def arrival_process_times(arrivals):
