@@ -22,7 +22,7 @@ import numpy as np
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.roofline_steps import decode_times_for
 from seqsched.common.errors import UserError
-from seqsched.policies.array_keys import priority_order
+from seqsched.policies.array_keys import leading_keys, priority_order
 from seqsched.policies.continuous import ContinuousPolicy, LTRPolicy, SJFPolicy, SRPTPolicy
 from seqsched.sim.fast.engine import FAST_ROUTERS, FastEngine
 from seqsched.sim.fast.replica import ArrayReplica
@@ -94,8 +94,10 @@ def build_fast_engine(trace, config, predicted: np.ndarray, target: np.ndarray, 
                          np.asarray(target, dtype=np.int64))
     engine = FastEngine(table, router=config.router, seed=config.seed, progress=config.progress)
     for r, policy in enumerate(policies):
+        leading = leading_keys(policy)
         engine.replicas.append(ArrayReplica(engine, r, policy, executor.cost,
                                             KVCache(capacity, config.block_size),
                                             decode_times_for(executor.cost),
-                                            priority_order(policy)))
+                                            priority_order(policy),
+                                            leading(table) if leading else None))
     return engine

@@ -30,6 +30,21 @@ def _ltr(policy, table, idx, generated):
 KEYS = {ContinuousPolicy: _fcfs, SJFPolicy: _sjf, SRPTPolicy: _srpt, LTRPolicy: _ltr}
 
 
+def leading_keys(policy):
+    """`keys(table)`: the first element of `policy.priority(seq)` for every request with
+    nothing generated, as Python floats (rank + aging * arrival: the same IEEE operations on
+    the same values), or None for a policy this module does not know."""
+    if type(policy) not in KEYS:
+        return None
+
+    def keys(table):
+        predicted = table.predicted
+        rank = {ContinuousPolicy: 0.0, SJFPolicy: predicted, LTRPolicy: predicted,
+                SRPTPolicy: np.maximum(predicted, 0)}[type(policy)]
+        return (rank + policy.aging * table.arrival_s).tolist()
+    return keys
+
+
 def priority_order(policy):
     """`order(table, idx, generated)`: positions sorted by the policy's priority (lowest key
     first), or None for a policy this module does not know."""

@@ -33,7 +33,7 @@ class _Key:
 
 class ArrayReplica:
     def __init__(self, engine, index: int, policy, cost, kv: KVCache, decode_times=None,
-                 order=None) -> None:
+                 order=None, leading=None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
         self.table = engine.table
@@ -46,6 +46,9 @@ class ArrayReplica:
         self.wants_spread = bool(getattr(cost, "wants_decode_spread", False))
         # optional vectorised priority order of running rows (policies/array_keys.py)
         self.order = order
+        # optional first element of every request's priority key with nothing generated, in
+        # trace order (policies/array_keys.py): a new request's key without a policy call
+        self.leading = leading
         self.kv = kv
         self.max_tokens = policy.max_batched_tokens
         self.chunked = policy.chunked_prefill
@@ -88,8 +91,13 @@ class ArrayReplica:
 
     def add(self, i: int) -> None:
         """A new request (nothing generated yet) joins the waiting queue."""
-        self.table.replica[i] = self.index
-        self._push(i)
+        if self.index:
+            self.table.replica[i] = self.index
+        if self.leading is None:
+            self._push(i)
+        else:                             # policy.priority's tuple, from its columns
+            key = (self.leading[i], self.engine.arrival_list[i], i)
+            heapq.heappush(self.waiting, (key, next(self._counter), i))
 
     def wake(self) -> None:
         if self._wake is not None and not self._wake.triggered:
