@@ -20,7 +20,7 @@ from seqsched.sim.fast.advance import run_complete
 from seqsched.sim.fast.step import run_step
 from seqsched.sim.fast.arrivals import wake_at
 from seqsched.sim.fast.running import RunningSet
-from seqsched.sim.fast.schedule import schedule
+from seqsched.sim.fast.schedule import decode_plan, schedule
 from seqsched.sim.kv import KVCache
 from seqsched.sim.replica import PolicyError
 
@@ -54,6 +54,7 @@ class ArrayReplica:
         self.chunked = policy.chunked_prefill
         self.max_num_seqs = policy.max_num_seqs
         self.max_iterations = policy.max_iterations
+        self.decode_plan = decode_plan(policy.max_iterations)
         self.predicted_admission = policy.admission == "predicted"
         self.resume = policy.preemption == "recompute"   # the cost model resumes preempted rows
         self.waiting: list[tuple] = []

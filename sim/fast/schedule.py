@@ -71,12 +71,21 @@ def _need(run, prefill: list[int], chunks: list[int], bs: int) -> np.ndarray:
     return np.where(runs, np.maximum((ctx + chunk + bs) // bs - run.held, 0), 0)
 
 
+def decode_plan(max_iterations: int) -> Plan:
+    """Every running row decodes, nothing else (the replica keeps one; nobody changes it)."""
+    return Plan(None, [], [], [], [], [], [], max_iterations, True)
+
+
 def schedule(rep) -> Plan | None:
     """The next step of array replica `rep`, or None when nothing can run."""
+    run = rep.run
+    if run.n and not run.n_prefilling and not rep.waiting:      # the most common step
+        kv = rep.kv
+        if run.full() <= kv.num_blocks - kv.used_blocks:
+            return rep.decode_plan
     bs = rep.kv.block_size
     free = rep.kv.num_blocks - rep.kv.used_blocks
     max_tokens, chunked = rep.max_tokens, rep.chunked
-    run = rep.run
     n = run.n
     budget = max_tokens
     complete = True
