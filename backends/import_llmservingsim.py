@@ -4,7 +4,11 @@
 The bundle's tables map one to one: `dense.csv` (layer, tokens, time_us), `per_sequence.csv`
 (lm_head/sampler by sequences), `attention.csv` (the 4-D prefill_chunk x kv_prefill x n_decode
 x kv_decode table) and the skew fit (`meta.yaml` `skew_fit` + `tp<N>/skew_fit.csv`: alpha
-per bucket of mixed decode contexts, backends/skew.py). TP > 1 bundles hold
+per bucket of mixed decode contexts, backends/skew.py) and, for MoE models, `moe.csv`
+(tokens x activated_experts -> us of the router + fused experts, backends/moe_profile.py).
+LLMServingSim profiles MoE at TP1 only and its `_lookup_moe` always reads `tp1/moe.csv`
+("MoE is profiled once at tp=1 (single-rank view)", serving/core/trace_generator.py): a TP > 1
+bundle without its own table gets the TP1 one, as there, and says so. TP > 1 bundles hold
 per-rank kernels; the all-reduce they do not measure comes from a ring model over the GPU's
 interconnect (said so in the provenance).
 """
@@ -74,6 +78,34 @@ def skew_fit(folder: Path, meta: dict, tp: int) -> dict | None:
                         "skew_fit.bucket_axes; re-run LLMServingSim's fit_alpha") from None
 
 
+def moe_section(folder: Path, model: ModelSpec, tp: int, notes: list) -> dict | None:
+    """The bundle's MoE table (its own tp folder's moe.csv, else tp1's as LLMServingSim does)
+    as the profile's `moe` section; None for a dense model."""
+    if not model.n_experts:
+        return None
+    path = folder / "moe.csv"
+    if not path.is_file() and (folder.parent / "tp1" / "moe.csv").is_file():
+        path = folder.parent / "tp1" / "moe.csv"
+        notes.append(f"MoE expert times from tp1/moe.csv: the bundle has none for TP{tp}, and "
+                     "LLMServingSim's _lookup_moe reads the TP1 table at every TP (an expert "
+                     "FFN split over TP GPUs is timed as one GPU running it whole)")
+    if not path.is_file():
+        raise UserError(f"{folder}: {model.name} is a mixture-of-experts model but the bundle "
+                        "has no moe.csv (tokens, activated_experts, time_us); profile it with "
+                        "LLMServingSim's profiler or use the roofline (--profile roofline)")
+    df = mean_by(read_csv(path, ["tokens", "activated_experts", "time_us"]),
+                 ["activated_experts", "tokens"], "time_us")
+    rows = [{"experts": int(e), "tokens": sig(d["tokens"], 6), "us": sig(d["time_us"])}
+            for e, d in df.groupby("activated_experts", sort=True)]
+    notes.append(f"MoE: {model.n_experts} experts, {model.experts_per_token} per token, router "
+                 "+ fused experts timed per layer by (tokens, expected distinct experts "
+                 "E (1 - (1 - k/E)^tokens): a load-balanced gate routing tokens uniformly and "
+                 "independently; LLMServingSim's BALANCED router takes min(tokens k, E))")
+    return {"count": model.n_layers, "n_experts": model.n_experts,
+            "top_k": model.experts_per_token, "ep": 1, "gather": 1, "routing": "uniform",
+            "table": str(path.relative_to(folder.parent)), "rows": rows}
+
+
 def attention_slices(df) -> list[dict]:
     df = mean_by(df, ["prefill_chunk", "n_decode", "kv_prefill", "kv_decode"], "time_us")
     slices = []
@@ -124,6 +156,9 @@ def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | Non
         for layer, d in mean_by(per_seq, ["layer", "sequences"], "time_us").groupby("layer")}
     profile["attention"] = {"kind": "grid4", "count": model.n_layers,
                             "slices": attention_slices(attn)}
+    moe = moe_section(folder, model, tp, notes)
+    if moe is not None:
+        profile["moe"] = moe
     skew = skew_fit(folder, meta, tp)
     if skew is not None:
         profile["attention"]["skew"] = skew

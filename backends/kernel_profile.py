@@ -5,6 +5,8 @@ its shape (LLMServingSim's per-layer composition), read from a kernel-profile JS
     attention                                               by the prefill chunks and cached
                                                             context, decode rows and contexts
     per-sequence ops (LM head, sampler)                     by the iteration's rows
+    MoE expert FFN (router + fused experts, `moe`)          by tokens and the expected
+                                                            distinct experts (moe_profile.py)
     all-reduce (TP > 1)                                     by bytes = tokens x d_model x dtype
 
 each multiplied by how many times it runs per iteration (`count`: layers x per-layer uses).
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqsched.backends.interp import bracket, interp1, interp2
+from seqsched.backends.moe_profile import MoeTable, moe_from_dict
 from seqsched.backends.skew import SkewTable, apply_skew, skew_from_dict
 from seqsched.common.errors import UserError
 
@@ -123,6 +126,7 @@ class KernelProfileCostModel:
     allreduce_bytes_per_token: float = 0.0
     iteration_overhead_s: float = 0.0
     skew: SkewTable | None = None           # grid4 only: the mixed-context correction
+    moe: MoeTable | None = None             # MoE models: the expert FFN table
     name: str = "kernel-profile"
     meta: dict = field(default_factory=dict)
     limits: dict = field(default_factory=dict)      # axis -> largest profiled value
@@ -144,6 +148,8 @@ class KernelProfileCostModel:
         t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
         if self.allreduce is not None:
             t = t + self.allreduce.seconds(np.asarray(tokens, float) * self.allreduce_bytes_per_token)
+        if self.moe is not None:
+            t = t + self.moe.seconds(tokens)
         return t + self.iteration_overhead_s
 
     @property
@@ -316,6 +322,12 @@ def kernel_profile_from_dict(data: dict, path: str = "<profile>") -> KernelProfi
     if isinstance(data.get("allreduce"), dict):
         model.allreduce = _op("allreduce", data["allreduce"], "bytes", path, "allreduce")
         model.allreduce_bytes_per_token = float(data["allreduce"].get("bytes_per_token", 0))
+    if isinstance(data.get("moe"), dict):
+        try:
+            model.moe = moe_from_dict(data["moe"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise _bad(path, f"'moe' needs count, n_experts, top_k and rows of experts, "
+                             f"tokens, us ({e})") from None
     model.iteration_overhead_s = float(data.get("iteration_overhead_us", 0.0)) * 1e-6
     model.limits = {k: float(v) for k, v in limits.items() if v is not None}
     return model

@@ -80,6 +80,9 @@ def calibration(profile: dict) -> dict:
         errs += [leave_one_out(att["prefill"]["tokens"], col)
                  for col in np.asarray(att["prefill"]["us"]).T]
     out["attention"] = error_summary(np.concatenate(errs) if errs else [])
+    if "moe" in profile:
+        moe = [leave_one_out(r["tokens"], r["us"]) for r in profile["moe"]["rows"]]
+        out["moe"] = error_summary(np.concatenate(moe) if moe else [])
     if "allreduce" in profile:
         out["allreduce"] = error_summary(leave_one_out(profile["allreduce"]["bytes"],
                                                        profile["allreduce"]["us"]))

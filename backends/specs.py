@@ -188,6 +188,14 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     # 8192 wide), 8 KV heads, ffn 25600, vocabulary 151,936, 40,960 positions.
     ModelSpec("qwen3-32b", 64, 5120, 64, 8, 25600, 151936, 40960,
               source="Qwen/Qwen3-32B config.json", head_size=128),
+    # Qwen3-30B-A3B-Instruct-2507 (Qwen/Qwen3-30B-A3B-Instruct-2507 config.json, as
+    # casys-kaist/LLMServingSim @ 5daddb2 (MIT) ships it in configs/model/Qwen/): 48 layers x
+    # 2048, 32 heads of head_dim 128, 4 KV heads, MoE in every layer (decoder_sparse_step 1,
+    # no mlp_only_layers): 128 experts of moe_intermediate_size 768, 8 per token; vocabulary
+    # 151,936, untied embeddings, 262,144 positions.
+    ModelSpec("qwen3-30b-a3b", 48, 2048, 32, 4, 768, 151936, 262144,
+              source="Qwen/Qwen3-30B-A3B-Instruct-2507 config.json", head_size=128,
+              n_experts=128, experts_per_token=8),
     # Mixtral-8x7B (mistralai/Mixtral-8x7B-v0.1 config.json): 32 layers x 4096, GQA 8, 8
     # experts of ffn 14336 per layer, 2 active per token, 32k vocabulary.
     ModelSpec("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 32768,
@@ -201,7 +209,10 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
 MODEL_ALIASES = {"meta-llama/Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Llama-2-7b-hf":
                  "llama-2-7b", "meta-llama/Llama-2-70b-hf": "llama-2-70b",
                  "meta-llama/Meta-Llama-3-8B": "llama-3-8b",
-                 "meta-llama/Meta-Llama-3-70B": "llama-3-70b"}
+                 "meta-llama/Meta-Llama-3-70B": "llama-3-70b", "Qwen/Qwen3-32B": "qwen3-32b",
+                 "Qwen/Qwen3-30B-A3B-Instruct-2507": "qwen3-30b-a3b",
+                 "Qwen/Qwen3-30B-A3B": "qwen3-30b-a3b",
+                 "qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b"}
 
 
 def get_gpu(name: str) -> GPUSpec:

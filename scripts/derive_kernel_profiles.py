@@ -2,7 +2,10 @@
 measurements in ../shared/data/serving/profiles/ (README there):
 
 - casys-kaist/LLMServingSim @ 5daddb2 (MIT), `profiler/perf/`: per-layer vLLM 0.19.0 kernel
-  times, RTX 4090 (TP1) and RTX PRO 6000 Blackwell (TP1, TP2) x Llama-3.1-8B bf16;
+  times, RTX 4090 (TP1) and RTX PRO 6000 Blackwell (TP1, TP2) x Llama-3.1-8B bf16; and, from a
+  checkout of that repository at the same commit (`--llmservingsim-repo PATH`, e.g. `git
+  archive 5daddb2 profiler/perf | tar -x -C PATH`), RTX PRO 6000 x Qwen3-32B and
+  Qwen3-30B-A3B-Instruct-2507 (MoE: `moe.csv`) bf16, TP1 and TP2;
 - microsoft/vidur @ 7d47513 (MIT), `data/profiling/`: per-operator MLP/projection times and
   all-reduce, A100-80GB and H100 x Llama-2-7B/70B, Llama-3-8B/70B, TP 1/2/4/8 (no attention:
   filled from aiconfigurator of the same GPU, see backends/import_vidur.py);
@@ -12,6 +15,7 @@ measurements in ../shared/data/serving/profiles/ (README there):
 Only compact derived tables are committed; the raw files stay where they are.
 
     .venv/bin/python scripts/derive_kernel_profiles.py [--data ../shared/data/serving/profiles]
+        [--llmservingsim-repo PATH]
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ PROFILES = [
     ("rtxpro6000-llama-3.1-8b-tp2", "llmservingsim", LSS.format(hw="RTXPRO6000"),
      "llama-3.1-8b", "RTX-PRO-6000", 2),
 ]
+# (name, path under the LLMServingSim checkout, model, gpu, tp)
+QWEN = "profiler/perf/RTXPRO6000/Qwen/{}/bf16"
+REPO_PROFILES = [
+    (f"rtxpro6000-{model}-tp{tp}", QWEN.format(folder), model, "RTX-PRO-6000", tp)
+    for model, folder in (("qwen3-32b", "Qwen3-32B"),
+                          ("qwen3-30b-a3b", "Qwen3-30B-A3B-Instruct-2507"))
+    for tp in (1, 2)]
 VIDUR = {"a100": ("A100-80GB", {"llama-2-7b": "meta-llama/Llama-2-7b-hf",
                                 "llama-2-70b": "meta-llama/Llama-2-70b-hf",
                                 "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
@@ -71,19 +82,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get(
         "SEQSCHED_SERVING_PROFILES", "../shared/data/serving/profiles"))
+    ap.add_argument("--llmservingsim-repo", default=None,
+                    help="a checkout of casys-kaist/LLMServingSim @ 5daddb2 (its profiler/perf/)")
     ap.add_argument("--only", default=None, help="format to regenerate (default all)")
     args = ap.parse_args()
     data = Path(args.data)
+    repo = Path(args.llmservingsim_repo) if args.llmservingsim_repo else None
     index_path = BUILTIN_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    specs = PROFILES + vidur_profiles() + aiconf_profiles()
-    for name, fmt, rel, model, gpu, tp in specs:
+    specs = [(*s, data) for s in PROFILES + vidur_profiles() + aiconf_profiles()]
+    specs += [(name, "llmservingsim", rel, model, gpu, tp, repo)
+              for name, rel, model, gpu, tp in REPO_PROFILES]
+    for name, fmt, rel, model, gpu, tp, root in specs:
         if args.only and fmt != args.only:
             continue
-        if not (data / rel).exists():
-            print(f"skip {name}: {data / rel} missing")
+        if root is None or not (root / rel).exists():
+            print(f"skip {name}: {rel} missing (" + ("--llmservingsim-repo not given)"
+                                                      if root is None else f"under {root})"))
             continue
-        profile = run_import(fmt, str(data / rel), model, tp, gpu, name)
+        profile = run_import(fmt, str(root / rel), model, tp, gpu, name)
         profile["provenance"]["path"] = rel          # relative: no machine paths committed
         path = BUILTIN_DIR / f"{name}.json"
         path.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
