@@ -109,7 +109,9 @@ def normalise_frame(df: pd.DataFrame, name: str = "trace", *,
     df["output_tokens"] = values["output_tokens"].astype(np.int64)
     if not (pd.api.types.is_string_dtype(df["id"]) and not df["id"].isna().any()):
         df["id"] = df["id"].astype(str)
-    dup = np.zeros(len(df), bool) if ids_unique else df["id"].duplicated().to_numpy()
+    # is_unique (a hash set) is ~2.5x cheaper than duplicated(); the latter only to name the row
+    unique = ids_unique or df["id"].is_unique
+    dup = np.zeros(len(df), bool) if unique else df["id"].duplicated().to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
         raise TraceError(f"{name}: {where(row)}: duplicate request id {df['id'].iloc[row]!r}; "
