@@ -36,6 +36,9 @@ def add_measured_arguments(p) -> None:
                         "timeseries.csv) or a vLLM bench result JSON")
     g.add_argument("--measured-format", choices=RECORDED_FORMATS, default=None,
                    help="override format detection")
+    g.add_argument("--workload", metavar="JSONL", default=None,
+                   help="an LLMServingSim run's workload when its folder has no workload.jsonl "
+                        "(LLMServingSim keeps it in workloads/, meta.json's dataset_path)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     add_vllm_options(p)
 
@@ -84,8 +87,35 @@ def measured_config(args, run):
                     predictor=args.predictor,
                     predictor_params=parse_params(args.predictor_param, "--predictor-param"),
                     gpu=gpu, model=builtin_model(str(model)), profile=args.profile,
-                    seed=args.seed, max_new_tokens=args.max_new_tokens)
+                    seed=args.seed, max_new_tokens=args.max_new_tokens,
+                    **parallel_fields(run.engine))
     return apply_to_config(cfg, *vllm_settings(args, run.engine))
+
+
+def parallel_fields(engine: dict) -> dict:
+    """vLLM data parallelism (`data_parallel_size` D) as D replicas behind the least-loaded
+    router (vLLM's DP load balancer sends a request to the engine with the fewest waiting x 4
+    + running requests, vllm/v1/engine/core_client.py; ours weighs the two alike)."""
+    dp = int(engine.get("data_parallel_size") or 1)
+    return {"replicas": dp, "router": "least-loaded"} if dp > 1 else {}
+
+
+def replay_cost(cfg, engine: dict):
+    """The run's cost model; with `enable_expert_parallel` on an MoE kernel profile, its
+    experts split over the D x TP GPUs, each MoE layer gathering the D DP ranks' tokens
+    (backends/moe_profile.py; balanced DP ranks assumed: vLLM steps DP ranks in lockstep,
+    padding each to the largest batch, which independent replicas do not)."""
+    from seqsched.app.run import build_cost_model
+    from seqsched.backends.moe_profile import expert_parallel
+    from seqsched.backends.spec_files import resolve_gpu, resolve_model
+
+    cost = build_cost_model(cfg)
+    if getattr(cost, "moe", None) is not None and engine.get("enable_expert_parallel"):
+        gpu, model = resolve_gpu(cfg.gpu), resolve_model(cfg.model)
+        cost.moe = expert_parallel(cost.moe, cfg.replicas * cfg.tp, cfg.replicas,
+                                   gpu.interconnect_gbs, gpu.allreduce_latency_us,
+                                   model.d_model, model.dtype_bytes)
+    return cost
 
 
 def cmd_measured(args) -> int:
@@ -93,16 +123,19 @@ def cmd_measured(args) -> int:
 
     from seqsched.analysis.measured import error_table, paired, sim_latencies
     from seqsched.analysis.output import output_folder
-    from seqsched.app.run import build_cost_model, execute, policy_params, prepare
+    from seqsched.app.run import execute, policy_params, prepare
+    from seqsched.backends.executor import CostModelExecutor
     from seqsched.traces.recorded import read_recorded
 
     if args.trace is not None:
         raise UserError("give either --measured RUN (a recorded run brings its own workload) "
                         "or --trace, not both")
     run = read_recorded(args.measured, args.measured_format,
-                        seed=args.seed if args.seed else None)
+                        seed=args.seed if args.seed else None, workload=args.workload)
     cfg = measured_config(args, run)
-    prepared = prepare(run.trace, cfg)          # every check before the folder exists
+    cost = replay_cost(cfg, run.engine)
+    executor = CostModelExecutor(cost) if getattr(cost, "moe", None) is not None else None
+    prepared = prepare(run.trace, cfg, executor=executor)   # every check before the folder
     out = Path(args.out)
     with output_folder(out, args.overwrite) as folder:
         result = execute(prepared)
@@ -112,10 +145,20 @@ def cmd_measured(args) -> int:
                     "model": cfg.model, "gpu_memory_utilization": cfg.memory_fraction,
                     "block_size": cfg.block_size, "kv_blocks": cfg.kv_blocks,
                     "kv_capacity_tokens": result.kv_capacity_tokens,
-                    "cost_model": build_cost_model(cfg).name}
+                    "cost_model": cost.name, **({"replicas": cfg.replicas}
+                                                if cfg.replicas > 1 else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
-    print(f"{run.name} ({run.format}, {len(run.trace)} requests) replayed on {cfg.gpu} / "
-          f"{cfg.model}, {settings['cost_model']}; KV {result.kv_capacity_tokens} tokens")
+    what = settings["cost_model"]
+    if hasattr(cost, "flops_efficiency"):       # the roofline: at which efficiency, and why
+        eff = (cost.flops_efficiency, cost.bandwidth_efficiency)
+        what += (f" at {eff[0]:.1%} of peak FLOP/s and {eff[1]:.1%} of peak bandwidth "
+                 + ("(kernel-measured efficiency)" if eff != (1.0, 1.0) else
+                    f"(datasheet peaks: no kernel measurements of {cfg.gpu})")
+                 + " -- no built-in kernel profile for this GPU x model x TP")
+    where = f"{cfg.gpu} / {cfg.model}" + (f" / TP{cfg.tp}" if cfg.tp > 1 else "") + (
+        f" x {cfg.replicas} DP replicas" if cfg.replicas > 1 else "")
+    print(f"{run.name} ({run.format}, {len(run.trace)} requests) replayed on {where}, "
+          f"{what}; KV {result.kv_capacity_tokens} tokens")
     for text in run.notes:
         print(f"note: {text}", file=sys.stderr)
     print(markdown_errors(table))

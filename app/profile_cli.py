@@ -36,7 +36,8 @@ def install_backend_warnings() -> None:
 
 
 def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = None,
-               name: str | None = None, attention_from: str | None = None) -> dict:
+               name: str | None = None, attention_from: str | None = None,
+               allreduce_from: str | None = None) -> dict:
     from seqsched.backends.spec_files import resolve_gpu, resolve_model
     if fmt not in IMPORTERS:
         raise UserError(f"unknown profile format {fmt!r}; choose one of {', '.join(IMPORTERS)}")
@@ -47,6 +48,11 @@ def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = N
     extra = {"attention_from": attention_from} if attention_from else {}
     if extra and fmt != "vidur":
         raise UserError("--attention-from is for the vidur format (its attention source)")
+    if allreduce_from:
+        if fmt != "llmservingsim":
+            raise UserError("--allreduce-from is for the llmservingsim format (its bundles "
+                            "measure no communication)")
+        extra["allreduce_from"] = allreduce_from
     return importer(path, resolve_model(model), tp, resolve_gpu(gpu) if gpu else None, name,
                     **extra)
 
@@ -82,7 +88,7 @@ def cmd_import(args) -> int:
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such folder for --out")
     profile = run_import(args.format, args.path, args.model, args.tp, args.gpu, args.name,
-                         args.attention_from)
+                         args.attention_from, args.allreduce_from)
     out.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
     print("\n".join(summary_lines(profile)))
     print(f"\nwrote {out} ({out.stat().st_size / 1e3:.0f} KB)")
@@ -134,6 +140,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     pi.add_argument("--attention-from", default=None, metavar="AICONF_DIR",
                     help="vidur: aiconfigurator folder of the same GPU for attention and LM "
                          "head (default: the one beside vidur/, else a roofline)")
+    pi.add_argument("--allreduce-from", default=None, metavar="AICONF_DIR",
+                    help="llmservingsim, TP > 1: aiconfigurator systems folder of the same GPU "
+                         "whose measured vLLM custom all-reduce replaces the ring model")
     pi.add_argument("--out", required=True, help="profile JSON to write")
     pi.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pi.set_defaults(func=cmd_import)

@@ -152,10 +152,15 @@ def attention_section(folder: Path, model: ModelSpec, tp: int) -> tuple[dict, st
 
 def allreduce_table(folder: Path, model: ModelSpec, tp: int) -> dict:
     df, _ = _read(folder, "custom_allreduce_perf")
+    return allreduce_from_frame(df, model, tp, folder)
+
+
+def allreduce_from_frame(df: pd.DataFrame, model: ModelSpec, tp: int, where) -> dict:
+    """The profile's `allreduce` section from a custom_allreduce_perf table."""
     df = _need(df, ["num_gpus", "message_size", "latency", "backend"], "all-reduce")
     sel = df[(df["num_gpus"] == tp) & (df["backend"] == "vllm_graph")]
     if sel.empty:
-        raise UserError(f"{folder}: no all-reduce measured at {tp} GPUs")
+        raise UserError(f"{where}: no all-reduce measured at {tp} GPUs")
     sel = sel.groupby("message_size")["latency"].mean()
     return allreduce_section(model, tp, sel.index.to_numpy(float) * model.dtype_bytes,
                              sel.to_numpy(float) * 1e3,
@@ -229,4 +234,5 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
 
 
 __all__ = ["import_aiconfigurator", "load_gemm", "attention_section", "allreduce_table",
+           "allreduce_from_frame",
            "gemm_ops", "elementwise_ops", "Gemm"]

@@ -9,8 +9,10 @@ per bucket of mixed decode contexts, backends/skew.py) and, for MoE models, `moe
 LLMServingSim profiles MoE at TP1 only and its `_lookup_moe` always reads `tp1/moe.csv`
 ("MoE is profiled once at tp=1 (single-rank view)", serving/core/trace_generator.py): a TP > 1
 bundle without its own table gets the TP1 one, as there, and says so. TP > 1 bundles hold
-per-rank kernels; the all-reduce they do not measure comes from a ring model over the GPU's
-interconnect (said so in the provenance).
+per-rank kernels; the all-reduce they do not measure comes from `allreduce_from` when given
+(an aiconfigurator systems folder of the same GPU: vLLM's custom all-reduce measured by
+message size, `comm/vllm/<the bundle's vLLM version>/custom_allreduce_perf.parquet`), else from
+a ring model over the GPU's interconnect (said so in the provenance).
 """
 
 from __future__ import annotations
@@ -116,8 +118,31 @@ def attention_slices(df) -> list[dict]:
     return slices
 
 
+def measured_allreduce(systems: Path, version: str, model: ModelSpec, tp: int) -> dict:
+    """vLLM's custom all-reduce as aiconfigurator measured it on this GPU, for the bundle's
+    vLLM version (ai-dynamo/aiconfigurator, Apache-2.0)."""
+    import pandas as pd
+
+    from seqsched.backends.import_aiconfigurator import allreduce_from_frame
+    path = Path(systems) / "comm" / "vllm" / str(version) / "custom_allreduce_perf.parquet"
+    if not path.is_file():
+        have = sorted(p.parent.name for p in Path(systems).glob(
+            "comm/vllm/*/custom_allreduce_perf.parquet"))
+        raise UserError(f"{path}: no such file (measured vLLM versions: "
+                        f"{', '.join(have) or 'none'}); point --allreduce-from at an "
+                        "aiconfigurator systems folder with the bundle's vLLM version")
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read it as parquet ({e})") from None
+    section = allreduce_from_frame(df, model, tp, path)
+    section["source"] = (f"aiconfigurator vLLM {version} custom all-reduce (CUDA graph), "
+                         f"measured on {df['device'].iloc[0] if 'device' in df else 'the GPU'}")
+    return section
+
+
 def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None,
-                         name: str | None = None) -> dict:
+                         name: str | None = None, allreduce_from: str | None = None) -> dict:
     folder, meta = locate(path, tp)
     dense = read_csv(folder / "dense.csv", ["layer", "tokens", "time_us"])
     per_seq = read_csv(folder / "per_sequence.csv", ["layer", "sequences", "time_us"])
@@ -169,7 +194,12 @@ def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | Non
     else:
         notes.append("no skew correction: the bundle's skew fit is absent or disabled "
                      "(LLMServingSim then applies none either)")
-    if tp > 1:
+    if tp > 1 and allreduce_from:
+        profile["allreduce"] = measured_allreduce(Path(allreduce_from),
+                                                  meta.get("vllm_version"), model, tp)
+        notes.append("all-reduce: " + profile["allreduce"]["source"] + " (the bundle does "
+                     "not measure communication)")
+    elif tp > 1:
         if gpu is None or not gpu.interconnect_gbs:
             raise UserError(f"a TP{tp} profile needs the all-reduce bandwidth: pass --gpu with "
                             "an interconnect figure")

@@ -18,6 +18,11 @@ picked them. `gather` is how many ranks' tokens one MoE layer gathers (the DP gr
 DP ranks share the experts, with balanced DP ranks assumed: `gather` x this rank's tokens).
 A rank then computes gather x T x k / ep token-expert pairs, which is the pair count of
 gather x T / ep tokens in the single-GPU table, over E/ep (1 - (1 - k/E)^(gather T)) experts.
+Around it (ep > 1) the dispatch all-gathers the group's hidden states and router logits
+((d_model + E) x 2 bytes a token) and the combine reduce-scatters the hidden states (d_model
+x 2 bytes), as LLMServingSim's `_emit_moe_block` sizes vLLM's default allgather_reducescatter
+backend; each is timed by the ring model over the GPU link (latency + (ep - 1)/ep x bytes /
+bandwidth), like the unmeasured TP all-reduce (profile_common.ring_allreduce_us).
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class MoeTable:
     ep: int = 1
     gather: int = 1
     routing: str = "uniform"
+    link_gbs: float = 0.0           # ep > 1: the GPU link, GB/s per direction
+    link_latency_us: float = 0.0
+    dispatch_bytes: float = 0.0     # per gathered token: (d_model + E) x dtype bytes
+    combine_bytes: float = 0.0      # per gathered token: d_model x dtype bytes
 
     def activated(self, tokens) -> np.ndarray:
         """Expected distinct experts one rank runs for `tokens` gathered tokens."""
@@ -66,12 +75,34 @@ class MoeTable:
         out = a + t * (b - a)
         return np.maximum(out, 0.0)
 
+    def comm_us(self, tokens) -> np.ndarray:
+        """One MoE layer's dispatch all-gather + combine reduce-scatter (0 without EP)."""
+        tokens = np.asarray(tokens, dtype=float)
+        ep = max(int(self.ep), 1)
+        if ep == 1 or self.link_gbs <= 0:
+            return np.zeros(tokens.shape)
+        seen = tokens * max(int(self.gather), 1)
+        wire = (ep - 1) / ep * seen * (self.dispatch_bytes + self.combine_bytes)
+        return 2 * self.link_latency_us + wire / (self.link_gbs * 1e9) * 1e6
+
     def seconds(self, tokens) -> np.ndarray:
         """Seconds of every MoE layer of one iteration of `tokens` tokens on this rank."""
         tokens = np.asarray(tokens, dtype=float)
         table_tokens, experts = self.shape(tokens)
-        return np.where(tokens > 0, self.count * self.us(np.maximum(table_tokens, 1.0),
-                                                         experts) * 1e-6, 0.0)
+        us = self.us(np.maximum(table_tokens, 1.0), experts) + self.comm_us(tokens)
+        return np.where(tokens > 0, self.count * us * 1e-6, 0.0)
+
+
+def expert_parallel(table: MoeTable, ep: int, gather: int, link_gbs: float,
+                    latency_us: float, d_model: int, dtype_bytes: int = 2) -> MoeTable:
+    """The same table run with its experts split over `ep` GPUs, each MoE layer gathering
+    the tokens of `gather` ranks (vLLM's --enable-expert-parallel with data parallelism:
+    gather = the DP size), over a link of `link_gbs` GB/s."""
+    from dataclasses import replace
+    return replace(table, ep=int(ep), gather=int(gather), link_gbs=float(link_gbs),
+                   link_latency_us=float(latency_us),
+                   dispatch_bytes=float((d_model + table.n_experts) * dtype_bytes),
+                   combine_bytes=float(d_model * dtype_bytes))
 
 
 def moe_from_dict(sec: dict) -> MoeTable:
@@ -91,4 +122,4 @@ def moe_from_dict(sec: dict) -> MoeTable:
                     int(sec.get("ep", 1)), int(sec.get("gather", 1)), routing)
 
 
-__all__ = ["MoeTable", "moe_from_dict", "ROUTINGS"]
+__all__ = ["MoeTable", "moe_from_dict", "expert_parallel", "ROUTINGS"]

@@ -14,6 +14,16 @@ with the skew correction, then with vLLM's replay settings (the final model).
 NOTHING is fitted to a run: the profile is the LLMServingSim kernel bundle as imported.
 
     .venv/bin/python benchmarks/kernel_profile_accuracy.py [--run DIR] [--gpu NAME]
+        [--model NAME] [--workload JSONL]
+
+The model is meta.json's (its Hugging Face name to the built-in spec), TP its
+tensor_parallel_size. A run with data_parallel_size D replays on D replicas behind the
+least-loaded router (vLLM's DP load balancer picks the engine with the fewest waiting x 4 +
+running requests, vllm/v1/engine/core_client.py; ours weighs both alike); with
+enable_expert_parallel on an MoE model the experts are split over the D x TP GPUs and each MoE
+layer gathers the D ranks' tokens (backends/moe_profile.py; balanced DP ranks assumed: DP
+ranks step in lockstep in vLLM, which the independent replicas here do not). An MoE run also
+gets a column with LLMServingSim's own expert count (its BALANCED router's min(tokens k, E)).
 
 Measured metrics as the layout's README defines them: TTFT = first_token - queued, end-to-end =
 last_token - queued, TPOT = (last - first) / (output - 1); simulated: seqsched's records.
@@ -34,9 +44,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqsched.app.run import RunConfig, build_cost_model, describe_backend, simulate
+from seqsched.app.measured_cli import builtin_model, parallel_fields, replay_cost
+from seqsched.app.run import RunConfig, describe_backend, simulate
 from seqsched.app.vllm_args import apply_to_config, vllm_settings
 from seqsched.backends.executor import CostModelExecutor
+from seqsched.backends.spec_files import resolve_model
 from seqsched.backends.specs import GPUS
 from seqsched.traces.recorded import read_recorded
 
@@ -101,15 +113,23 @@ def main() -> int:
     data = os.environ.get("SEQSCHED_DATA", "/work/shared/data")
     ap.add_argument("--run", default=str(Path(data) / RUN))
     ap.add_argument("--gpu", default=None, help="default: the run's recorded device")
+    ap.add_argument("--model", default=None, help="default: the run's meta.json model")
+    ap.add_argument("--workload", default=None,
+                    help="the workload JSONL when the run folder has no workload.jsonl")
     args = ap.parse_args()
     folder = Path(args.run)
-    run = read_recorded(folder, "llmservingsim")
+    run = read_recorded(folder, "llmservingsim", workload=args.workload)
     meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() \
         else {}
+    dp = int(run.engine.get("data_parallel_size") or 1)       # for the header line
     base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(meta),
-                                     model="llama-3.1-8b"),
+                                     model=args.model or builtin_model(
+                                         str(meta.get("model", "llama-3.1-8b"))),
+                                     **parallel_fields(run.engine)),
                            *vllm_settings(argparse.Namespace(), run.engine))
-    print(f"{folder.name}: {len(run.trace)} requests; settings {base.policy_params}, KV blocks "
+    ep = bool(run.engine.get("enable_expert_parallel")) and resolve_model(base.model).n_experts
+    print(f"{folder.name}: {len(run.trace)} requests, {base.model} TP{base.tp} x DP{dp}"
+          f"{' (expert parallel)' if ep else ''}; settings {base.policy_params}, KV blocks "
           f"{base.kv_blocks or 'sized by seqsched'}, prefix caching {base.prefix_caching}")
     # each change on its own: the profile without its skew table and seqsched's former replay
     # (no prefix caching, KV sized by seqsched) is the state before this follow-up
@@ -118,13 +138,17 @@ def main() -> int:
                "profile, no skew, seqsched replay": (before, False),
                "+ skew": (before, True),
                "+ vLLM replay (final)": (base, True)}
+    if resolve_model(base.model).n_experts:
+        configs["final, LLMServingSim's expert count"] = (base, True)
     meas = measured(run)
     rows = {}
     for label, (cfg, skew) in configs.items():
         t0 = time.perf_counter()
-        cost = build_cost_model(cfg)
+        cost = replay_cost(cfg, run.engine)         # as validate --measured: DP, EP
         if not skew:
             cost.skew = None
+        if label.startswith("final, LLMServingSim"):
+            cost.moe = dataclasses.replace(cost.moe, routing="pigeonhole")
         res = simulate(run.trace, cfg, executor=CostModelExecutor(cost))
         print(f"{label}: {describe_backend(cfg)} ({time.perf_counter() - t0:.1f} s)")
         rows[label] = errors(simulated(res.records), meas)

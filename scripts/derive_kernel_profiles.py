@@ -10,12 +10,16 @@ measurements in ../shared/data/serving/profiles/ (README there):
   all-reduce, A100-80GB and H100 x Llama-2-7B/70B, Llama-3-8B/70B, TP 1/2/4/8 (no attention:
   filled from aiconfigurator of the same GPU, see backends/import_vidur.py);
 - ai-dynamo/aiconfigurator @ 095f58a (Apache-2.0): vLLM GEMM, context/generation attention and
-  custom all-reduce latencies, H100-SXM (vLLM 0.19.0) and A100-SXM (vLLM 0.14.0).
+  custom all-reduce latencies, H100-SXM (vLLM 0.19.0) and A100-SXM (vLLM 0.14.0); and, from a
+  checkout at the same commit (`--aiconfigurator-repo PATH`), vLLM 0.19.0's custom all-reduce
+  measured on the RTX PRO 6000 Blackwell Server Edition (`aic-core/src/aiconfigurator_core/
+  systems/data/rtx_pro_6000_server/comm/vllm/0.19.0/`), the all-reduce of the RTX PRO 6000
+  LLMServingSim TP2 profiles (their bundles measure none; without it, a ring model over PCIe).
 
 Only compact derived tables are committed; the raw files stay where they are.
 
     .venv/bin/python scripts/derive_kernel_profiles.py [--data ../shared/data/serving/profiles]
-        [--llmservingsim-repo PATH]
+        [--llmservingsim-repo PATH] [--aiconfigurator-repo PATH]
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ REPO_PROFILES = [
     for model, folder in (("qwen3-32b", "Qwen3-32B"),
                           ("qwen3-30b-a3b", "Qwen3-30B-A3B-Instruct-2507"))
     for tp in (1, 2)]
+# the aiconfigurator systems folder of a GPU (its measured vLLM all-reduce), in its checkout
+AIC_SYSTEMS = {"RTX-PRO-6000": "aic-core/src/aiconfigurator_core/systems/data/rtx_pro_6000_server"}
 VIDUR = {"a100": ("A100-80GB", {"llama-2-7b": "meta-llama/Llama-2-7b-hf",
                                 "llama-2-70b": "meta-llama/Llama-2-70b-hf",
                                 "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
@@ -85,9 +91,12 @@ def main() -> int:
     ap.add_argument("--llmservingsim-repo", default=None,
                     help="a checkout of casys-kaist/LLMServingSim @ 5daddb2 (its profiler/perf/)")
     ap.add_argument("--only", default=None, help="format to regenerate (default all)")
+    ap.add_argument("--aiconfigurator-repo", default=None,
+                    help="a checkout of ai-dynamo/aiconfigurator @ 095f58a (measured all-reduce)")
     args = ap.parse_args()
     data = Path(args.data)
     repo = Path(args.llmservingsim_repo) if args.llmservingsim_repo else None
+    aic = Path(args.aiconfigurator_repo) if args.aiconfigurator_repo else None
     index_path = BUILTIN_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     specs = [(*s, data) for s in PROFILES + vidur_profiles() + aiconf_profiles()]
@@ -100,7 +109,14 @@ def main() -> int:
             print(f"skip {name}: {rel} missing (" + ("--llmservingsim-repo not given)"
                                                       if root is None else f"under {root})"))
             continue
-        profile = run_import(fmt, str(root / rel), model, tp, gpu, name)
+        allreduce = None
+        if fmt == "llmservingsim" and tp > 1 and gpu in AIC_SYSTEMS:
+            if aic is None:
+                print(f"skip {name}: its measured all-reduce needs --aiconfigurator-repo")
+                continue
+            allreduce = str(aic / AIC_SYSTEMS[gpu])
+        profile = run_import(fmt, str(root / rel), model, tp, gpu, name,
+                             allreduce_from=allreduce)
         profile["provenance"]["path"] = rel          # relative: no machine paths committed
         path = BUILTIN_DIR / f"{name}.json"
         path.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")

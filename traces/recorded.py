@@ -70,16 +70,17 @@ def detect_format(path: Path) -> str:
                      "JSON (--measured-format llmservingsim|vllm-bench)")
 
 
-def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None = None
-                  ) -> RecordedRun:
+def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None = None,
+                  workload: str | Path | None = None) -> RecordedRun:
     """Read a recorded run; `seed` overrides the bench result's seed when arrivals must be
-    rebuilt."""
+    rebuilt; `workload` is an LLMServingSim run's workload JSONL kept outside its folder
+    (LLMServingSim's repository keeps it in `workloads/`, named by meta.json's dataset_path)."""
     path = Path(path)
     if not path.exists():
         raise TraceError(f"recorded run {path}: no such file or folder")
     fmt = fmt or detect_format(path)
     if fmt == "llmservingsim":
-        return read_llmservingsim(path)
+        return read_llmservingsim(path, Path(workload) if workload else None)
     if fmt == "vllm-bench":
         return read_vllm_bench(path, seed=seed)
     raise TraceError(f"unknown recorded-run format {fmt!r}; use {' or '.join(RECORDED_FORMATS)}")
@@ -113,24 +114,24 @@ def _columns(rows: list[dict], keys: tuple[str, ...], path: Path) -> dict[str, n
     return out
 
 
-def read_llmservingsim(folder: Path) -> RecordedRun:
-    work_rows = _jsonl(folder / "workload.jsonl", "the replayed requests")
-    work = _columns(work_rows, ("input_toks", "output_toks", "arrival_time_ns"),
-                    folder / "workload.jsonl")
+def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRun:
+    workload = workload or folder / "workload.jsonl"
+    work_rows = _jsonl(workload, "the replayed requests")
+    work = _columns(work_rows, ("input_toks", "output_toks", "arrival_time_ns"), workload)
     req_rows = _jsonl(folder / "requests.jsonl", "what the server measured per request")
     req = _columns(req_rows, ("input_toks", "output_toks", "queued_ts", "first_token_ts",
                               "last_token_ts"), folder / "requests.jsonl")
     n = len(work["input_toks"])
     if len(req["input_toks"]) != n:
         raise TraceError(f"recorded run {folder}: requests.jsonl has {len(req['input_toks'])} "
-                         f"requests but workload.jsonl has {n}; the record must cover the "
+                         f"requests but {workload.name} has {n}; the record must cover the "
                          "whole workload")
     for key in ("input_toks", "output_toks"):
         bad = np.flatnonzero(req[key] != work[key])
         if len(bad):
             i = int(bad[0])
             raise TraceError(f"recorded run {folder}: request {i} has {key}={req[key][i]:.0f} "
-                             f"in requests.jsonl but {work[key][i]:.0f} in workload.jsonl "
+                             f"in requests.jsonl but {work[key][i]:.0f} in {workload.name} "
                              f"({len(bad)} such rows); the record does not match its workload")
     ids = [str(r.get("request_id", f"req-{i}")) for i, r in enumerate(req_rows)]
     arrival = work["arrival_time_ns"] / 1e9
