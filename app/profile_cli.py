@@ -141,8 +141,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="vidur: aiconfigurator folder of the same GPU for attention and LM "
                          "head (default: the one beside vidur/, else a roofline)")
     pi.add_argument("--allreduce-from", default=None, metavar="AICONF_DIR",
-                    help="llmservingsim, TP > 1: aiconfigurator systems folder of the same GPU "
-                         "whose measured vLLM custom all-reduce replaces the ring model")
+                    help="llmservingsim: aiconfigurator systems folder of the same GPU whose "
+                         "measured vLLM custom all-reduce (TP > 1) and NCCL all-gather / "
+                         "reduce-scatter (MoE expert parallelism) replace the ring model")
     pi.add_argument("--out", required=True, help="profile JSON to write")
     pi.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pi.set_defaults(func=cmd_import)

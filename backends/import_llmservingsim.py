@@ -141,6 +141,33 @@ def measured_allreduce(systems: Path, version: str, model: ModelSpec, tp: int) -
     return section
 
 
+def measured_collectives(systems: Path) -> dict | None:
+    """NCCL all_gather / reduce_scatter (fp16) by GPU count from an aiconfigurator systems
+    folder (`comm/nccl/<version>/nccl_perf.parquet`; message_size is elements of the whole
+    buffer, nccl-tests' size), for an MoE profile's expert-parallel dispatch and combine."""
+    import pandas as pd
+
+    hits = sorted(Path(systems).glob("comm/nccl/*/nccl_perf.parquet"))
+    if not hits:
+        return None
+    try:
+        df = pd.read_parquet(hits[-1])
+    except (OSError, ValueError) as e:
+        raise UserError(f"{hits[-1]}: cannot read it as parquet ({e})") from None
+    need = {"op_name", "nccl_dtype", "num_gpus", "message_size", "latency"}
+    if not need <= set(df.columns):
+        raise UserError(f"{hits[-1]}: missing column(s) "
+                        f"{', '.join(sorted(need - set(df.columns)))}")
+    df = df[(df["nccl_dtype"] == "half") & df["op_name"].isin(["all_gather", "reduce_scatter"])]
+    by = {}
+    for (n, op), g in df.groupby(["num_gpus", "op_name"], sort=True):
+        g = g.groupby("message_size")["latency"].mean()
+        by.setdefault(str(int(n)), {})[str(op)] = {
+            "bytes": sig(g.index.to_numpy(float) * 2, 8), "us": sig(g.to_numpy(float) * 1e3)}
+    return {"source": f"aiconfigurator NCCL {hits[-1].parent.name} all_gather / reduce_scatter "
+                      "(nccl-tests), measured", "by_gpus": by}
+
+
 def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None,
                          name: str | None = None, allreduce_from: str | None = None) -> dict:
     folder, meta = locate(path, tp)
@@ -184,6 +211,10 @@ def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | Non
     moe = moe_section(folder, model, tp, notes)
     if moe is not None:
         profile["moe"] = moe
+        comm = measured_collectives(Path(allreduce_from)) if allreduce_from else None
+        if comm:
+            moe["ep_comm"] = comm
+            notes.append("expert-parallel dispatch / combine: " + comm["source"])
     skew = skew_fit(folder, meta, tp)
     if skew is not None:
         profile["attention"]["skew"] = skew

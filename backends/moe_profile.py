@@ -21,8 +21,10 @@ gather x T / ep tokens in the single-GPU table, over E/ep (1 - (1 - k/E)^(gather
 Around it (ep > 1) the dispatch all-gathers the group's hidden states and router logits
 ((d_model + E) x 2 bytes a token) and the combine reduce-scatters the hidden states (d_model
 x 2 bytes), as LLMServingSim's `_emit_moe_block` sizes vLLM's default allgather_reducescatter
-backend; each is timed by the ring model over the GPU link (latency + (ep - 1)/ep x bytes /
-bandwidth), like the unmeasured TP all-reduce (profile_common.ring_allreduce_us).
+backend; each is looked up by its total bytes in NCCL's all_gather / reduce_scatter measured
+at ep GPUs when the profile has them (`ep_comm`: aiconfigurator's nccl-tests tables, whose
+message size is the whole gathered / scattered buffer), else timed by the ring model over the
+GPU link (latency + (ep - 1)/ep x bytes / bandwidth, profile_common.ring_allreduce_us).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class MoeTable:
     link_latency_us: float = 0.0
     dispatch_bytes: float = 0.0     # per gathered token: (d_model + E) x dtype bytes
     combine_bytes: float = 0.0      # per gathered token: d_model x dtype bytes
+    ep_comm: dict | None = None     # {"<gpus>": {"all_gather"|"reduce_scatter": (bytes, us)}}
 
     def activated(self, tokens) -> np.ndarray:
         """Expected distinct experts one rank runs for `tokens` gathered tokens."""
@@ -82,6 +85,10 @@ class MoeTable:
         if ep == 1 or self.link_gbs <= 0:
             return np.zeros(tokens.shape)
         seen = tokens * max(int(self.gather), 1)
+        measured = (self.ep_comm or {}).get(str(ep))
+        if measured and {"all_gather", "reduce_scatter"} <= set(measured):
+            return (interp1(*measured["all_gather"], seen * self.dispatch_bytes)
+                    + interp1(*measured["reduce_scatter"], seen * self.combine_bytes))
         wire = (ep - 1) / ep * seen * (self.dispatch_bytes + self.combine_bytes)
         return 2 * self.link_latency_us + wire / (self.link_gbs * 1e9) * 1e6
 
@@ -118,8 +125,11 @@ def moe_from_dict(sec: dict) -> MoeTable:
     routing = str(sec.get("routing", "uniform"))
     if routing not in ROUTINGS:
         raise ValueError(f"moe routing {routing!r}")
+    comm = {str(n): {op: (np.asarray(t["bytes"], dtype=float), np.asarray(t["us"], dtype=float))
+                      for op, t in ops.items()}
+            for n, ops in ((sec.get("ep_comm") or {}).get("by_gpus") or {}).items()}
     return MoeTable(float(sec["count"]), int(sec["n_experts"]), int(sec["top_k"]), axis, data,
-                    int(sec.get("ep", 1)), int(sec.get("gather", 1)), routing)
+                    int(sec.get("ep", 1)), int(sec.get("gather", 1)), routing, ep_comm=comm)
 
 
 __all__ = ["MoeTable", "moe_from_dict", "expert_parallel", "ROUTINGS"]

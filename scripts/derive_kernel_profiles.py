@@ -14,7 +14,9 @@ measurements in ../shared/data/serving/profiles/ (README there):
   checkout at the same commit (`--aiconfigurator-repo PATH`), vLLM 0.19.0's custom all-reduce
   measured on the RTX PRO 6000 Blackwell Server Edition (`aic-core/src/aiconfigurator_core/
   systems/data/rtx_pro_6000_server/comm/vllm/0.19.0/`), the all-reduce of the RTX PRO 6000
-  LLMServingSim TP2 profiles (their bundles measure none; without it, a ring model over PCIe).
+  LLMServingSim TP2 profiles (their bundles measure none; without it, a ring model over PCIe),
+  and NCCL 2.29.2's all_gather / reduce_scatter on the same GPU (`comm/nccl/2.29.2/`), the
+  expert-parallel dispatch / combine of the MoE profiles.
 
 Only compact derived tables are committed; the raw files stay where they are.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from seqsched.app.profile_cli import run_import
 from seqsched.backends.profile import BUILTIN_DIR
+from seqsched.backends.specs import get_model
 
 LSS = "llmservingsim/perf/{hw}/meta-llama/Llama-3.1-8B/bf16"
 # (name, format, path under the data folder, model, gpu, tp)
@@ -110,7 +113,8 @@ def main() -> int:
                                                       if root is None else f"under {root})"))
             continue
         allreduce = None
-        if fmt == "llmservingsim" and tp > 1 and gpu in AIC_SYSTEMS:
+        moe = bool(get_model(model).n_experts)
+        if fmt == "llmservingsim" and (tp > 1 or moe) and gpu in AIC_SYSTEMS:
             if aic is None:
                 print(f"skip {name}: its measured all-reduce needs --aiconfigurator-repo")
                 continue

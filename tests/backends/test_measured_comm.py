@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from seqsched.app.profile_cli import run_import
+from seqsched.backends.import_llmservingsim import import_llmservingsim
 from seqsched.backends.kernel_profile import kernel_profile_from_dict
 from seqsched.backends.moe_profile import expert_parallel, moe_from_dict
 from seqsched.common.errors import UserError
@@ -134,3 +135,32 @@ def test_a_run_with_no_builtin_profile_replays_on_the_roofline_and_says_so(tmp_p
         "(kernel-measured efficiency)" in text
     s = json.loads((tmp_path / "out" / "settings.json").read_text())["simulated_with"]
     assert s["cost_model"] == "roofline" and "replicas" not in s
+
+
+def test_moe_profile_takes_measured_all_gather_and_reduce_scatter(tmp_path):
+    b = write_bundle(tmp_path / "b")
+    (b / "tp1" / "moe.csv").write_text(
+        "tokens,activated_experts,time_us\n1,2,11\n100,2,110\n2,4,24\n100,4,220\n")
+    systems = tmp_path / "aic"
+    (systems / "comm" / "nccl" / "2.29.2").mkdir(parents=True)
+    # all_gather 2 us + 1 us per 1,000 elements; reduce_scatter 3 us + 2 us per 1,000 (half)
+    rows = [{"op_name": op, "nccl_dtype": "half", "num_gpus": 2, "message_size": n,
+             "latency": (a + k * n / 1000) / 1e3}
+            for op, a, k in (("all_gather", 2, 1), ("reduce_scatter", 3, 2))
+            for n in (1000, 100000)]
+    rows.append({"op_name": "all_gather", "nccl_dtype": "int8", "num_gpus": 2,
+                 "message_size": 1000, "latency": 9.0})
+    pd.DataFrame(rows).to_parquet(systems / "comm" / "nccl" / "2.29.2" / "nccl_perf.parquet")
+    import dataclasses
+
+    from seqsched.backends.specs import get_model
+    moe_model = dataclasses.replace(get_model("tiny"), n_experts=4, experts_per_token=2)
+    prof = import_llmservingsim(b, moe_model, 1, None, allreduce_from=str(systems))
+    assert prof["moe"]["ep_comm"]["by_gpus"]["2"]["all_gather"]["bytes"] == [2000, 200000]
+    m = kernel_profile_from_dict(json.loads(json.dumps(prof)))
+    ep = expert_parallel(m.moe, 2, 2, 64.0, 10.0, moe_model.d_model)
+    # 10 tokens per rank, 20 gathered: all-gather of 20 x (64 + 4) x 2 = 2,720 bytes =
+    # 1,360 elements -> 2 + 1.36 us; reduce-scatter of 20 x 64 x 2 = 2,560 bytes -> 3 + 2.56
+    assert ep.comm_us(10.0) == pytest.approx(3.36 + 5.56)
+    assert expert_parallel(m.moe, 4, 4, 64.0, 10.0, 64).comm_us(10.0) > 20   # no 4-GPU table:
+    # the ring model, 2 x 10 us latency + wire
