@@ -22,6 +22,10 @@ Only compact derived tables are committed; the raw files stay where they are.
 
     .venv/bin/python scripts/derive_kernel_profiles.py [--data ../shared/data/serving/profiles]
         [--llmservingsim-repo PATH] [--aiconfigurator-repo PATH]
+
+(a partial checkout is enough: `git archive 5daddb2 profiler/perf | tar -x -C LSS` and `git
+archive 095f58a aic-core/src/aiconfigurator_core/systems/data/rtx_pro_6000_server/comm | tar -x
+-C AIC`.)
 """
 
 from __future__ import annotations
