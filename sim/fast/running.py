@@ -1,5 +1,6 @@
-"""The running set of an array replica as structure-of-arrays: one int64 buffer, a row per
-column (`idx`, `ctx`, `left`, `rem`), grown by doubling; `n` rows are live.
+"""The running set of an array replica as structure-of-arrays: one Python list per column
+(`idx`, `ctx`, `left`, `rem`; a row's own reads and writes cost a fraction of a numpy
+scalar's), handed out as numpy arrays for the few passes that need the whole column.
 
 Row order carries no meaning (every quantity the engine takes over running rows is a sum or a
 unique-key sort), so a finished row is removed by moving the last row into its place.
@@ -24,16 +25,17 @@ import heapq
 
 import numpy as np
 
-IDX, CTX, LEFT, REM = range(4)
-
 
 class RunningSet:
     """`idx` trace position, `ctx` tokens in the KV cache (`Seq.context_tokens`), `left` prompt
     tokens still to prefill in this attempt, `rem` tokens still to generate."""
 
-    def __init__(self, block_size: int, capacity: int = 64) -> None:
+    def __init__(self, block_size: int) -> None:
         self.bs = block_size
-        self._buf = np.zeros((4, capacity), dtype=np.int64)
+        self._idx: list[int] = []
+        self._ctx: list[int] = []       # stored: true ctx - shift
+        self._left: list[int] = []
+        self._rem: list[int] = []       # stored: true rem + shift
         self.n = 0
         self.shift = 0                  # uniform decode iterations so far
         self.hist = [0] * block_size    # counted rows by stored ctx mod block size
@@ -41,25 +43,25 @@ class RunningSet:
         self.ctx_sum = 0                # true ctx summed over the counted rows
         self.n_prefilling = 0           # rows with left > 0
         self._heap: list[tuple[int, int]] = []   # (stored rem, idx), stale ones included
-        self._rem: dict[int, int] = {}  # idx -> stored rem of the running rows
-        self._pos: dict[int, int] = {}  # idx -> position
+        self._rem_of: dict[int, int] = {}        # idx -> stored rem of the running rows
+        self._pos: dict[int, int] = {}           # idx -> position
 
     # -- reading (true values) --------------------------------------------------------
     @property
     def idx(self) -> np.ndarray:
-        return self._buf[IDX, :self.n]
+        return np.array(self._idx, dtype=np.int64)
 
     @property
     def left(self) -> np.ndarray:
-        return self._buf[LEFT, :self.n]
+        return np.array(self._left, dtype=np.int64)
 
     @property
     def ctx(self) -> np.ndarray:
-        return self._buf[CTX, :self.n] + self.shift
+        return np.array(self._ctx, dtype=np.int64) + self.shift
 
     @property
     def rem(self) -> np.ndarray:
-        return self._buf[REM, :self.n] - self.shift
+        return np.array(self._rem, dtype=np.int64) - self.shift
 
     @property
     def held(self) -> np.ndarray:
@@ -70,19 +72,23 @@ class RunningSet:
     def rem_min(self) -> int:
         if not self.n:
             return 0
-        heap, cur = self._heap, self._rem
+        heap, cur = self._heap, self._rem_of
         while cur.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)
         return heap[0][0] - self.shift
 
     def get(self, p: int) -> tuple[int, int, int, int]:
         """(idx, ctx, left, rem) of the row at position p."""
-        i, c, left, r = self._buf[:, p].tolist()
-        return i, c + self.shift, left, r - self.shift
+        return (self._idx[p], self._ctx[p] + self.shift, self._left[p],
+                self._rem[p] - self.shift)
+
+    def prefilling(self) -> list[int]:
+        """Positions of the rows with prompt tokens left."""
+        return [p for p, left in enumerate(self._left) if left]
 
     def finished(self) -> list[int]:
         """Positions of the rows with nothing left to generate (they must be removed)."""
-        heap, cur, out = self._heap, self._rem, []
+        heap, cur, out = self._heap, self._rem_of, []
         while heap and heap[0][0] <= self.shift:
             r, i = heapq.heappop(heap)
             if cur.get(i) == r:
@@ -93,16 +99,17 @@ class RunningSet:
     def append(self, i: int, ctx: int, left: int, rem: int) -> int:
         """Add a row; returns its position."""
         p = self.n
-        if p == self._buf.shape[1]:
-            self._buf = np.concatenate((self._buf, np.zeros_like(self._buf)), axis=1)
         c, r = ctx - self.shift, rem + self.shift
-        self._buf[:, p] = (i, c, left, r)
+        self._idx.append(i)
+        self._ctx.append(c)
+        self._left.append(left)
+        self._rem.append(r)
         self.n = p + 1
         self.hist[c % self.bs] += 1
         self.ctx_sum += ctx
         if left > 0:
             self.n_prefilling += 1
-        self._rem[i] = r
+        self._rem_of[i] = r
         self._pos[i] = p
         heapq.heappush(self._heap, (r, i))
         return p
@@ -143,9 +150,9 @@ class RunningSet:
     def put(self, p: int, i: int, ctx: int, left: int, rem: int, left_before: int) -> None:
         """Put a taken row back (trace position i) with its new values."""
         c, r = ctx - self.shift, rem + self.shift
-        self._buf[CTX:, p] = (c, left, r)
-        if self._rem[i] != r:
-            self._rem[i] = r
+        self._ctx[p], self._left[p], self._rem[p] = c, left, r
+        if self._rem_of[i] != r:
+            self._rem_of[i] = r
             heapq.heappush(self._heap, (r, i))
         self.hist[c % self.bs] += 1
         self.ctx_sum += ctx
@@ -154,36 +161,43 @@ class RunningSet:
 
     def rebuild(self) -> None:
         """Recount everything from the columns."""
-        ctx = self._buf[CTX, :self.n]
-        self.hist = np.bincount(ctx % self.bs, minlength=self.bs).tolist()
-        self.ctx_sum = int(ctx.sum()) + self.n * self.shift
-        self.n_prefilling = int(np.count_nonzero(self.left))
+        bs = self.bs
+        self.n = len(self._idx)
+        self.hist = [0] * bs
+        for c in self._ctx:
+            self.hist[c % bs] += 1
+        self.ctx_sum = sum(self._ctx) + self.n * self.shift
+        self.n_prefilling = sum(1 for left in self._left if left > 0)
         self.out = 0
-        idx, rem = self.idx.tolist(), self._buf[REM, :self.n].tolist()
-        self._rem = dict(zip(idx, rem))
-        self._pos = {i: p for p, i in enumerate(idx)}
-        self._heap = list(zip(rem, idx))
+        self._rem_of = dict(zip(self._idx, self._rem))
+        self._pos = {i: p for p, i in enumerate(self._idx)}
+        self._heap = list(zip(self._rem, self._idx))
         heapq.heapify(self._heap)
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep the rows where `keep` is True, in order."""
-        m = int(np.count_nonzero(keep))
-        self._buf[:, :m] = self._buf[:, :self.n][:, keep]
-        self.n = m
+        kept = keep.tolist()
+        for name in ("_idx", "_ctx", "_left", "_rem"):
+            setattr(self, name, [v for v, k in zip(getattr(self, name), kept) if k])
         self.rebuild()
 
     def remove(self, positions: list[int]) -> None:
         """Remove the rows at `positions` (any order kept for the rest)."""
-        buf, hist, bs, rem, pos = self._buf, self.hist, self.bs, self._rem, self._pos
+        cols = (self._idx, self._ctx, self._left, self._rem)
+        idx, ctx, left = self._idx, self._ctx, self._left
+        hist, bs, rem_of, pos = self.hist, self.bs, self._rem_of, self._pos
         for p in sorted(positions, reverse=True):
-            i, c, left, _ = buf[:, p].tolist()
+            i, c = idx[p], ctx[p]
             hist[c % bs] -= 1
             self.ctx_sum -= c + self.shift
-            if left > 0:
+            if left[p] > 0:
                 self.n_prefilling -= 1
-            del rem[i], pos[i]
+            del rem_of[i], pos[i]
             last = self.n - 1
             if p != last:
-                buf[:, p] = buf[:, last]
-                pos[int(buf[IDX, p])] = p
+                for col in cols:
+                    col[p] = col[last]
+                pos[idx[p]] = p
+            for col in cols:
+                col.pop()
             self.n = last

@@ -102,9 +102,8 @@ def schedule(rep) -> Plan | None:
         # a decode row holds ceil(ctx / bs) blocks: it needs one more iff its last is full
         total = run.full()
         if n_prefilling:
-            ctx, left = run.ctx, run.left
-            for i in sorted(np.flatnonzero(left).tolist(), key=rep.running_key):
-                c0, left_i = int(ctx[i]), int(left[i])
+            for i in sorted(run.prefilling(), key=rep.running_key):
+                _, c0, left_i, _ = run.get(i)
                 if c0 % bs == 0:          # counted by full() as if it decoded
                     total -= 1
                 c = chunk_for(left_i, budget, max_tokens, chunked)
@@ -130,10 +129,10 @@ def schedule(rep) -> Plan | None:
             prefill, chunks = [prefill[j] for j in kept], [chunks[j] for j in kept]
             idle = [i for i in idle if keep[i]]
         free -= total
-        n_pre_prefilling = int(np.count_nonzero(run.left[preempt])) if preempt else 0
+        n_pre_prefilling = sum(1 for i in preempt if run.get(i)[2] > 0)
         rows = n - n_prefilling - (len(preempt) - n_pre_prefilling) + len(prefill)
         for i, c in zip(prefill, chunks):
-            complete &= c >= int(left[i])
+            complete &= c >= run.get(i)[2]
 
     admitted: list[int] = []
     admitted_chunks: list[int] = []

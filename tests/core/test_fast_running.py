@@ -25,7 +25,7 @@ def blocks(ctx, bs):
 def test_running_set_counts_match_a_row_by_row_count(bs, ops):
     """Ops as the engine does them: a step runs at most min(rem) iterations, and the rows
     that finish leave before the next op."""
-    run = RunningSet(bs, capacity=2)
+    run = RunningSet(bs)
     for serial, (op, a, k) in enumerate(ops):
         if op == "add":
             run.append(serial, a, a % 2, k)
