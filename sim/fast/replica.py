@@ -81,7 +81,7 @@ class ArrayReplica:
 
     def running_key(self, pos: int) -> tuple:
         i, _, _, rem = self.run.get(pos)
-        return self._priority(i, int(self.table.target[i]) - rem)
+        return self._priority(i, self.table.target_l[i] - rem)
 
     def _push(self, i: int, generated: int = 0) -> None:
         heapq.heappush(self.waiting, (self._priority(i, generated), next(self._counter), i))
@@ -164,8 +164,8 @@ class ArrayReplica:
             t.attempts[i] += 1
             if t.first_scheduled_s[i] != t.first_scheduled_s[i]:      # NaN: first start
                 t.first_scheduled_s[i] = now
-            out.append(self.run.append(i, 0, int(t.prompt[i] + t.recomputed[i]),
-                                       int(t.target[i] - t.generated[i])))
+            out.append(self.run.append(i, 0, t.prompt_l[i] + t.recomputed[i],
+                                       t.target_l[i] - t.generated[i]))
         return out
 
     def admit_whole(self, admitted: list[int], chunks: list[int], now: float) -> int:
@@ -177,7 +177,7 @@ class ArrayReplica:
             t.attempts[i] += 1
             if t.first_scheduled_s[i] != t.first_scheduled_s[i]:      # NaN: first start
                 t.first_scheduled_s[i] = now
-            run.append(i, c, 0, int(t.target[i] - t.generated[i]))
+            run.append(i, c, 0, t.target_l[i] - t.generated[i])
             blocks += -(-c // bs)
         return blocks
 
@@ -185,7 +185,7 @@ class ArrayReplica:
         t, run = self.table, self.run
         for pos in positions:
             i, ctx, _, rem = run.get(pos)
-            gen = int(t.target[i]) - rem
+            gen = t.target_l[i] - rem
             t.recomputed_tokens[i] += ctx
             self.kv.used_blocks -= -(-ctx // self.kv.block_size)
             if self.resume:
@@ -204,7 +204,7 @@ class ArrayReplica:
         freed = 0
         for p in positions:
             i, c, _, _ = run.get(p)
-            gen = t.target[i]
+            gen = t.target_l[i]
             freed += -(-c // bs)
             t.generated[i] = gen
             t.slot_tokens_all[i] += gen

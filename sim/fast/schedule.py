@@ -149,7 +149,7 @@ def schedule(rep) -> Plan | None:
             if rows >= rep.max_num_seqs or budget <= 0:
                 break
             i = waiting[0][-1]
-            plen = int(table.prompt[i] + table.recomputed[i])
+            plen = table.prompt_l[i] + table.recomputed[i]
             c = chunk_for(plen, budget, max_tokens, chunked)
             if c == 0:
                 break
@@ -157,8 +157,8 @@ def schedule(rep) -> Plan | None:
             if need_s > free:
                 break
             if predicted:
-                extra = reserve_blocks(int(table.generated[i]), int(table.predicted[i]),
-                                       int(table.prompt[i]), need_s, bs)
+                extra = reserve_blocks(table.generated[i], int(table.predicted[i]),
+                                       table.prompt_l[i], need_s, bs)
                 if need_s + extra > free - reserved and (n or rows):
                     break
                 reserved += extra

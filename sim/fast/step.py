@@ -72,7 +72,7 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
         tokens[prefill] += chunks
         k = _max_iterations(rep, tokens[running], run.held[running], free, limit)
     stop_after = rep.engine.time_to_next_arrival()
-    past = [int(t.prompt[i] + t.recomputed[i]) - left for i, _, left, _ in pf]
+    past = [t.prompt_l[i] + t.recomputed[i] - left for i, _, left, _ in pf]
     if dt is not None and m <= dt.SCALAR_ROWS:
         first = dt.prefill(chunks, n_dec, dec_sum, past)
     else:
@@ -93,7 +93,7 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
     fresh = []
     for p, a, ch, ok, (i, _, left, rem) in zip(prefill, after, chunks, completes, pf):
         run.put(p, i, a, left - ch, rem - n if ok else rem, left)
-        if ok and rem == t.target[i]:     # prefilled, nothing generated before
+        if ok and rem == t.target_l[i]:   # prefilled, nothing generated before
             fresh.append(i)
     for p, (i, c, left, rem) in zip(idle, idle_rows):
         run.put(p, i, c, left, rem, left)
