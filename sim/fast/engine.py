@@ -75,9 +75,6 @@ class FastEngine:
         if self._bar is not None:
             self._bar.update(count)
 
-    def log_step(self, replica, start, end, rows, iterations, prefill, decode, kv_used) -> None:
-        self.log_extend((replica, start, end, rows, iterations, prefill, decode, kv_used))
-
     def pull(self, now: float, mark: int) -> None:
         """Hand the lone replica, resuming at `now`, what the arrival process would have by
         then: the groups handled before `now`, and the one at `now` if it was the next group
