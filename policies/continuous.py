@@ -148,20 +148,21 @@ class ContinuousPolicy:
             need = np.where(runs, np.maximum((ctx + chunk + bs) // bs - held, 0), 0)
             total = int(need.sum())
             keep = np.ones(n, dtype=bool)
+            dropped: dict = {}              # prefix caching: references victims give up
             if total > free:
                 order = sorted(range(n), key=lambda i: self.priority(running[i]))
                 while order and total > free:
                     i = order.pop()             # lowest priority goes first
                     total -= int(need[i])
-                    free += int(held[i])
+                    free += kv.freed_by(running[i], dropped)   # shared blocks stay in use
                     keep[i] = False
                     preempt.append(running[i])
             free -= total
             memory_bound = bool(preempt)
             if self.preemptive and not memory_bound and len(view.waiting):
-                for i in displace(self, view, running, keep, held, need, free):
+                for i in displace(self, view, running, keep, need, free, dropped):
                     keep[i] = False
-                    free += int(held[i] + need[i])
+                    free += kv.freed_by(running[i], dropped) + int(need[i])
                     # its share of this iteration's token budget goes back to admission
                     budget += int(chunk[i]) if prefilling[i] else 1
                     preempt.append(running[i])

@@ -88,11 +88,14 @@ def _displaceable(policy, view, s) -> bool:
     return True
 
 
-def displace(policy, view, running: list, keep: np.ndarray, held: np.ndarray,
-             need: np.ndarray, free: int) -> list[int]:
+def displace(policy, view, running: list, keep: np.ndarray,
+             need: np.ndarray, free: int, dropped: dict | None = None) -> list[int]:
     """Indices of running rows to preempt so better-ranked waiting requests fit (see the
-    module docstring). `free` is what is left after the kept rows' needs this step."""
+    module docstring). `free` is what is left after the kept rows' needs this step; a victim
+    frees what `kv.freed_by` says (with prefix caching, not the blocks others share), counted
+    after the prefix references in `dropped` (left unchanged)."""
     kv = view.kv
+    counted = dict(dropped or {})
     slots = policy.max_num_seqs - int(keep.sum())
     victims_pool = sorted((i for i in range(len(running))
                            if keep[i] and _displaceable(policy, view, running[i])),
@@ -103,17 +106,19 @@ def displace(policy, view, running: list, keep: np.ndarray, held: np.ndarray,
         need_w = int(kv.blocks_for(w.prefill_len - w.prefilled + 1))
         key_w = policy.priority(w)
         took = []
+        trial = dict(counted)
         while ((slots < 1 or need_w > free) and v < len(victims_pool)
                and key_w < policy.priority(running[victims_pool[v]])):
             i = victims_pool[v]
             v += 1
             took.append(i)
             slots += 1
-            free += int(held[i] + need[i])
+            free += kv.freed_by(running[i], trial) + int(need[i])
         if slots >= 1 and need_w <= free:
             slots -= 1
             free -= need_w
             victims += took
+            counted = trial
             continue
         # it still does not fit: undo this request's displacements and stop (head-of-line)
         break

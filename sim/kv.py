@@ -70,6 +70,14 @@ class KVCache:
         self.used_blocks -= seq.kv_blocks if self.prefix is None else self.prefix.release(seq)
         seq.kv_blocks = 0
 
+    def freed_by(self, seq: Seq, dropped: dict | None = None) -> int:
+        """Blocks that preempting `seq` frees: all it holds, less (with prefix caching) the
+        blocks another running request shares. `dropped` carries the references of victims
+        already counted in the same decision (several victims may share a block)."""
+        if self.prefix is None:
+            return seq.kv_blocks
+        return self.prefix.freed_by(seq, {} if dropped is None else dropped)
+
     def allocate(self, blocks: int) -> None:
         """Take `blocks` free blocks (evicting cached ones, least recently freed first)."""
         self.used_blocks += blocks

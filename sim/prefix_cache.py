@@ -125,6 +125,21 @@ class PrefixCache:
                 self.refs[h] = 1
                 keys.append(h)
 
+    def freed_by(self, s: Seq, dropped: dict) -> int:
+        """Blocks releasing `s` would free, after the requests whose references `dropped`
+        (hash -> references they drop) already counts; updates `dropped`. A block another
+        running request still holds stays in use (a policy choosing preemption victims must
+        not count it as room)."""
+        keys = s.cache_keys or []
+        freed = s.kv_blocks - len(keys)
+        for h in keys:
+            if h is None:
+                freed += 1
+                continue
+            dropped[h] = dropped.get(h, 0) + 1
+            freed += self.refs[h] == dropped[h]
+        return freed
+
     def release(self, s: Seq) -> int:
         """Free `s`'s blocks, last block first; returns how many became free."""
         keys = s.cache_keys or []

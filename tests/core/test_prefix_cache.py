@@ -140,8 +140,10 @@ def prefix_runs(draw):
     params = {"max_num_seqs": draw(st.integers(1, 4)), "chunked_prefill": chunked,
               "max_batched_tokens": draw(st.integers(8, 64)) if chunked else 256,
               "preemption": draw(st.sampled_from(["recompute", "restart", "swap"]))}
-    cfg = small_kv_config(draw(st.integers(112, 300)), policy=draw(st.sampled_from(
-        ["fcfs", "sjf", "srpt"])), policy_params=params, block_size=draw(st.sampled_from([4, 16])),
+    policy = draw(st.sampled_from(["fcfs", "sjf", "srpt"]))
+    if policy != "fcfs":                # displacement frees blocks too (policies/guards.py)
+        params["preemptive"] = draw(st.booleans())
+    cfg = small_kv_config(draw(st.integers(112, 300)), policy=policy, policy_params=params, block_size=draw(st.sampled_from([4, 16])),
         replicas=draw(st.integers(1, 2)), prefix_caching=True, max_new_tokens=None,
         router=draw(st.sampled_from(["round-robin", "least-loaded"])))
     return t, cfg
@@ -163,6 +165,41 @@ def test_conservation_and_kv_capacity_with_prefix_caching(case):
         assert r.kv.used_blocks == 0
         assert sum(r.kv.prefix.free_queue.values()) == r.kv.num_blocks
         assert all(v == 0 for v in r.kv.prefix.refs.values())
+
+
+def test_a_victim_sharing_its_prefix_frees_only_its_own_blocks():
+    """Regression (hypothesis found it): a preemption victim whose first block another running
+    request shares frees one block less than it holds; the policy counted all of them, so the
+    replica was handed a step whose KV did not fit ("scheduled more KV than is free")."""
+    rows = [("r0", 0, 1, 1), ("r1", 0, 1, 1), ("r2", 0, 22, 33), ("r3", 0, 1, 1),
+            ("r4", 0, 44, 25), ("r5", 0, 1, 1), ("r6", 0, 53, 12), ("r7", 0, 1, 1),
+            ("r8", 0, 63, 2), ("r9", 0, 1, 1), ("r10", 0, 17, 2)]
+    t = trace(rows, prefix_group=[0] * 11, prefix_tokens=[0] * 11,
+              session_id=[0] * 6 + [1] + [0] * 4)
+    cfg = small_kv_config(9 * 16, policy="fcfs", policy_params={
+        "max_num_seqs": 3, "chunked_prefill": True, "max_batched_tokens": 17,
+        "preemption": "recompute"}, block_size=16, replicas=2, prefix_caching=True,
+        max_new_tokens=None, router="round-robin")
+    run = prepare(t, cfg, executor=toy_executor())
+    check_conservation(t, cfg, execute(run))
+    assert all(r.kv.used_blocks == 0 for r in run.engine.replicas)
+
+
+def test_freed_by_counts_shared_blocks_once_for_all_victims():
+    from seqsched.sim.kv import KVCache
+    from seqsched.sim.prefix_cache import PrefixCache
+    from seqsched.sim.sequence import Seq
+    kv = KVCache(40, 4, prefix=PrefixCache(10, 4, lambda s: [11, 12, 13]))
+    a, b = (Seq(idx=i, id=x, arrival_s=0.0, prompt_tokens=12, output_tokens=2, predicted=2)
+            for i, x in enumerate("ab"))
+    for s, private in ((a, 1), (b, 2)):      # both hold blocks 11 and 12, plus private ones
+        s.cache_keys, s.kv_blocks = [11, 12], 2 + private
+    kv.prefix.refs.update({11: 2, 12: 2})
+    assert kv.freed_by(a) == 1 and kv.freed_by(b) == 2     # alone: only the private blocks
+    dropped: dict = {}
+    assert kv.freed_by(a, dropped) == 1
+    assert kv.freed_by(b, dropped) == 2 + 2                # both gone: the shared pair frees
+    assert KVCache(40, 4).freed_by(a) == 3                 # no caching: all it holds
 
 
 def test_prefix_caching_from_the_cli(tmp_path, capsys):
