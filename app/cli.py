@@ -64,6 +64,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--router", default="round-robin",
                    help="round-robin, least-loaded, random, power-of-two or prefix-aware "
                         "(default round-robin)")
+    g.add_argument("--dp-lockstep", type=int, default=0, metavar="D",
+                   help="data-parallel MoE: replicas step in lockstep groups of D, each step "
+                        "as long as the group's slowest (vLLM's DP ranks; default off)")
     g.add_argument("--memory-fraction", "--gpu-memory-utilization", type=float, default=0.9,
                    help="share of GPU memory for weights, activations and KV cache (vLLM's "
                         "gpu_memory_utilization; default 0.9)")
@@ -116,7 +119,7 @@ def config_from_args(args, policy: str, policy_params: dict):
                      predictor_params=parse_params(args.predictor_param, "predictor parameter"),
                      backend=args.backend, gpu=args.gpu, model=args.model,
                      profile=args.profile, tp=args.tp, replicas=args.replicas,
-                     router=args.router,
+                     router=args.router, dp_lockstep=getattr(args, "dp_lockstep", 0),
                      seed=args.seed, max_new_tokens=args.max_new_tokens,
                      memory_fraction=args.memory_fraction, engine=args.engine,
                      swap_space=args.swap_space, host_link=args.host_link,

@@ -88,23 +88,29 @@ def measured_config(args, run):
                     predictor_params=parse_params(args.predictor_param, "--predictor-param"),
                     gpu=gpu, model=builtin_model(str(model)), profile=args.profile,
                     seed=args.seed, max_new_tokens=args.max_new_tokens,
-                    **parallel_fields(run.engine))
+                    **parallel_fields(run.engine, builtin_model(str(model))))
     return apply_to_config(cfg, *vllm_settings(args, run.engine))
 
 
-def parallel_fields(engine: dict) -> dict:
+def parallel_fields(engine: dict, model: str | None = None) -> dict:
     """vLLM data parallelism (`data_parallel_size` D) as D replicas behind the least-loaded
     router (vLLM's DP load balancer sends a request to the engine with the fewest waiting x 4
-    + running requests, vllm/v1/engine/core_client.py; ours weighs the two alike)."""
+    + running requests, vllm/v1/engine/core_client.py; ours weighs the two alike). An MoE
+    `model`'s D ranks step in lockstep (vLLM's DPEngineCoreProc, MoE only; sim/lockstep.py)."""
+    from seqsched.backends.spec_files import resolve_model
+
     dp = int(engine.get("data_parallel_size") or 1)
-    return {"replicas": dp, "router": "least-loaded"} if dp > 1 else {}
+    if dp <= 1:
+        return {}
+    moe = model is not None and resolve_model(model).n_experts > 0
+    return {"replicas": dp, "router": "least-loaded", **({"dp_lockstep": dp} if moe else {})}
 
 
 def replay_cost(cfg, engine: dict):
     """The run's cost model; with `enable_expert_parallel` on an MoE kernel profile, its
     experts split over the D x TP GPUs, each MoE layer gathering the D DP ranks' tokens
-    (backends/moe_profile.py; balanced DP ranks assumed: vLLM steps DP ranks in lockstep,
-    padding each to the largest batch, which independent replicas do not)."""
+    (backends/moe_profile.py; balanced DP ranks assumed: the expert kernels are timed at the
+    mean rank's share of the gathered tokens, not padded to the largest rank's batch)."""
     from seqsched.app.run import build_cost_model
     from seqsched.backends.moe_profile import expert_parallel
     from seqsched.backends.spec_files import resolve_gpu, resolve_model
@@ -146,7 +152,8 @@ def cmd_measured(args) -> int:
                     "block_size": cfg.block_size, "kv_blocks": cfg.kv_blocks,
                     "kv_capacity_tokens": result.kv_capacity_tokens,
                     "cost_model": cost.name, **({"replicas": cfg.replicas}
-                                                if cfg.replicas > 1 else {})}
+                                                if cfg.replicas > 1 else {}),
+                    **({"dp_lockstep": cfg.dp_lockstep} if cfg.dp_lockstep > 1 else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
     what = settings["cost_model"]
     if hasattr(cost, "flops_efficiency"):       # the roofline: at which efficiency, and why

@@ -36,6 +36,7 @@ from seqsched.predictors.distribution import length_distribution
 from seqsched.predictors.reprediction import make_repredictor
 from seqsched.sim.engine import ROUTERS, Engine
 from seqsched.common.errors import UserError
+from seqsched.sim.lockstep import attach_groups
 from seqsched.sim.replica import Replica
 from seqsched.sim.sequence import Seq
 from seqsched.sim.swap import host_swap
@@ -45,7 +46,7 @@ from seqsched.traces.request import Trace
 KV_SIZING = ("vllm", "weights")
 # RunConfig fields of the serving features: a sweep that turns no feature on leaves them out
 # of its rows and point ids, so its files stay as they were before the features existed
-FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas",
+FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas", "dp_lockstep",
                   "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile")
 
 
@@ -64,6 +65,7 @@ class RunConfig:
     token_overhead_s: float | None = None
     kv_append_copy: bool | None = None
     replicas: int = 1
+    dp_lockstep: int = 0                # replicas step in lockstep groups of this size (DP MoE)
     router: str = "round-robin"
     seed: int = 0
     max_new_tokens: int | None = None   # clip every response to this many tokens
@@ -151,6 +153,7 @@ class RunConfig:
             on.append("prefix")
         if self.prefill_replicas > 0:
             on.append("disagg")
+        on += ["lockstep"] if self.dp_lockstep > 1 else []
         return tuple(on)
 
 
@@ -367,6 +370,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         kv = make_kv(decode[0] if on_decode else capacity, config.block_size, source)
         engine.replicas.append(Replica(engine, r, policy, decode[1] if on_decode else executor,
                                        kv, cost, swap, repredictor=repredictor))
+    attach_groups(engine.replicas, config.dp_lockstep, disagg)
     return PreparedRun(config, engine, capacity)
 
 

@@ -21,9 +21,10 @@ tensor_parallel_size. A run with data_parallel_size D replays on D replicas behi
 least-loaded router (vLLM's DP load balancer picks the engine with the fewest waiting x 4 +
 running requests, vllm/v1/engine/core_client.py; ours weighs both alike); with
 enable_expert_parallel on an MoE model the experts are split over the D x TP GPUs and each MoE
-layer gathers the D ranks' tokens (backends/moe_profile.py; balanced DP ranks assumed: DP
-ranks step in lockstep in vLLM, which the independent replicas here do not). An MoE run also
-gets a column with LLMServingSim's own expert count (its BALANCED router's min(tokens k, E)).
+layer gathers the D ranks' tokens (backends/moe_profile.py; balanced DP ranks assumed). The D
+replicas of an MoE model step in lockstep as vLLM's DP ranks do (sim/lockstep.py; a column
+"independent DP replicas" shows the replay without it). An MoE run also gets a column with
+LLMServingSim's own expert count (its BALANCED router's min(tokens k, E)).
 
 Measured metrics as the layout's README defines them: TTFT = first_token - queued, end-to-end =
 last_token - queued, TPOT = (last - first) / (output - 1); simulated: seqsched's records.
@@ -122,10 +123,9 @@ def main() -> int:
     meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() \
         else {}
     dp = int(run.engine.get("data_parallel_size") or 1)       # for the header line
-    base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(meta),
-                                     model=args.model or builtin_model(
-                                         str(meta.get("model", "llama-3.1-8b"))),
-                                     **parallel_fields(run.engine)),
+    model = args.model or builtin_model(str(meta.get("model", "llama-3.1-8b")))
+    base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(meta), model=model,
+                                     **parallel_fields(run.engine, model)),
                            *vllm_settings(argparse.Namespace(), run.engine))
     ep = bool(run.engine.get("enable_expert_parallel")) and resolve_model(base.model).n_experts
     print(f"{folder.name}: {len(run.trace)} requests, {base.model} TP{base.tp} x DP{dp}"
@@ -140,6 +140,9 @@ def main() -> int:
                "+ vLLM replay (final)": (base, True)}
     if resolve_model(base.model).n_experts:
         configs["final, LLMServingSim's expert count"] = (base, True)
+    if base.dp_lockstep:                # the state before DP lockstep (sim/lockstep.py)
+        configs["final, independent DP replicas"] = (dataclasses.replace(base, dp_lockstep=0),
+                                                      True)
     meas = measured(run)
     rows = {}
     for label, (cfg, skew) in configs.items():

@@ -30,7 +30,8 @@ FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"},
                   "prefix": {"cached_tokens": "cached_tokens"},
                   "disagg": {"prefill_replica": "prefill_replica",
                              "prefill_end_s": "prefill_end_s",
-                             "kv_transfer_s": "kv_transfer_s"}}
+                             "kv_transfer_s": "kv_transfer_s"},
+                  "lockstep": {}}     # DP lockstep (sim/lockstep.py): no record columns
 
 
 def route_round_robin(engine: "Engine", seq: Seq) -> int:

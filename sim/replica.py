@@ -71,6 +71,7 @@ class Replica:
         if self.predictions is not None and self.predictions.beside:
             self.env.process(self._predict_beside())
         self._admitted = 0
+        self.group = None               # a DP lockstep group (sim/lockstep.py), or None
         # recompute preemption keeps a victim's output and prefills it again with the prompt;
         # swap preemption keeps its KV in host memory (sim/swap.py); an executor that cannot
         # resume either way (`resumes_preempted`) restarts it instead
@@ -111,6 +112,10 @@ class Replica:
             q = self.predictions
             if q is not None and not q.beside and q.pending:
                 yield from self._predict(q.take())
+                continue
+            busy = self.group.busy() if self.group is not None else None
+            if busy is not None:        # a lockstep round is on: start at its end
+                yield busy
                 continue
             done = self.engine.inputs_done(self.index)
             step = self.policy.schedule(ReplicaView(
@@ -189,6 +194,9 @@ class Replica:
                                  self.kv.used_tokens)
             start = self.env.now
         if step.padded:
+            if self.group is not None:
+                raise UserError("--dp-lockstep models continuous batching only; use a "
+                                "continuous policy (fcfs, sjf, ...) or drop --dp-lockstep")
             yield from self._run_static(step, start)
         else:
             yield from self._run_continuous(step, start)
@@ -312,6 +320,8 @@ class Replica:
                 limit = min(limit, self.repredictor.horizon(generated))
         else:
             limit = 1
+        if self.group is not None:          # lockstep: the group's max is per iteration
+            limit = 1
         held = np.fromiter((s.kv_blocks for s in seqs), np.int64, len(seqs))
         k = self.kv.max_iterations(context + chunks, held, self.kv.free_blocks, max(limit, 1))
         if k == 0:
@@ -333,8 +343,12 @@ class Replica:
             s.kv_blocks += g
         kv_used = self.kv.used_tokens     # held through the step's last iteration (logged
                                           # before finished rows free their blocks)
-        yield self.env.timeout(result.duration_s)
+        if self.group is None:
+            yield self.env.timeout(result.duration_s)
+        else:                               # ends with the group's slowest member
+            yield from self.group.step(result.duration_s)
         end = self.env.now
+        first = result.first_iteration_s if self.group is None else end - start
         eos_at = result.eos_at or {}
         decode_tokens = 0
         for s, c, done_prefill in zip(seqs, chunks.tolist(), completes.tolist()):
@@ -347,7 +361,7 @@ class Replica:
                 produced = min(produced, eos_at[s.id] + 1)
                 s.output_tokens = s.target_tokens = s.generated + produced
             if math.isnan(s.first_token_s) and s.generated == 0:
-                s.first_token_s = start + result.first_iteration_s
+                s.first_token_s = start + first
             decode_tokens += produced - (1 if c else 0)
             s.generated += produced
             self.kv.computed(s, s.context_tokens - 1)   # the newest token is not in the KV
