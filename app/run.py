@@ -20,7 +20,7 @@ from seqsched.analysis.slo import slo_summary
 from seqsched.app.engine_choice import build_fast_engine, choose_fast
 from seqsched.app.serving_setup import (check_disagg, decode_config, decode_side,
                                         disaggregation, make_kv, prefix_setup)
-from seqsched.backends.efficiency import achieved_efficiency
+from seqsched.backends.efficiency import roofline_measurements
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
@@ -187,11 +187,10 @@ def build_cost_model(config: RunConfig):
         cost = load_cost_profile(name)
         check_match(cost, config.gpu, config.model, config.tp)
         return cost
-    # measured kernel efficiencies (backends/efficiency.py); a preset keeps the datasheet
-    # figures its overheads were derived with
-    flops_eff, bw_eff = achieved_efficiency(config.gpu) if config.backend is None else (1.0, 1.0)
-    return RooflineCostModel(resolve_gpu(config.gpu), resolve_model(config.model),
-                             flops_efficiency=flops_eff, bandwidth_efficiency=bw_eff,
+    # measured kernel efficiencies and all-reduce (backends/efficiency.py); a preset keeps the
+    # datasheet figures and ring all-reduce its overheads were derived with
+    measured = roofline_measurements(config.gpu, config.tp) if config.backend is None else {}
+    return RooflineCostModel(resolve_gpu(config.gpu), resolve_model(config.model), **measured,
                              iteration_overhead_s=config.iteration_overhead_s or 0.0,
                              token_overhead_s=config.token_overhead_s or 0.0,
                              kv_append_copy=bool(config.kv_append_copy), tp=config.tp)

@@ -2,13 +2,15 @@
 on kernels (large bf16 GEMMs; skinny weight-streaming GEMMs), never fitted to end-to-end
 latencies: backends/profiles/roofline_efficiency.json, written by
 scripts/derive_roofline_efficiency.py (sources and licences there). A GPU without kernel
-measurements keeps the datasheet figures (1.0)."""
+measurements keeps the datasheet figures (1.0). `roofline_measurements` adds the measured
+all-reduce table at TP > 1 (backends/allreduce_table.py)."""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
 
+from seqsched.backends.allreduce_table import measured_allreduce
 from seqsched.backends.profile import BUILTIN_DIR
 from seqsched.backends.specs import GPU_ALIASES
 
@@ -28,4 +30,12 @@ def achieved_efficiency(gpu: str) -> tuple[float, float]:
     return float(e["flops_efficiency"]), float(e["bandwidth_efficiency"])
 
 
-__all__ = ["achieved_efficiency"]
+def roofline_measurements(gpu: str, tp: int = 1) -> dict:
+    """RooflineCostModel keywords from kernel measurements: efficiencies, and at TP > 1 the
+    measured all-reduce (None: none at this GPU and TP, the ring model stays)."""
+    fe, be = achieved_efficiency(gpu)
+    return {"flops_efficiency": fe, "bandwidth_efficiency": be,
+            "allreduce_us": measured_allreduce(gpu, tp) if int(tp) > 1 else None}
+
+
+__all__ = ["achieved_efficiency", "roofline_measurements"]

@@ -13,7 +13,11 @@ Tensor parallelism (`tp` GPUs): each GPU computes 1/tp of the FLOPs and streams 
 weights and of the KV heads (a KV head is never split: fewer KV heads than GPUs are
 replicated), and every layer adds two all-reduces of tokens x d_model activations (after the
 attention output and the MLP down projection, Megatron-style) over the GPU's interconnect:
-a ring all-reduce moves 2 (tp-1)/tp of the message per GPU, plus a fixed latency.
+a ring all-reduce moves 2 (tp-1)/tp of the message per GPU, plus a fixed latency. Where a
+measured all-reduce table exists for the GPU and TP degree (`allreduce_us`: message bytes and
+us of vLLM's custom all-reduce, backends/allreduce_table.py; app/run.py passes it outside
+presets), each all-reduce is interpolated from it instead (log-log in bytes); a GPU without
+measurements, or a TP degree outside its table, keeps the ring model.
 MoE (Mixtral): FLOPs count the `experts_per_token` active experts; the bytes count the
 experts an iteration touches, E (1 - (1 - k/E)^tokens) in expectation under uniform routing.
 """
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqsched.backends.allreduce_table import allreduce_seconds
 from seqsched.backends.specs import GPUSpec, ModelSpec, kv_bytes_per_gpu
 
 
@@ -40,6 +45,7 @@ class RooflineCostModel:
                                          # torch.cat cache): +1 read and +1 write of the cache
     name: str = "roofline"
     tp: int = 1                          # tensor-parallel GPUs (weights, KV, FLOPs split)
+    allreduce_us: tuple | None = None    # measured (message bytes, us) at this TP; None: ring
 
     def __post_init__(self) -> None:
         m, tp = self.model, max(int(self.tp), 1)
@@ -73,6 +79,10 @@ class RooflineCostModel:
         tp = max(int(self.tp), 1)
         if tp == 1:
             return 0.0
+        if self.allreduce_us is not None:
+            per = allreduce_seconds(np.asarray(tokens, float) * self._allreduce_bytes,
+                                    self.allreduce_us)
+            return 2 * self.model.n_layers * per
         per = (2.0 * (tp - 1) / tp * tokens * self._allreduce_bytes
                / (self.gpu.interconnect_gbs * 1e9) + self.gpu.allreduce_latency_us * 1e-6)
         return 2 * self.model.n_layers * per
