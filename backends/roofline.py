@@ -80,9 +80,8 @@ class RooflineCostModel:
         if tp == 1:
             return 0.0
         if self.allreduce_us is not None:
-            per = allreduce_seconds(np.asarray(tokens, float) * self._allreduce_bytes,
-                                    self.allreduce_us)
-            return 2 * self.model.n_layers * per
+            nbytes = np.asarray(tokens, float) * self._allreduce_bytes
+            return 2 * self.model.n_layers * allreduce_seconds(nbytes, self.allreduce_us)
         per = (2.0 * (tp - 1) / tp * tokens * self._allreduce_bytes
                / (self.gpu.interconnect_gbs * 1e9) + self.gpu.allreduce_latency_us * 1e-6)
         return 2 * self.model.n_layers * per
