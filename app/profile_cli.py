@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 from pathlib import Path
 
 from seqsched.common.errors import UserError
@@ -26,13 +25,8 @@ IMPORTERS = {
 
 def install_backend_warnings() -> None:
     """`seqsched: warning: ...` lines for the cost models' one-time warnings."""
-    from seqsched.app.trace_cli import _StderrHandler
-    log = logging.getLogger("seqsched.backends")
-    if not log.handlers and not logging.getLogger().handlers:
-        handler = _StderrHandler()
-        handler.setLevel(logging.WARNING)
-        handler.setFormatter(logging.Formatter("seqsched: warning: %(message)s"))
-        log.addHandler(handler)
+    from seqsched.app.trace_cli import install_warning_handler
+    install_warning_handler("seqsched.backends")
 
 
 def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = None,

@@ -112,10 +112,10 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def install_warning_handler() -> None:
-    """Print ``seqsched.traces`` warnings as `seqsched: warning: ...` lines on stderr, unless
-    the application already configured logging. Called by the CLI, not on import."""
-    log = logging.getLogger("seqsched.traces")
+def install_warning_handler(logger: str = "seqsched.traces") -> None:
+    """Print `logger`'s warnings as `seqsched: warning: ...` lines on stderr, unless the
+    application already configured logging. Called by the CLI, not on import."""
+    log = logging.getLogger(logger)
     if not log.handlers and not logging.getLogger().handlers:
         handler = _StderrHandler()
         handler.setLevel(logging.WARNING)
