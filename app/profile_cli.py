@@ -18,6 +18,8 @@ from seqsched.common.errors import UserError
 # format -> (module, function); each importer returns a kernel-profile dict
 IMPORTERS = {
     "llmservingsim": ("seqsched.backends.import_llmservingsim", "import_llmservingsim"),
+    "llmservingsim-v0": ("seqsched.backends.import_llmservingsim_v0",
+                         "import_llmservingsim_v0"),
     "vidur": ("seqsched.backends.import_vidur", "import_vidur"),
     "aiconfigurator": ("seqsched.backends.import_aiconfigurator", "import_aiconfigurator"),
 }
@@ -40,10 +42,11 @@ def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = N
     module, func = IMPORTERS[fmt]
     importer = getattr(importlib.import_module(module), func)
     extra = {"attention_from": attention_from} if attention_from else {}
-    if extra and fmt != "vidur":
-        raise UserError("--attention-from is for the vidur format (its attention source)")
+    if extra and fmt not in ("vidur", "llmservingsim-v0"):
+        raise UserError("--attention-from is for the vidur and llmservingsim-v0 formats "
+                        "(their attention source)")
     if allreduce_from:
-        if fmt != "llmservingsim":
+        if fmt not in ("llmservingsim", "llmservingsim-v0"):
             raise UserError("--allreduce-from is for the llmservingsim format (its bundles "
                             "measure no communication)")
         extra["allreduce_from"] = allreduce_from
@@ -133,9 +136,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     pi.add_argument("--name", default=None, help="profile name (default from the data)")
     pi.add_argument("--attention-from", default=None, metavar="AICONF_DIR",
                     help="vidur: aiconfigurator folder of the same GPU for attention and LM "
-                         "head (default: the one beside vidur/, else a roofline)")
+                         "head; llmservingsim-v0: for decode attention where v0 has none "
+                         "(default: the one beside vidur/ or the v0 tree, else a roofline)")
     pi.add_argument("--allreduce-from", default=None, metavar="AICONF_DIR",
-                    help="llmservingsim: aiconfigurator systems folder of the same GPU whose "
+                    help="llmservingsim(-v0): aiconfigurator systems folder of the same GPU whose "
                          "measured vLLM custom all-reduce (TP > 1) and NCCL all-gather / "
                          "reduce-scatter (MoE expert parallelism) replace the ring model")
     pi.add_argument("--out", required=True, help="profile JSON to write")
