@@ -69,10 +69,7 @@ def measured_config(args, run):
     from seqsched.app.run import RunConfig
     from seqsched.app.vllm_args import apply_to_config, vllm_settings
 
-    gpu = args.gpu or run.engine.get("gpu")
-    if not gpu:
-        raise UserError(f"recorded run {run.name}: its metadata does not say which GPU ran it; "
-                        "pass --gpu NAME")
+    gpu = args.gpu or run.engine.get("gpu") or recorded_gpu(run)
     model = args.model or run.engine.get("model") or run.engine.get("model_id")
     if not model:
         raise UserError(f"recorded run {run.name}: its metadata names no model; pass --model")
@@ -90,6 +87,31 @@ def measured_config(args, run):
                     seed=args.seed, max_new_tokens=args.max_new_tokens,
                     **parallel_fields(run.engine, builtin_model(str(model))))
     return apply_to_config(cfg, *vllm_settings(args, run.engine))
+
+
+def recorded_gpu(run) -> str:
+    """The built-in GPU a run ran on, from the device name its metadata logged, else from its
+    folder names (LLMServingSim files runs under bench/examples/<GPU>/...); said in a note."""
+    from seqsched.backends.device_names import gpu_for_device, gpu_in_name
+    from seqsched.backends.specs import GPUS
+
+    device = run.engine.get("device_name")
+    if device:
+        gpu = gpu_for_device(device)
+        if gpu is None:
+            raise UserError(f"recorded run {run.name} ran on {device!r}, which is not a "
+                            f"built-in GPU ({', '.join(GPUS)}); pass --gpu NAME or --gpu "
+                            "my_gpu.toml")
+        run.notes.append(f"GPU {gpu}: the run's metadata names its device {device!r}")
+        return gpu
+    parts = Path(run.path).resolve().parts[-4:] if run.path else (run.name,)
+    gpu = gpu_in_name(parts, GPUS)
+    if gpu is None:
+        raise UserError(f"recorded run {run.name}: its metadata does not say which GPU ran it; "
+                        "pass --gpu NAME")
+    run.notes.append(f"GPU {gpu}: read from the run's folder name (its metadata names no "
+                     "device); pass --gpu to change it")
+    return gpu
 
 
 def parallel_fields(engine: dict, model: str | None = None) -> dict:

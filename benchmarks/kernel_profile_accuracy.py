@@ -38,34 +38,32 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from seqsched.app.measured_cli import builtin_model, parallel_fields, replay_cost
+from seqsched.app.measured_cli import builtin_model, parallel_fields, recorded_gpu, replay_cost
 from seqsched.app.run import RunConfig, describe_backend, simulate
 from seqsched.app.vllm_args import apply_to_config, vllm_settings
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.spec_files import resolve_model
-from seqsched.backends.specs import GPUS
+from seqsched.common.errors import UserError
 from seqsched.traces.recorded import read_recorded
 
 RUN = "serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19"
 METRICS = ("ttft", "tpot", "e2e")
 
 
-def run_gpu(meta: dict) -> str:
-    """The built-in GPU whose name the run's recorded device name contains (RTX-PRO-6000 for
-    the shared run, whose meta.json names none)."""
-    device = re.sub(r"[^a-z0-9]", "", str((meta.get("hardware") or {}).get("device_name", ""))
-                    .lower())
-    for name in sorted(GPUS, key=len, reverse=True):
-        if device and re.sub(r"[^a-z0-9]", "", name.lower()) in device:
-            return name
-    return "RTX-PRO-6000"
+def run_gpu(run) -> str:
+    """The run's GPU as `validate --measured` reads it (its recorded device name, else its
+    folder names); RTX-PRO-6000, the GPU of every run this benchmark was written for, when
+    neither says (the held-out runs extracted to /tmp under plain names)."""
+    try:
+        return recorded_gpu(run)
+    except UserError:
+        return "RTX-PRO-6000"
 
 
 def measured(run) -> pd.DataFrame:
@@ -124,7 +122,7 @@ def main() -> int:
         else {}
     dp = int(run.engine.get("data_parallel_size") or 1)       # for the header line
     model = args.model or builtin_model(str(meta.get("model", "llama-3.1-8b")))
-    base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(meta), model=model,
+    base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(run), model=model,
                                      **parallel_fields(run.engine, model)),
                            *vllm_settings(argparse.Namespace(), run.engine))
     ep = bool(run.engine.get("enable_expert_parallel")) and resolve_model(base.model).n_experts

@@ -55,6 +55,7 @@ class RecordedRun:
     format: str = ""
     name: str = "recorded"
     notes: list[str] = field(default_factory=list)
+    path: str = ""                  # where it was read from (a folder's names may say the GPU)
 
 
 def detect_format(path: Path) -> str:
@@ -79,11 +80,13 @@ def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None 
     if not path.exists():
         raise TraceError(f"recorded run {path}: no such file or folder")
     fmt = fmt or detect_format(path)
-    if fmt == "llmservingsim":
-        return read_llmservingsim(path, Path(workload) if workload else None)
-    if fmt == "vllm-bench":
-        return read_vllm_bench(path, seed=seed)
-    raise TraceError(f"unknown recorded-run format {fmt!r}; use {' or '.join(RECORDED_FORMATS)}")
+    if fmt not in RECORDED_FORMATS:
+        raise TraceError(f"unknown recorded-run format {fmt!r}; use "
+                         f"{' or '.join(RECORDED_FORMATS)}")
+    run = (read_llmservingsim(path, Path(workload) if workload else None)
+           if fmt == "llmservingsim" else read_vllm_bench(path, seed=seed))
+    run.path = str(path)
+    return run
 
 
 # -- LLMServingSim bench layout --------------------------------------------------------------
@@ -146,6 +149,9 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
         if kv.get(key) is not None:
             engine.setdefault(key, kv[key])
     engine.setdefault("enable_prefix_caching", True)
+    hardware = meta.get("hardware") if isinstance(meta.get("hardware"), dict) else {}
+    if hardware.get("device_name"):
+        engine.setdefault("device_name", str(hardware["device_name"]))
     measured = _measured(ids, arrival, work["input_toks"], work["output_toks"],
                          req["first_token_ts"] - req["queued_ts"],
                          req["last_token_ts"] - req["queued_ts"], None, folder)

@@ -228,3 +228,33 @@ def test_no_gpu_in_metadata_needs_gpu_flag(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--measured", write_llmservingsim(tmp_path / "run"),
                            "--out", out)
     assert code == 2 and "--gpu" in err and not out.exists()
+
+
+def _with_device(folder: Path, device: str) -> Path:
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["hardware"] = {"device_name": device, "device_count": 1}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_gpu_read_from_the_recorded_device_name(tmp_path, capsys):
+    src = _with_device(write_llmservingsim(tmp_path / "run"), "NVIDIA H100 80GB HBM3")
+    code, stdout, err = run_cli(capsys, "--measured", src, "--out", tmp_path / "out")
+    assert code == 0 and "replayed on H100-SXM" in stdout
+    assert "'NVIDIA H100 80GB HBM3'" in err
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert settings["simulated_with"]["gpu"] == "H100-SXM"
+
+
+def test_unknown_recorded_device_is_one_error_naming_it(tmp_path, capsys):
+    src = _with_device(write_llmservingsim(tmp_path / "run"), "NVIDIA H100 NVL")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "--measured", src, "--out", out)
+    assert code == 2 and "'NVIDIA H100 NVL'" in err and "--gpu" in err and not out.exists()
+
+
+def test_gpu_read_from_the_bench_folder_names(tmp_path, capsys):
+    # LLMServingSim keeps runs at bench/examples/<GPU>/<model>/vllm
+    src = write_llmservingsim(tmp_path / "examples" / "RTX4090" / "Llama-3-8B" / "vllm")
+    code, stdout, err = run_cli(capsys, "--measured", src, "--out", tmp_path / "out")
+    assert code == 0 and "replayed on RTX-4090" in stdout and "folder name" in err
