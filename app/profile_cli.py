@@ -33,7 +33,7 @@ def install_backend_warnings() -> None:
 
 def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = None,
                name: str | None = None, attention_from: str | None = None,
-               allreduce_from: str | None = None) -> dict:
+               allreduce_from: str | None = None, engine_version: str | None = None) -> dict:
     from seqsched.backends.spec_files import resolve_gpu, resolve_model
     if fmt not in IMPORTERS:
         raise UserError(f"unknown profile format {fmt!r}; choose one of {', '.join(IMPORTERS)}")
@@ -50,6 +50,11 @@ def run_import(fmt: str, path: str, model: str, tp: int = 1, gpu: str | None = N
             raise UserError("--allreduce-from is for the llmservingsim format (its bundles "
                             "measure no communication)")
         extra["allreduce_from"] = allreduce_from
+    if engine_version:
+        if fmt != "aiconfigurator":
+            raise UserError("--engine-version is for the aiconfigurator format (its systems "
+                            "folders hold several vLLM versions)")
+        extra["version"] = engine_version
     return importer(path, resolve_model(model), tp, resolve_gpu(gpu) if gpu else None, name,
                     **extra)
 
@@ -85,7 +90,7 @@ def cmd_import(args) -> int:
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such folder for --out")
     profile = run_import(args.format, args.path, args.model, args.tp, args.gpu, args.name,
-                         args.attention_from, args.allreduce_from)
+                         args.attention_from, args.allreduce_from, args.engine_version)
     out.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
     print("\n".join(summary_lines(profile)))
     print(f"\nwrote {out} ({out.stat().st_size / 1e3:.0f} KB)")
@@ -142,6 +147,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="llmservingsim(-v0): aiconfigurator systems folder of the same GPU whose "
                          "measured vLLM custom all-reduce (TP > 1) and NCCL all-gather / "
                          "reduce-scatter (MoE expert parallelism) replace the ring model")
+    pi.add_argument("--engine-version", default=None, metavar="VERSION",
+                    help="aiconfigurator: the vLLM version whose tables to read (default: the "
+                         "newest the folder holds), e.g. 0.19.0")
     pi.add_argument("--out", required=True, help="profile JSON to write")
     pi.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pi.set_defaults(func=cmd_import)

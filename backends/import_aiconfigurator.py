@@ -38,8 +38,19 @@ SEQS = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512], dtype=float)
 CACHED = np.array([0, 128, 512, 1024, 2048, 4096, 8192, 16384], dtype=float)
 
 
-def _read(folder: Path, table: str) -> tuple[pd.DataFrame, str]:
-    hits = sorted(folder.glob(f"*/vllm/*/{table}.parquet"))
+def _version_key(path: Path) -> tuple:
+    return tuple(int(p) if p.isdigit() else -1 for p in path.parent.name.split("."))
+
+
+def _read(folder: Path, table: str, version: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The table of vLLM `version` (default: the newest measured)."""
+    hits = sorted(folder.glob(f"*/vllm/*/{table}.parquet"), key=_version_key)
+    if version is not None:
+        have = sorted({h.parent.name for h in hits})
+        hits = [h for h in hits if h.parent.name == version]
+        if not hits and have:
+            raise UserError(f"{folder}: no {table} measured for vLLM {version} (measured: "
+                            f"{', '.join(have)}); pick one with --engine-version")
     if not hits:
         raise UserError(f"{folder}: no */vllm/<version>/{table}.parquet; point PATH at an "
                         "aiconfigurator systems folder such as .../h100_sxm")
@@ -87,8 +98,9 @@ class Gemm:
         return np.maximum(a + tn * (b - a), 0.0)
 
 
-def load_gemm(folder: Path, dtype: str = "bfloat16") -> tuple[Gemm, str]:
-    df, version = _read(folder, "gemm_perf")
+def load_gemm(folder: Path, dtype: str = "bfloat16",
+              version: str | None = None) -> tuple[Gemm, str]:
+    df, version = _read(folder, "gemm_perf", version)
     df = _need(df, ["gemm_dtype", "m", "n", "k", "latency"], "gemm_perf")
     df = df[df["gemm_dtype"] == dtype].groupby(["m", "n", "k"], as_index=False)["latency"].mean()
     if df.empty:
@@ -109,11 +121,12 @@ def _heads(df: pd.DataFrame, model: ModelSpec, tp: int, what: str,
     return sel
 
 
-def attention_section(folder: Path, model: ModelSpec, tp: int) -> tuple[dict, str]:
+def attention_section(folder: Path, model: ModelSpec, tp: int,
+                      version: str | None = None) -> tuple[dict, str]:
     cols = ["batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim",
             "kv_cache_dtype", "step", "latency"]
-    ctx, version = _read(folder, "context_attention_perf")
-    gen, _ = _read(folder, "generation_attention_perf")
+    ctx, version = _read(folder, "context_attention_perf", version)
+    gen, _ = _read(folder, "generation_attention_perf", version)
     ctx = _heads(_need(ctx, cols, "context attention"), model, tp, "context attention")
     gen = _need(gen, cols, "generation attention")
     kv_want = max(model.n_kv_heads // tp, 1)
@@ -150,8 +163,9 @@ def attention_section(folder: Path, model: ModelSpec, tp: int) -> tuple[dict, st
             "kv_heads_measured": kv_used, "kv_heads": kv_want}, version
 
 
-def allreduce_table(folder: Path, model: ModelSpec, tp: int) -> dict:
-    df, _ = _read(folder, "custom_allreduce_perf")
+def allreduce_table(folder: Path, model: ModelSpec, tp: int,
+                    version: str | None = None) -> dict:
+    df, _ = _read(folder, "custom_allreduce_perf", version)
     return allreduce_from_frame(df, model, tp, folder)
 
 
@@ -197,7 +211,7 @@ def gemm_ops(gemm: Gemm, model: ModelSpec, tp: int) -> tuple[dict, dict]:
 
 
 def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None,
-                          name: str | None = None) -> dict:
+                          name: str | None = None, version: str | None = None) -> dict:
     folder = Path(path)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder; give an aiconfigurator systems folder "
@@ -208,8 +222,8 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
     if model.n_experts:
         raise UserError(f"{model.name} is a MoE model; the aiconfigurator importer covers "
                         "dense models (use a kernel bundle with moe.csv)")
-    gemm, version = load_gemm(folder)
-    attention, _ = attention_section(folder, model, tp)
+    gemm, version = load_gemm(folder, version=version)
+    attention, _ = attention_section(folder, model, tp, version)
     scaled = attention.pop("kv_heads_measured") != attention.pop("kv_heads")
     dense, head = gemm_ops(gemm, model, tp)
     dense.update(elementwise_ops(model, tp, gpu))
@@ -228,7 +242,7 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
                        "bf16", prov)
     profile["dense"], profile["per_sequence"], profile["attention"] = dense, head, attention
     if tp > 1:
-        profile["allreduce"] = allreduce_table(folder, model, tp)
+        profile["allreduce"] = allreduce_table(folder, model, tp, version)
     profile["calibration"] = calibration(profile)
     return profile
 

@@ -33,12 +33,14 @@ def canonical(gpu: str, model: str) -> tuple[str, str]:
 
 
 def match_builtin(gpu: str, model: str, tp: int = 1) -> str | None:
-    """The built-in kernel profile measured on this GPU x model x TP, if one ships."""
+    """The built-in kernel profile measured on this GPU x model x TP, if one ships; a
+    per-layer bundle (LLMServingSim, Vidur) before an aiconfigurator kernel-table profile of
+    the same setup, which stays selectable by name (`--profile NAME-aic`)."""
     gpu, model = canonical(gpu, model)
-    for name, entry in sorted(builtin_index().items()):
-        if (entry["gpu"], entry["model"], int(entry["tp"])) == (gpu, model, int(tp)):
-            return name
-    return None
+    hits = [(entry.get("source") == "aiconfigurator", name)
+            for name, entry in builtin_index().items()
+            if (entry["gpu"], entry["model"], int(entry["tp"])) == (gpu, model, int(tp))]
+    return min(hits)[1] if hits else None
 
 
 def load_cost_profile(path_or_name: str):

@@ -12,9 +12,12 @@ backends/efficiency.py), and on the built-in kernel profile one change at a time
 skew table and with seqsched's former replay (no prefix caching, KV sized by seqsched), then
 with the skew correction, then with vLLM's replay settings (the final model).
 NOTHING is fitted to a run: the profile is the LLMServingSim kernel bundle as imported.
+Where a built-in aiconfigurator kernel-table profile of the same GPU x model x TP ships
+(`<name>-aic`, scripts/derive_kernel_profiles.py), an "aiconfigurator kernels" column replays
+the final settings on it instead; `--profile NAME` (repeatable) adds a column per profile.
 
     .venv/bin/python benchmarks/kernel_profile_accuracy.py [--run DIR] [--gpu NAME]
-        [--model NAME] [--workload JSONL]
+        [--model NAME] [--workload JSONL] [--profile NAME ...]
 
 The model is meta.json's (its Hugging Face name to the built-in spec), TP its
 tensor_parallel_size. A run with data_parallel_size D replays on D replicas behind the
@@ -48,6 +51,7 @@ from seqsched.app.measured_cli import builtin_model, parallel_fields, recorded_g
 from seqsched.app.run import RunConfig, describe_backend, simulate
 from seqsched.app.vllm_args import apply_to_config, vllm_settings
 from seqsched.backends.executor import CostModelExecutor
+from seqsched.backends.profile_registry import builtin_index, match_builtin
 from seqsched.backends.spec_files import resolve_model
 from seqsched.common.errors import UserError
 from seqsched.traces.recorded import read_recorded
@@ -107,6 +111,19 @@ def llmservingsim_errors(folder: Path) -> dict:
     return out
 
 
+def replay_setup(folder: Path, gpu: str | None = None, model: str | None = None,
+                 workload: str | None = None):
+    """The recorded run and the RunConfig it replays under (its settings, `fcfs`)."""
+    run = read_recorded(folder, "llmservingsim", workload=workload)
+    meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() \
+        else {}
+    model = model or builtin_model(str(meta.get("model", "llama-3.1-8b")))
+    base = apply_to_config(RunConfig(policy="fcfs", gpu=gpu or run_gpu(run), model=model,
+                                     **parallel_fields(run.engine, model)),
+                           *vllm_settings(argparse.Namespace(), run.engine))
+    return run, base
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = os.environ.get("SEQSCHED_DATA", "/work/shared/data")
@@ -115,16 +132,13 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="default: the run's meta.json model")
     ap.add_argument("--workload", default=None,
                     help="the workload JSONL when the run folder has no workload.jsonl")
+    ap.add_argument("--profile", action="append", default=[], metavar="NAME",
+                    help="also replay the final settings on this profile (built-in name or "
+                         "JSON); repeatable")
     args = ap.parse_args()
     folder = Path(args.run)
-    run = read_recorded(folder, "llmservingsim", workload=args.workload)
-    meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() \
-        else {}
+    run, base = replay_setup(folder, args.gpu, args.model, args.workload)
     dp = int(run.engine.get("data_parallel_size") or 1)       # for the header line
-    model = args.model or builtin_model(str(meta.get("model", "llama-3.1-8b")))
-    base = apply_to_config(RunConfig(policy="fcfs", gpu=args.gpu or run_gpu(run), model=model,
-                                     **parallel_fields(run.engine, model)),
-                           *vllm_settings(argparse.Namespace(), run.engine))
     ep = bool(run.engine.get("enable_expert_parallel")) and resolve_model(base.model).n_experts
     print(f"{folder.name}: {len(run.trace)} requests, {base.model} TP{base.tp} x DP{dp}"
           f"{' (expert parallel)' if ep else ''}; settings {base.policy_params}, KV blocks "
@@ -141,6 +155,11 @@ def main() -> int:
     if base.dp_lockstep:                # the state before DP lockstep (sim/lockstep.py)
         configs["final, independent DP replicas"] = (dataclasses.replace(base, dp_lockstep=0),
                                                       True)
+    bundle = match_builtin(base.gpu, base.model, base.tp)
+    aic = [f"{bundle}-aic"] if bundle and f"{bundle}-aic" in builtin_index() else []
+    for name in aic + args.profile:
+        label = "aiconfigurator kernels" if name in aic else f"profile {name}"
+        configs[label] = (dataclasses.replace(base, profile=name), True)
     meas = measured(run)
     rows = {}
     for label, (cfg, skew) in configs.items():

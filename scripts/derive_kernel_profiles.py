@@ -16,7 +16,9 @@ measurements in ../shared/data/serving/profiles/ (README there):
   systems/data/rtx_pro_6000_server/comm/vllm/0.19.0/`), the all-reduce of the RTX PRO 6000
   LLMServingSim TP2 profiles (their bundles measure none; without it, a ring model over PCIe),
   and NCCL 2.29.2's all_gather / reduce_scatter on the same GPU (`comm/nccl/2.29.2/`), the
-  expert-parallel dispatch / combine of the MoE profiles.
+  expert-parallel dispatch / combine of the MoE profiles; and from the same checkout the RTX
+  PRO 6000's vLLM 0.19.0 GEMM / attention / all-reduce tables (`.../rtx_pro_6000_server/{gemm,
+  attention,comm}/vllm/0.19.0/`), the `rtxpro6000-*-aic` profiles (selectable by name only).
 
 Only compact derived tables are committed; the raw files stay where they are.
 
@@ -24,8 +26,8 @@ Only compact derived tables are committed; the raw files stay where they are.
         [--llmservingsim-repo PATH] [--aiconfigurator-repo PATH]
 
 (a partial checkout is enough: `git archive 5daddb2 profiler/perf | tar -x -C LSS` and `git
-archive 095f58a aic-core/src/aiconfigurator_core/systems/data/rtx_pro_6000_server/comm | tar -x
--C AIC`.)
+archive 095f58a aic-core/src/aiconfigurator_core/systems/data/rtx_pro_6000_server | tar -x -C
+AIC`.)
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ VIDUR = {"a100": ("A100-80GB", {"llama-2-7b": "meta-llama/Llama-2-7b-hf",
                                "llama-2-70b": "meta-llama/Llama-2-70b-hf"})}
 # TP degrees per model size: what fits one GPU's 80 GB up to what the tables cover (8)
 VIDUR_TP = {"7b": (1, 2, 4), "8b": (1, 2, 4), "70b": (2, 4, 8)}
+# aiconfigurator systems measured with the vLLM version of the shared runs, read from its
+# checkout (--aiconfigurator-repo): system -> (name prefix, gpu, vLLM version, model -> TPs)
+AICONF_REPO = {"rtx_pro_6000_server": ("rtxpro6000", "RTX-PRO-6000", "0.19.0",
+                                       {"llama-3.1-8b": (1, 2), "qwen3-32b": (1, 2)})}
 AICONF = {"h100_sxm": ("H100-SXM", ["llama-3.1-8b", "llama-3.1-70b", "llama-3.3-70b",
                                     "llama-3-8b", "llama-3-70b", "llama-2-7b", "llama-2-70b"]),
           "a100_sxm": ("A100-80GB", ["llama-3.1-8b", "llama-3.1-70b"])}
@@ -91,6 +97,18 @@ def aiconf_profiles() -> list[tuple]:
     return out
 
 
+def aiconf_repo_profiles(aic: Path | None) -> list[tuple]:
+    """(name, format, rel, model, gpu, tp, root, version) of the profiles read from the
+    aiconfigurator checkout at the vLLM version pinned in AICONF_REPO."""
+    out = []
+    for system, (prefix, gpu, version, models) in AICONF_REPO.items():
+        for model, tps in models.items():
+            for tp in tps:
+                out.append((f"{prefix}-{model}-tp{tp}-aic", "aiconfigurator",
+                            f"{AIC_SYSTEMS[gpu]}", model, gpu, tp, aic, version))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get(
@@ -106,15 +124,17 @@ def main() -> int:
     aic = Path(args.aiconfigurator_repo) if args.aiconfigurator_repo else None
     index_path = BUILTIN_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    specs = [(*s, data) for s in PROFILES + vidur_profiles() + aiconf_profiles()]
-    specs += [(name, "llmservingsim", rel, model, gpu, tp, repo)
+    specs = [(*s, data, None) for s in PROFILES + vidur_profiles() + aiconf_profiles()]
+    specs += [(name, "llmservingsim", rel, model, gpu, tp, repo, None)
               for name, rel, model, gpu, tp in REPO_PROFILES]
-    for name, fmt, rel, model, gpu, tp, root in specs:
+    specs += aiconf_repo_profiles(aic)
+    for name, fmt, rel, model, gpu, tp, root, version in specs:
         if args.only and fmt != args.only:
             continue
         if root is None or not (root / rel).exists():
-            print(f"skip {name}: {rel} missing (" + ("--llmservingsim-repo not given)"
-                                                      if root is None else f"under {root})"))
+            print(f"skip {name}: {rel} missing (" + (
+                f"--{'aiconfigurator' if version else 'llmservingsim'}-repo not given)"
+                if root is None else f"under {root})"))
             continue
         allreduce = None
         moe = bool(get_model(model).n_experts)
@@ -124,7 +144,7 @@ def main() -> int:
                 continue
             allreduce = str(aic / AIC_SYSTEMS[gpu])
         profile = run_import(fmt, str(root / rel), model, tp, gpu, name,
-                             allreduce_from=allreduce)
+                             allreduce_from=allreduce, engine_version=version)
         profile["provenance"]["path"] = rel          # relative: no machine paths committed
         path = BUILTIN_DIR / f"{name}.json"
         path.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
