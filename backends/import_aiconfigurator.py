@@ -13,6 +13,22 @@ for one model and TP degree.
   (`message_size` is elements: the collector all-reduces `torch.ones(size)`; bytes = 2 x size);
 - RMSNorm, rotary, SiLU-and-mul and the embedding gather are not in the tables: modelled as
   memory traffic at the GPU's datasheet bandwidth plus a 3 us launch (provenance says so).
+
+As aiconfigurator composes a vLLM iteration (aic-core/rust/.../perf_database/{gemm,attention}.rs
+and models/llama.py @ 095f58a), with the GPU given:
+- every measured GEMM and generation-attention latency is raised to its speed of light, as
+  aiconfigurator clamps both tables when it loads them (`clamp_gemm_grids_to_sol`,
+  `clamp_generation_attention_grids_to_sol`): max(FLOPs / peak, bytes / bandwidth). Its
+  collector replays one kernel on the same tensors in a CUDA graph (collector/helper.py
+  `benchmark_with_power`), so a KV cache or weight that fits in L2 measures faster than DRAM
+  allows, which it cannot be in a forward pass through every layer;
+- RMSNorm is vLLM's fused residual add + norm (its `add_norm` ops: input and residual read,
+  both written, 2 (2h + 2h) bytes a token);
+- models with a per-head q/k RMSNorm (Qwen3: vLLM's `Qwen3Attention.q_norm/k_norm`) get it as
+  one more memory op (q and k read and written);
+- the sampler, which no table measures, is the least vLLM's V1 sampler does for every row
+  (vllm/v1/sample/sampler.py: the logits cast to float32, then an argmax or a sampled
+  argmax over them): V x (2 + 4 + 4) bytes a row in two memory ops.
 """
 
 from __future__ import annotations
@@ -67,17 +83,42 @@ def _need(df: pd.DataFrame, cols: list[str], what: str) -> pd.DataFrame:
     return df
 
 
+def gemm_sol_us(m, n: float, k: float, gpu: GPUSpec) -> np.ndarray:
+    """A bf16 GEMM's speed of light (aiconfigurator's `gemm_sol_with_flops`):
+    max(2 m n k / peak FLOP/s, 2 (m n + m k + n k) bytes / bandwidth)."""
+    m = np.asarray(m, dtype=float)
+    return np.maximum(2 * m * n * k / gpu.peak_flops,
+                      2 * (m * n + m * k + n * k) / gpu.bandwidth) * 1e6
+
+
+def decode_sol_us(rows, context, heads: int, kv_heads: int, head_dim: int,
+                  gpu: GPUSpec) -> np.ndarray:
+    """Generation attention's speed of light (aiconfigurator's `generation_attention_sol`,
+    bf16 KV): each row reads its context - 1 cached keys and values and writes one of each,
+    max(4 b n h (s - 1) / peak FLOP/s, b (4 n h + 4 n_kv (s - 1) h) bytes / bandwidth)."""
+    b, kv_len = np.asarray(rows, dtype=float), np.asarray(context, dtype=float) - 1.0
+    math = 2.0 * b * heads * head_dim * 2.0 * kv_len / gpu.peak_flops
+    mem = b * (4.0 * heads * head_dim + 4.0 * kv_heads * kv_len * head_dim) / gpu.bandwidth
+    return np.maximum(math, mem) * 1e6
+
+
 @dataclass
 class Gemm:
-    """bf16 GEMM latency (us) by m, blended bilinearly over the (n, k) grid nodes."""
+    """bf16 GEMM latency (us) by m, blended bilinearly over the (n, k) grid nodes; with a GPU,
+    every measured point raised to its speed of light (as aiconfigurator loads the table)."""
     table: pd.DataFrame
+    gpu: GPUSpec | None = None
 
     def __post_init__(self) -> None:
         t = self.table
         self.ns = np.sort(t["n"].unique()).astype(float)
         self.ks = np.sort(t["k"].unique()).astype(float)
-        self.series = {(float(n), float(k)): (g["m"].to_numpy(float), g["latency"].to_numpy(float) * 1e3)
-                       for (n, k), g in t.sort_values("m").groupby(["n", "k"])}
+        self.series = {}
+        for (n, k), g in t.sort_values("m").groupby(["n", "k"]):
+            m, us = g["m"].to_numpy(float), g["latency"].to_numpy(float) * 1e3
+            if self.gpu is not None:
+                us = np.maximum(us, gemm_sol_us(m, float(n), float(k), self.gpu))
+            self.series[(float(n), float(k))] = (m, us)
 
     def _node(self, n: float, k: float, m: np.ndarray) -> np.ndarray:
         s = self.series.get((n, k))
@@ -98,14 +139,14 @@ class Gemm:
         return np.maximum(a + tn * (b - a), 0.0)
 
 
-def load_gemm(folder: Path, dtype: str = "bfloat16",
-              version: str | None = None) -> tuple[Gemm, str]:
+def load_gemm(folder: Path, dtype: str = "bfloat16", version: str | None = None,
+              gpu: GPUSpec | None = None) -> tuple[Gemm, str]:
     df, version = _read(folder, "gemm_perf", version)
     df = _need(df, ["gemm_dtype", "m", "n", "k", "latency"], "gemm_perf")
     df = df[df["gemm_dtype"] == dtype].groupby(["m", "n", "k"], as_index=False)["latency"].mean()
     if df.empty:
         raise UserError(f"{folder}: no {dtype} GEMM rows")
-    return Gemm(df), version
+    return Gemm(df, gpu), version
 
 
 def _heads(df: pd.DataFrame, model: ModelSpec, tp: int, what: str,
@@ -121,8 +162,8 @@ def _heads(df: pd.DataFrame, model: ModelSpec, tp: int, what: str,
     return sel
 
 
-def attention_section(folder: Path, model: ModelSpec, tp: int,
-                      version: str | None = None) -> tuple[dict, str]:
+def attention_section(folder: Path, model: ModelSpec, tp: int, version: str | None = None,
+                      gpu: GPUSpec | None = None) -> tuple[dict, str]:
     cols = ["batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim",
             "kv_cache_dtype", "step", "latency"]
     ctx, version = _read(folder, "context_attention_perf", version)
@@ -144,6 +185,9 @@ def attention_section(folder: Path, model: ModelSpec, tp: int,
                                                         values="latency") * 1e3
     rows, contexts = g.index.to_numpy(float), g.columns.to_numpy(float)
     grid = np.array(g.to_numpy(float))
+    if gpu is not None:      # measured cells raised to their speed of light (NaN stays NaN)
+        grid = np.maximum(grid, decode_sol_us(rows[:, None], contexts[None, :],
+                                              model.n_heads // tp, kv_used, model.head_dim, gpu))
     for j in range(grid.shape[1]):           # fill unmeasured big batches linearly in batch
         col = grid[:, j]
         ok = np.flatnonzero(np.isfinite(col))
@@ -186,11 +230,15 @@ def memory_op_us(tokens: np.ndarray, bytes_per_token: float, gpu: GPUSpec) -> np
 
 
 def elementwise_ops(model: ModelSpec, tp: int, gpu: GPUSpec) -> dict:
-    """RMSNorm, rotary, SiLU-and-mul, embedding gather: modelled memory traffic (us)."""
+    """Fused residual add + RMSNorm, rotary, SiLU-and-mul, embedding gather, and q/k RMSNorm
+    where the model has one: modelled memory traffic (us)."""
     b, d = model.dtype_bytes, model.d_model
-    per_token = {"layernorm": 3 * d * b, "rotary_emb": 2 * (model.q_dim + model.kv_dim) / tp * b,
+    qk = 2 * (model.q_dim + model.kv_dim) / tp * b          # q and k, read and written
+    per_token = {"layernorm": 4 * d * b, "rotary_emb": qk,
                  "act_fn": 3 * model.d_ff / tp * b, "embedding": 2 * d * b,
-                 "final_layernorm": 3 * d * b}
+                 "final_layernorm": 4 * d * b}
+    if model.qk_norm:
+        per_token["qk_norm"] = qk
     out = {}
     for name, nbytes in per_token.items():
         count = PER_LAYER.get(name, 0) * model.n_layers or 1
@@ -210,6 +258,13 @@ def gemm_ops(gemm: Gemm, model: ModelSpec, tp: int) -> tuple[dict, dict]:
     return dense, head
 
 
+def sampler_op(model: ModelSpec, gpu: GPUSpec) -> dict:
+    """The float32 cast of a row's logits (V bf16 read, V float32 written) and the argmax over
+    them (V float32 read): two memory ops per iteration (us, by sequences)."""
+    us = 2 * LAUNCH_US + SEQS * model.vocab_size * (2 + 4 + 4) / gpu.bandwidth * 1e6
+    return {"count": 1, "sequences": sig(SEQS, 6), "us": sig(us), "modelled": True}
+
+
 def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None,
                           name: str | None = None, version: str | None = None) -> dict:
     folder = Path(path)
@@ -222,17 +277,23 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
     if model.n_experts:
         raise UserError(f"{model.name} is a MoE model; the aiconfigurator importer covers "
                         "dense models (use a kernel bundle with moe.csv)")
-    gemm, version = load_gemm(folder, version=version)
-    attention, _ = attention_section(folder, model, tp, version)
+    gemm, version = load_gemm(folder, version=version, gpu=gpu)
+    attention, _ = attention_section(folder, model, tp, version, gpu)
     scaled = attention.pop("kv_heads_measured") != attention.pop("kv_heads")
     dense, head = gemm_ops(gemm, model, tp)
     dense.update(elementwise_ops(model, tp, gpu))
+    head["sampler"] = sampler_op(model, gpu)
     prov = {"source": "aiconfigurator", "repo": REPO, "licence": LICENCE, "path": str(folder),
             "hardware": folder.name, "engine": "vllm", "engine_version": version,
             "dtype": "bf16", "tp": tp,
             "notes": ["GEMMs, context/generation attention and all-reduce measured (vLLM "
-                      "kernels); norms, rotary, activation and embedding modelled as memory "
-                      f"traffic at {gpu.bandwidth_gbs:g} GB/s + {LAUNCH_US:g} us; no sampler",
+                      "kernels); GEMM and decode attention raised to their speed of light at "
+                      f"{gpu.peak_tflops:g} TFLOP/s and {gpu.bandwidth_gbs:g} GB/s, as "
+                      "aiconfigurator loads them",
+                      "fused residual add + RMSNorm, rotary, activation, embedding"
+                      + (", q/k RMSNorm" if model.qk_norm else "") + " and the sampler "
+                      "(float32 cast + argmax of the logits) modelled as memory traffic at "
+                      f"{gpu.bandwidth_gbs:g} GB/s + {LAUNCH_US:g} us per op",
                       "prefill with cached context scaled from full-prefill times by score "
                       "entries; each chunk timed as its own batch-1 kernel"]}
     if scaled:
@@ -249,4 +310,4 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
 
 __all__ = ["import_aiconfigurator", "load_gemm", "attention_section", "allreduce_table",
            "allreduce_from_frame",
-           "gemm_ops", "elementwise_ops", "Gemm"]
+           "gemm_ops", "elementwise_ops", "sampler_op", "gemm_sol_us", "decode_sol_us", "Gemm"]

@@ -70,7 +70,8 @@ def calibration(profile: dict) -> dict:
     dense = [leave_one_out(v["tokens"], v["us"]) for v in profile["dense"].values()
              if not v.get("modelled")]
     out["dense"] = error_summary(np.concatenate(dense) if dense else [])
-    per = [leave_one_out(v["sequences"], v["us"]) for v in profile["per_sequence"].values()]
+    per = [leave_one_out(v["sequences"], v["us"]) for v in profile["per_sequence"].values()
+           if not v.get("modelled")]
     out["per_sequence"] = error_summary(np.concatenate(per) if per else [])
     att = profile["attention"]
     if att["kind"] == "grid4":

@@ -69,6 +69,11 @@ def _int(cfg: dict, path, *keys, default=None) -> int:
     return default
 
 
+# model types whose vLLM attention normalises q and k per head (vllm/model_executor/models/
+# qwen3.py and qwen3_moe.py: `self.q_norm` / `self.k_norm`)
+QK_NORM_TYPES = {"qwen3", "qwen3_moe"}
+
+
 def model_from_hf_config(path: str | Path) -> ModelSpec:
     """A LLaMA-family shape from a Hugging Face config.json (LLaMA, Mistral, Mixtral, Qwen2/3
     field names; `text_config` of a multimodal wrapper is read when present)."""
@@ -103,7 +108,8 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
         dtype_bytes=DTYPE_BYTES[dtype], source=str(path),
         head_size=_int(cfg, path, "head_dim", default=0), n_experts=experts,
         experts_per_token=_int(cfg, path, "num_experts_per_tok", default=2 if experts else 0),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        qk_norm=str(cfg.get("model_type", "")) in QK_NORM_TYPES)
 
 
 def resolve_gpu(name: str) -> GPUSpec:

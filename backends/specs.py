@@ -93,6 +93,7 @@ class ModelSpec:
     n_experts: int = 0      # MoE: experts per layer (0 = dense MLP)
     experts_per_token: int = 0
     tied_embeddings: bool = False
+    qk_norm: bool = False   # a per-head RMSNorm of q and k before rotary (Qwen3)
 
     @property
     def head_dim(self) -> int:
@@ -187,7 +188,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     # Qwen3-32B (Qwen/Qwen3-32B config.json): 64 layers x 5120, 64 heads of head_dim 128 (q is
     # 8192 wide), 8 KV heads, ffn 25600, vocabulary 151,936, 40,960 positions.
     ModelSpec("qwen3-32b", 64, 5120, 64, 8, 25600, 151936, 40960,
-              source="Qwen/Qwen3-32B config.json", head_size=128),
+              source="Qwen/Qwen3-32B config.json", head_size=128, qk_norm=True),
     # Qwen3-30B-A3B-Instruct-2507 (Qwen/Qwen3-30B-A3B-Instruct-2507 config.json, as
     # casys-kaist/LLMServingSim @ 5daddb2 (MIT) ships it in configs/model/Qwen/): 48 layers x
     # 2048, 32 heads of head_dim 128, 4 KV heads, MoE in every layer (decoder_sparse_step 1,
@@ -195,7 +196,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     # 151,936, untied embeddings, 262,144 positions.
     ModelSpec("qwen3-30b-a3b", 48, 2048, 32, 4, 768, 151936, 262144,
               source="Qwen/Qwen3-30B-A3B-Instruct-2507 config.json", head_size=128,
-              n_experts=128, experts_per_token=8),
+              n_experts=128, experts_per_token=8, qk_norm=True),
     # Mixtral-8x7B (mistralai/Mixtral-8x7B-v0.1 config.json): 32 layers x 4096, GQA 8, 8
     # experts of ffn 14336 per layer, 2 active per token, 32k vocabulary.
     ModelSpec("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 32768,

@@ -16,6 +16,7 @@ the run's own iterations: the shapes of every iteration of its replay on the ref
 profile, timed by both profiles family by family (seconds summed over the run).
 
     .venv/bin/python benchmarks/kernel_family_comparison.py [--pair REF AIC] [--run DIR]
+    .venv/bin/python benchmarks/kernel_family_comparison.py --before OLD_PROFILES_DIR
 """
 
 from __future__ import annotations
@@ -212,6 +213,27 @@ def print_run(folder: Path, ref_name: str, aic_name: str, ref, aic) -> None:
                 print(f"| {kind} | {fam} | {x:.3f} | {y:.3f} | {pct(x, y)} |")
 
 
+def print_before_after(before: Path) -> None:
+    """Each built-in `-aic` profile against its older version in `before` (e.g. `git archive
+    REV backends/profiles | tar -x -C DIR`, then DIR/backends/profiles): iteration times."""
+    shapes = [("decode, 1 row at 1024", lambda c: c.decode_times(1, 1024, 1)[0]),
+              ("decode, 32 rows at 1024", lambda c: c.decode_times(32, 32 * 1024, 1)[0]),
+              ("decode, 128 rows at 2048", lambda c: c.decode_times(128, 128 * 2048, 1)[0]),
+              ("prefill, 2048 tokens", lambda c: c.prefill_time([2048], [0])),
+              ("mixed, 1920 + 128 rows at 1024",
+               lambda c: c.prefill_time([1920], [0], 128, 128 * 1024))]
+    print("\n| profile | " + " | ".join(label for label, _ in shapes) + " |")
+    print("|---|" + "---|" * len(shapes))
+    for name in sorted(n for n in builtin_index() if n.endswith("-aic")):
+        old_path = before / f"{name}.json"
+        if not old_path.is_file():
+            continue
+        old, new = load_cost_profile(str(old_path)), load_cost_profile(name)
+        cells = [f"{f(old) * 1e3:.2f} → {f(new) * 1e3:.2f} ms ({pct(f(old), f(new))})"
+                 for _, f in shapes]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def default_pairs() -> list[tuple[str, str]]:
     index = builtin_index()
     return [(name[:-4], name) for name in sorted(index)
@@ -226,7 +248,13 @@ def main() -> int:
     ap.add_argument("--run", default=None,
                     help="also time a recorded run's iterations with the pair matching its "
                          "GPU x model x TP")
+    ap.add_argument("--before", default=None, metavar="DIR",
+                    help="a folder of older profile JSONs: print each built-in '-aic' "
+                         "profile's iteration times before and after")
     args = ap.parse_args()
+    if args.before:
+        print_before_after(Path(args.before))
+        return 0
     pairs = args.pair or default_pairs()
     for ref_name, aic_name in pairs:
         print_shapes(ref_name, aic_name, load_cost_profile(ref_name),

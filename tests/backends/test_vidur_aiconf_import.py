@@ -50,13 +50,15 @@ def test_aiconfigurator_profile_is_the_hand_sum(tmp_path):
     rows, ctx = 4, 1024
     gemm = sum(1 + 1e-6 * rows * n * k for n, k in ((128, 64), (64, 64), (256, 64), (64, 128)))
     bw = gpu.bandwidth
-    mem = {"layernorm": (4, 3 * 64 * 2), "rotary_emb": (2, 2 * (64 + 32) * 2),
+    # fused residual add + RMSNorm: input and residual read, both written (4 x 64 x 2 bytes)
+    mem = {"layernorm": (4, 4 * 64 * 2), "rotary_emb": (2, 2 * (64 + 32) * 2),
            "act_fn": (2, 3 * 128 * 2), "embedding": (1, 2 * 64 * 2),
-           "final_layernorm": (1, 3 * 64 * 2)}
+           "final_layernorm": (1, 4 * 64 * 2)}
     elementwise = sum(c * (3 + rows * b / bw * 1e6) for c, b in mem.values())
     head = 1 + 1e-6 * rows * 512 * 64
+    sampler = 2 * 3 + rows * 512 * (2 + 4 + 4) / bw * 1e6     # float32 cast + argmax
     attn = 2 * (5 + 0.001 * rows * ctx)
-    want = 2 * gemm + elementwise + head + attn
+    want = 2 * gemm + elementwise + head + sampler + attn
     assert m.decode_times(rows, rows * ctx, 1)[0] == pytest.approx(want * 1e-6, rel=1e-3)
     # unmeasured (16 rows, 4096) filled linearly in batch from 4 rows: (5 + 16.384) x 4
     dec = prof["attention"]["decode"]
