@@ -199,7 +199,9 @@ def prefill_grid(pre: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
         else:
             grid.append(us[0] * full_prefill(isl, full_us, q + CACHED) * share(q, CACHED)
                         / full_prefill(isl, full_us, q))
-    return isl, np.array(grid), check
+    bigger = TOKENS[TOKENS > isl[-1]]          # chunks beyond the table: by score entries
+    grid += [full_prefill(isl, full_us, q + CACHED) * share(q, CACHED) for q in bigger]
+    return np.concatenate([isl, bigger]), np.array(grid), check
 
 
 def attention_section(folder: Path, layers: pd.DataFrame, model: ModelSpec, tp: int,
@@ -212,10 +214,13 @@ def attention_section(folder: Path, layers: pd.DataFrame, model: ModelSpec, tp: 
         pre = pre.groupby(["prefill_chunk_size", "kv_cache_size"], as_index=False)[
             "time_stats.attn_prefill.median"].mean()
         tok, grid, check = prefill_grid(pre)
+        top = float(pre.loc[pre["kv_cache_size"] == pre["prefill_chunk_size"],
+                            "prefill_chunk_size"].max())
         notes.append("prefill attention: v0 attention.csv (FlashAttention-2 varlen, fp16) per "
-                     f"measured chunk ({tok.size} chunks, {tok[0]:g}-{tok[-1]:g} tokens), "
-                     "linear in cached tokens from each chunk's last two points, chunks "
-                     "measured on an empty cache only scaled by score entries; the share rule "
+                     "measured chunk (" + f"{int(np.sum(tok <= top))} chunks up to {top:g} "
+                     "tokens), linear in cached tokens from each chunk's last two points; "
+                     "chunks measured on an empty cache only, and longer chunks, scaled by "
+                     "score entries from the full prefill (compute-bound); the share rule "
                      f"would miss its {check['n']} chunked rows by {check['mean_rel_err']:.0%} "
                      "on average (few query rows leave SMs idle)")
     else:

@@ -35,11 +35,14 @@ def canonical(gpu: str, model: str) -> tuple[str, str]:
 def match_builtin(gpu: str, model: str, tp: int = 1) -> str | None:
     """The built-in kernel profile measured on this GPU x model x TP, if one ships; a
     per-layer bundle (LLMServingSim, Vidur) before an aiconfigurator kernel-table profile of
-    the same setup, which stays selectable by name (`--profile NAME-aic`)."""
+    the same setup, which stays selectable by name (`--profile NAME-aic`); entries marked
+    `"auto": false` (LLMServingSim's v0 tables: eager PyTorch kernels, not vLLM's) are used by
+    name only."""
     gpu, model = canonical(gpu, model)
     hits = [(entry.get("source") == "aiconfigurator", name)
             for name, entry in builtin_index().items()
-            if (entry["gpu"], entry["model"], int(entry["tp"])) == (gpu, model, int(tp))]
+            if entry.get("auto", True)
+            and (entry["gpu"], entry["model"], int(entry["tp"])) == (gpu, model, int(tp))]
     return min(hits)[1] if hits else None
 
 

@@ -6,6 +6,10 @@ measurements in ../shared/data/serving/profiles/ (README there):
   checkout of that repository at the same commit (`--llmservingsim-repo PATH`, e.g. `git
   archive 5daddb2 profiler/perf | tar -x -C PATH`), RTX PRO 6000 x Qwen3-32B and
   Qwen3-30B-A3B-Instruct-2507 (MoE: `moe.csv`) bf16, TP1 and TP2;
+- the same repository's older v0 per-layer tables (`profiler/v0/perf_models/H100/`: eager
+  Hugging Face transformers fp16 kernels and FlashAttention-2, not vLLM's), H100 x
+  Llama-3.1-8B TP1/TP2 and Llama-3.1-70B TP4 (backends/import_llmservingsim_v0.py), usable by
+  name only (`"auto": false` in the index: never the default match of a --gpu/--model/--tp);
 - microsoft/vidur @ 7d47513 (MIT), `data/profiling/`: per-operator MLP/projection times and
   all-reduce, A100-80GB and H100 x Llama-2-7B/70B, Llama-3-8B/70B, TP 1/2/4/8 (no attention:
   filled from aiconfigurator of the same GPU, see backends/import_vidur.py);
@@ -51,6 +55,11 @@ PROFILES = [
     ("rtxpro6000-llama-3.1-8b-tp2", "llmservingsim", LSS.format(hw="RTXPRO6000"),
      "llama-3.1-8b", "RTX-PRO-6000", 2),
 ]
+V0 = "llmservingsim/v0/perf_models/H100/meta-llama/{}"
+V0_PROFILES = [(f"h100-{model}-tp{tp}-v0", "llmservingsim-v0", V0.format(folder), model,
+                "H100-SXM", tp) for model, folder, tp in (("llama-3.1-8b", "Llama-3.1-8B", 1),
+                                                          ("llama-3.1-8b", "Llama-3.1-8B", 2),
+                                                          ("llama-3.1-70b", "Llama-3.1-70B", 4))]
 # (name, path under the LLMServingSim checkout, model, gpu, tp)
 QWEN = "profiler/perf/RTXPRO6000/Qwen/{}/bf16"
 REPO_PROFILES = [
@@ -124,7 +133,8 @@ def main() -> int:
     aic = Path(args.aiconfigurator_repo) if args.aiconfigurator_repo else None
     index_path = BUILTIN_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    specs = [(*s, data, None) for s in PROFILES + vidur_profiles() + aiconf_profiles()]
+    specs = [(*s, data, None)
+             for s in PROFILES + V0_PROFILES + vidur_profiles() + aiconf_profiles()]
     specs += [(name, "llmservingsim", rel, model, gpu, tp, repo, None)
               for name, rel, model, gpu, tp in REPO_PROFILES]
     specs += aiconf_repo_profiles(aic)
@@ -150,6 +160,8 @@ def main() -> int:
         path.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
         index[name] = {"gpu": profile["gpu"], "model": profile["model"], "tp": tp,
                        "dtype": profile["dtype"], "source": fmt}
+        if fmt == "llmservingsim-v0":
+            index[name]["auto"] = False
         cal = profile["calibration"]
         print(f"{name:<36} {path.stat().st_size / 1e3:6.0f} KB  " + "  ".join(
             f"{k} {v.get('mean_rel_err', 0):.1%}" for k, v in cal.items()))

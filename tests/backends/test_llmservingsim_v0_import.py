@@ -136,3 +136,15 @@ def test_real_h100_tables_compose_as_llmservingsim_v0():
     assert any("aiconfigurator" in n for n in prof["provenance"]["notes"])
     big = import_llmservingsim_v0(V0 / "Llama-3.1-70B", get_model("llama-3.1-70b"), 4)
     assert big["allreduce"]["tp"] == 4 and big["calibration"]["attention_share_check"]["n"] > 100
+
+
+def test_builtin_v0_profiles_load_by_name_and_are_never_the_default_match():
+    from seqsched.backends.profile_registry import builtin_index, load_cost_profile, match_builtin
+    names = [n for n, e in builtin_index().items() if e["source"] == "llmservingsim-v0"]
+    assert "h100-llama-3.1-8b-tp1-v0" in names and "h100-llama-3.1-70b-tp4-v0" in names
+    for name in names:
+        e = builtin_index()[name]
+        assert e["auto"] is False and match_builtin(e["gpu"], e["model"], e["tp"]) != name
+        cost = load_cost_profile(name)
+        assert cost.meta["provenance"]["source"] == "llmservingsim-v0"
+        assert cost.decode_times(8, 8 * 512, 1)[0] > 0
