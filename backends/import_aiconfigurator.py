@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqsched.backends.import_aiconfigurator_moe import measured_collectives, moe_by_ep
 from seqsched.backends.interp import interp1
 from seqsched.backends.profile_common import (PER_LAYER, allreduce_section, calibration, sig,
                                               skeleton)
@@ -274,15 +275,21 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
     if gpu is None:
         raise UserError("aiconfigurator import needs --gpu (its datasheet bandwidth times the "
                         "norms and activations the tables do not measure)")
-    if model.n_experts:
-        raise UserError(f"{model.name} is a MoE model; the aiconfigurator importer covers "
-                        "dense models (use a kernel bundle with moe.csv)")
     gemm, version = load_gemm(folder, version=version, gpu=gpu)
+    moe = moe_by_ep(folder, model, tp, version) if model.n_experts else None
     attention, _ = attention_section(folder, model, tp, version, gpu)
     scaled = attention.pop("kv_heads_measured") != attention.pop("kv_heads")
     dense, head = gemm_ops(gemm, model, tp)
     dense.update(elementwise_ops(model, tp, gpu))
     head["sampler"] = sampler_op(model, gpu)
+    if moe is not None:     # the experts' FFN and activation are the fused MoE layer's
+        for op in ("gate_up_proj", "down_proj", "act_fn"):
+            dense.pop(op)
+        dense["router_gemm"] = {"count": model.n_layers, "tokens": sig(TOKENS, 6),
+                                "us": sig(gemm(TOKENS, model.n_experts, model.d_model))}
+        comm = measured_collectives(folder)
+        if comm:
+            moe["ep_comm"] = comm
     prov = {"source": "aiconfigurator", "repo": REPO, "licence": LICENCE, "path": str(folder),
             "hardware": folder.name, "engine": "vllm", "engine_version": version,
             "dtype": "bf16", "tp": tp,
@@ -296,12 +303,19 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
                       f"{gpu.bandwidth_gbs:g} GB/s + {LAUNCH_US:g} us per op",
                       "prefill with cached context scaled from full-prefill times by score "
                       "entries; each chunk timed as its own batch-1 kernel"]}
+    if moe is not None:
+        prov["notes"].append("MoE: router GEMM (hidden x experts) measured; experts from "
+                             f"{moe['table']}, one rank by the tokens it gathers at the run's "
+                             "expert-parallel size" + (f"; dispatch / combine: {comm['source']}"
+                                                       if comm else ""))
     if scaled:
         prov["notes"].append("decode attention measured with fewer KV heads than the model "
                              "has per GPU: its context-dependent part scaled by the ratio")
     profile = skeleton(name or f"{folder.name}-{model.name}-tp{tp}-aic", model, gpu.name, tp,
                        "bf16", prov)
     profile["dense"], profile["per_sequence"], profile["attention"] = dense, head, attention
+    if moe is not None:
+        profile["moe"] = moe
     if tp > 1:
         profile["allreduce"] = allreduce_table(folder, model, tp, version)
     profile["calibration"] = calibration(profile)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqsched.backends.import_aiconfigurator_moe import measured_collectives
 from seqsched.backends.profile_common import (allreduce_section, calibration, dense_op,
                                               mean_by, read_csv, ring_allreduce_us, sig,
                                               skeleton)
@@ -139,33 +140,6 @@ def measured_allreduce(systems: Path, version: str, model: ModelSpec, tp: int) -
     section["source"] = (f"aiconfigurator vLLM {version} custom all-reduce (CUDA graph), "
                          f"measured on {df['device'].iloc[0] if 'device' in df else 'the GPU'}")
     return section
-
-
-def measured_collectives(systems: Path) -> dict | None:
-    """NCCL all_gather / reduce_scatter (fp16) by GPU count from an aiconfigurator systems
-    folder (`comm/nccl/<version>/nccl_perf.parquet`; message_size is elements of the whole
-    buffer, nccl-tests' size), for an MoE profile's expert-parallel dispatch and combine."""
-    import pandas as pd
-
-    hits = sorted(Path(systems).glob("comm/nccl/*/nccl_perf.parquet"))
-    if not hits:
-        return None
-    try:
-        df = pd.read_parquet(hits[-1])
-    except (OSError, ValueError) as e:
-        raise UserError(f"{hits[-1]}: cannot read it as parquet ({e})") from None
-    need = {"op_name", "nccl_dtype", "num_gpus", "message_size", "latency"}
-    if not need <= set(df.columns):
-        raise UserError(f"{hits[-1]}: missing column(s) "
-                        f"{', '.join(sorted(need - set(df.columns)))}")
-    df = df[(df["nccl_dtype"] == "half") & df["op_name"].isin(["all_gather", "reduce_scatter"])]
-    by = {}
-    for (n, op), g in df.groupby(["num_gpus", "op_name"], sort=True):
-        g = g.groupby("message_size")["latency"].mean()
-        by.setdefault(str(int(n)), {})[str(op)] = {
-            "bytes": sig(g.index.to_numpy(float) * 2, 8), "us": sig(g.to_numpy(float) * 1e3)}
-    return {"source": f"aiconfigurator NCCL {hits[-1].parent.name} all_gather / reduce_scatter "
-                      "(nccl-tests), measured", "by_gpus": by}
 
 
 def import_llmservingsim(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None,

@@ -25,6 +25,11 @@ backend; each is looked up by its total bytes in NCCL's all_gather / reduce_scat
 at ep GPUs when the profile has them (`ep_comm`: aiconfigurator's nccl-tests tables, whose
 message size is the whole gathered / scattered buffer), else timed by the ring model over the
 GPU link (latency + (ep - 1)/ep x bytes / bandwidth, profile_common.ring_allreduce_us).
+
+An aiconfigurator table (`by_ep`, backends/import_aiconfigurator_moe.py) instead measured one
+rank at each EP size with balanced routing, by the tokens the rank holds after dispatch: it
+is looked up at the run's EP size and the gathered tokens (gather x this rank's tokens), no
+routing assumption of ours.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqsched.backends.interp import bracket, interp1
+from seqsched.common.errors import UserError
 
 ROUTINGS = ("uniform", "pigeonhole")
 
@@ -53,6 +59,7 @@ class MoeTable:
     dispatch_bytes: float = 0.0     # per gathered token: (d_model + E) x dtype bytes
     combine_bytes: float = 0.0      # per gathered token: d_model x dtype bytes
     ep_comm: dict | None = None     # {"<gpus>": {"all_gather"|"reduce_scatter": (bytes, us)}}
+    by_ep: dict | None = None       # aiconfigurator: {ep: (gathered tokens, us)} of one rank
 
     def activated(self, tokens) -> np.ndarray:
         """Expected distinct experts one rank runs for `tokens` gathered tokens."""
@@ -95,8 +102,13 @@ class MoeTable:
     def seconds(self, tokens) -> np.ndarray:
         """Seconds of every MoE layer of one iteration of `tokens` tokens on this rank."""
         tokens = np.asarray(tokens, dtype=float)
-        table_tokens, experts = self.shape(tokens)
-        us = self.us(np.maximum(table_tokens, 1.0), experts) + self.comm_us(tokens)
+        if self.by_ep is not None:
+            seen = tokens * max(int(self.gather), 1)
+            us = interp1(*self.by_ep[max(int(self.ep), 1)], np.maximum(seen, 1.0))
+            us = np.maximum(us, 0.0) + self.comm_us(tokens)
+        else:
+            table_tokens, experts = self.shape(tokens)
+            us = self.us(np.maximum(table_tokens, 1.0), experts) + self.comm_us(tokens)
         return np.where(tokens > 0, self.count * us * 1e-6, 0.0)
 
 
@@ -106,6 +118,10 @@ def expert_parallel(table: MoeTable, ep: int, gather: int, link_gbs: float,
     the tokens of `gather` ranks (vLLM's --enable-expert-parallel with data parallelism:
     gather = the DP size), over a link of `link_gbs` GB/s."""
     from dataclasses import replace
+    if table.by_ep is not None and int(ep) not in table.by_ep:
+        raise UserError(f"the profile's MoE table was measured at expert-parallel sizes "
+                        f"{', '.join(map(str, sorted(table.by_ep)))}, not {ep}; pick another "
+                        "profile or parallel layout")
     return replace(table, ep=int(ep), gather=int(gather), link_gbs=float(link_gbs),
                    link_latency_us=float(latency_us),
                    dispatch_bytes=float((d_model + table.n_experts) * dtype_bytes),
@@ -115,6 +131,15 @@ def expert_parallel(table: MoeTable, ep: int, gather: int, link_gbs: float,
 def moe_from_dict(sec: dict) -> MoeTable:
     """The profile's `moe` section: {count, n_experts, top_k, ep, gather, routing,
     rows: [{experts, tokens, us}]} (KeyError / ValueError on a malformed one)."""
+    by_ep = {int(ep): (np.asarray(t["tokens"], dtype=float), np.asarray(t["us"], dtype=float))
+             for ep, t in (sec.get("by_ep") or {}).items()}
+    if by_ep:
+        if any(x.shape != u.shape or x.size == 0 or np.any(np.diff(x) <= 0)
+               for x, u in by_ep.values()):
+            raise ValueError("moe by_ep: each EP size's tokens must increase and match us")
+        return MoeTable(float(sec["count"]), int(sec["n_experts"]), int(sec["top_k"]),
+                        np.zeros(0), [], int(sec.get("ep", 1)), int(sec.get("gather", 1)),
+                        ep_comm=_comm(sec), by_ep=by_ep)
     rows = sorted(sec["rows"], key=lambda r: float(r["experts"]))
     axis = np.array([float(r["experts"]) for r in rows])
     data = [(np.asarray(r["tokens"], dtype=float), np.asarray(r["us"], dtype=float))
@@ -125,11 +150,15 @@ def moe_from_dict(sec: dict) -> MoeTable:
     routing = str(sec.get("routing", "uniform"))
     if routing not in ROUTINGS:
         raise ValueError(f"moe routing {routing!r}")
-    comm = {str(n): {op: (np.asarray(t["bytes"], dtype=float), np.asarray(t["us"], dtype=float))
-                      for op, t in ops.items()}
-            for n, ops in ((sec.get("ep_comm") or {}).get("by_gpus") or {}).items()}
     return MoeTable(float(sec["count"]), int(sec["n_experts"]), int(sec["top_k"]), axis, data,
-                    int(sec.get("ep", 1)), int(sec.get("gather", 1)), routing, ep_comm=comm)
+                    int(sec.get("ep", 1)), int(sec.get("gather", 1)), routing,
+                    ep_comm=_comm(sec))
+
+
+def _comm(sec: dict) -> dict:
+    return {str(n): {op: (np.asarray(t["bytes"], dtype=float), np.asarray(t["us"], dtype=float))
+                     for op, t in ops.items()}
+            for n, ops in ((sec.get("ep_comm") or {}).get("by_gpus") or {}).items()}
 
 
 __all__ = ["MoeTable", "moe_from_dict", "expert_parallel", "ROUTINGS"]

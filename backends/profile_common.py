@@ -83,6 +83,8 @@ def calibration(profile: dict) -> dict:
     out["attention"] = error_summary(np.concatenate(errs) if errs else [])
     if "moe" in profile:
         moe = [leave_one_out(r["tokens"], r["us"]) for r in profile["moe"]["rows"]]
+        moe += [leave_one_out(r["tokens"], r["us"])
+                for r in (profile["moe"].get("by_ep") or {}).values()]
         out["moe"] = error_summary(np.concatenate(moe) if moe else [])
     if "allreduce" in profile:
         out["allreduce"] = error_summary(leave_one_out(profile["allreduce"]["bytes"],

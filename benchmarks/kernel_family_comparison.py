@@ -43,6 +43,9 @@ def linear_families(cost, tokens, rows) -> dict:
     rows = np.asarray(rows, dtype=float)
     out = {"GEMM": np.zeros_like(tokens), "elementwise": np.zeros_like(tokens)}
     for op in cost.dense:
+        if op.name == "router_gemm":        # the bundle's MoE table includes its router
+            out["MoE"] = out.get("MoE", np.zeros_like(tokens)) + op.seconds(tokens)
+            continue
         out["GEMM" if op.name in GEMM_OPS else "elementwise"] += op.seconds(tokens)
     for op in cost.per_sequence:
         name = "LM head" if op.name == "lm_head" else op.name
@@ -51,7 +54,7 @@ def linear_families(cost, tokens, rows) -> dict:
     if cost.allreduce is not None:
         out["all-reduce"] = cost.allreduce.seconds(tokens * cost.allreduce_bytes_per_token)
     if cost.moe is not None:
-        out["MoE"] = cost.moe.seconds(tokens)
+        out["MoE"] = out.get("MoE", np.zeros_like(tokens)) + cost.moe.seconds(tokens)
     if cost.iteration_overhead_s:
         out["overhead"] = np.full_like(tokens, cost.iteration_overhead_s)
     return out
@@ -191,7 +194,15 @@ def run_families(cost, shapes: list[tuple]) -> dict:
     return out
 
 
-def print_run(folder: Path, ref_name: str, aic_name: str, ref, aic) -> None:
+def print_run(folder: Path, ref_name: str, aic_name: str) -> None:
+    """Both profiles as the run replays them (expert parallelism over its DP x TP GPUs)."""
+    import dataclasses
+
+    import kernel_profile_accuracy as kpa
+    from seqsched.app.measured_cli import replay_cost
+    run, base = kpa.replay_setup(folder)
+    ref, aic = (replay_cost(dataclasses.replace(base, profile=n), run.engine)
+                for n in (ref_name, aic_name))
     shapes = record_shapes(folder, ref_name)
     r, a = run_families(ref, shapes), run_families(aic, shapes)
     kinds = {"decode": sum(e[3] for e in shapes if e[0] == "d")
@@ -270,7 +281,7 @@ def main() -> int:
         if pair is None:
             print(f"no pair for {base.model} TP{base.tp}")
             return 2
-        print_run(folder, *pair, *(load_cost_profile(n) for n in pair))
+        print_run(folder, *pair)
     return 0
 
 

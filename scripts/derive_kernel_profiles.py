@@ -21,8 +21,9 @@ measurements in ../shared/data/serving/profiles/ (README there):
   LLMServingSim TP2 profiles (their bundles measure none; without it, a ring model over PCIe),
   and NCCL 2.29.2's all_gather / reduce_scatter on the same GPU (`comm/nccl/2.29.2/`), the
   expert-parallel dispatch / combine of the MoE profiles; and from the same checkout the RTX
-  PRO 6000's vLLM 0.19.0 GEMM / attention / all-reduce tables (`.../rtx_pro_6000_server/{gemm,
-  attention,comm}/vllm/0.19.0/`), the `rtxpro6000-*-aic` profiles (selectable by name only).
+  PRO 6000's vLLM 0.19.0 GEMM / attention / all-reduce / MoE tables (`.../rtx_pro_6000_server/
+  {gemm,attention,comm,moe}/vllm/0.19.0/`), the `rtxpro6000-*-aic` profiles (selectable by name
+  only).
 
 Only compact derived tables are committed; the raw files stay where they are.
 
@@ -80,7 +81,8 @@ VIDUR_TP = {"7b": (1, 2, 4), "8b": (1, 2, 4), "70b": (2, 4, 8)}
 # aiconfigurator systems measured with the vLLM version of the shared runs, read from its
 # checkout (--aiconfigurator-repo): system -> (name prefix, gpu, vLLM version, model -> TPs)
 AICONF_REPO = {"rtx_pro_6000_server": ("rtxpro6000", "RTX-PRO-6000", "0.19.0",
-                                       {"llama-3.1-8b": (1, 2), "qwen3-32b": (1, 2)})}
+                                       {"llama-3.1-8b": (1, 2), "qwen3-32b": (1, 2),
+                                        "qwen3-30b-a3b": (1,)})}
 AICONF = {"h100_sxm": ("H100-SXM", ["llama-3.1-8b", "llama-3.1-70b", "llama-3.3-70b",
                                     "llama-3-8b", "llama-3-70b", "llama-2-7b", "llama-2-70b"]),
           "a100_sxm": ("A100-80GB", ["llama-3.1-8b", "llama-3.1-70b"])}

@@ -66,7 +66,8 @@ def test_a_bundle_profile_is_matched_before_an_aic_one(monkeypatch):
 
 
 @pytest.mark.parametrize("model,tp", [("llama-3.1-8b", 1), ("llama-3.1-8b", 2),
-                                      ("qwen3-32b", 1), ("qwen3-32b", 2)])
+                                      ("qwen3-32b", 1), ("qwen3-32b", 2),
+                                      ("qwen3-30b-a3b", 1)])
 def test_builtin_rtx_pro_6000_aic_profiles(model, tp):
     name = f"rtxpro6000-{model}-tp{tp}-aic"
     entry = builtin_index()[name]
@@ -77,6 +78,7 @@ def test_builtin_rtx_pro_6000_aic_profiles(model, tp):
     assert cost.meta["provenance"]["engine_version"] == "0.19.0"
     assert cost.meta["shape"]["n_layers"] == get_model(model).n_layers
     assert (cost.allreduce is not None) == (tp > 1)
+    assert (cost.moe is not None) == bool(get_model(model).n_experts)
     # a 128-row decode step at context 1,024 costs more than a 1-row one, all positive
     one, full = cost.decode_times(1, 1024, 1)[0], cost.decode_times(128, 128 * 1024, 1)[0]
     assert 0 < one < full
