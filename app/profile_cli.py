@@ -102,7 +102,8 @@ def cmd_list(args) -> int:
     index = builtin_index()
     print(f"{'name':<36} {'gpu':<14} {'model':<16} {'tp':>3} source")
     for name, e in sorted(index.items()):
-        print(f"{name:<36} {e['gpu']:<14} {e['model']:<16} {e['tp']:>3} {e['source']}")
+        by_name = "" if e.get("auto", True) else " (--profile NAME only, never matched)"
+        print(f"{name:<36} {e['gpu']:<14} {e['model']:<16} {e['tp']:>3} {e['source']}{by_name}")
     return 0
 
 

@@ -148,3 +148,11 @@ def test_builtin_v0_profiles_load_by_name_and_are_never_the_default_match():
         cost = load_cost_profile(name)
         assert cost.meta["provenance"]["source"] == "llmservingsim-v0"
         assert cost.decode_times(8, 8 * 512, 1)[0] > 0
+
+
+def test_profile_list_marks_the_by_name_only_profiles(capsys):
+    assert main(["profile", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    v0 = [ln for ln in lines if ln.startswith("h100-llama-3.1-8b-tp1-v0 ")]
+    aic = [ln for ln in lines if ln.startswith("h100-llama-3.1-8b-tp1-aic ")]
+    assert len(v0) == 1 and "never matched" in v0[0] and "never matched" not in aic[0]
