@@ -297,7 +297,8 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
                       "kernels); GEMM and decode attention raised to their speed of light at "
                       f"{gpu.peak_tflops:g} TFLOP/s and {gpu.bandwidth_gbs:g} GB/s, as "
                       "aiconfigurator loads them",
-                      "fused residual add + RMSNorm, rotary, activation, embedding"
+                      "fused residual add + RMSNorm, rotary, "
+                      + ("" if model.n_experts else "activation, ") + "embedding"
                       + (", q/k RMSNorm" if model.qk_norm else "") + " and the sampler "
                       "(float32 cast + argmax of the logits) modelled as memory traffic at "
                       f"{gpu.bandwidth_gbs:g} GB/s + {LAUNCH_US:g} us per op",
