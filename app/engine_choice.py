@@ -32,7 +32,7 @@ from seqsched.sim.kv import KVCache
 ENGINES = ("auto", "fast", "baseline")
 FAST_POLICIES = (ContinuousPolicy, SJFPolicy, SRPTPolicy, LTRPolicy)
 POLICY_FIELDS = {"max_num_seqs", "max_batched_tokens", "chunked_prefill", "max_iterations",
-                 "preemption", "admission", "name", "aging"}
+                 "preemption", "admission", "name", "aging", "reserve_full_isl"}
 CONFIG_FIELDS = {"policy", "policy_params", "predictor", "predictor_params", "backend", "gpu",
                  "model", "profile", "iteration_overhead_s", "token_overhead_s",
                  "kv_append_copy", "replicas", "router", "seed", "max_new_tokens",

@@ -18,7 +18,16 @@ import sys
 
 # vLLM engine key -> the continuous policies' parameter
 POLICY_KEYS = {"max_num_seqs": "max_num_seqs", "max_num_batched_tokens": "max_batched_tokens",
-               "enable_chunked_prefill": "chunked_prefill"}
+               "enable_chunked_prefill": "chunked_prefill",
+               "scheduler_reserve_full_isl": "reserve_full_isl",
+               "async_scheduling": "async_scheduling"}
+# A recorded run's scheduler switches its metadata does not state: vLLM's defaults from the
+# version it names on (vllm/config/scheduler.py of v0.19.0, commit 2a69949bd:
+# scheduler_reserve_full_isl = True; async_scheduling None -> True in VllmConfig.__post_init__
+# for the uniproc and multiproc executors without incompatible speculative decoding). Older or
+# unknown versions are not guessed: seqsched's defaults (both off) apply.
+VERSION_DEFAULTS = (((0, 19, 0), {"scheduler_reserve_full_isl": True,
+                                  "async_scheduling": True}),)
 # vLLM engine key -> RunConfig field
 CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
                "kv_sizing": "kv_sizing",
@@ -53,6 +62,14 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                         "than A100, else 2048; max-model-len without chunked prefill)")
     g.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction,
                    default=None, help="split prompts across iterations (vLLM V1 default: on)")
+    g.add_argument("--scheduler-reserve-full-isl", action=argparse.BooleanOptionalAction,
+                   default=None, help="admit a waiting request only if its whole prompt's KV "
+                   "blocks are free, not just its first chunk's (vLLM 0.19 default: on; "
+                   "seqsched's default: off)")
+    g.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                   help="vLLM's async scheduler: step n+1 is planned while step n runs, so an "
+                   "arrival is admitted and a finished request's slot and KV freed one "
+                   "iteration later (vLLM 0.19 default: on; seqsched's default: off)")
     g.add_argument("--tensor-parallel-size", "-tp", type=int, default=None, metavar="N",
                    help="tensor-parallel GPUs per replica (vLLM's name for --tp)")
     g.add_argument("--block-size", type=int, default=None, metavar="N",
@@ -80,11 +97,28 @@ def given(args) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def version_defaults(engine: dict) -> dict:
+    """`engine` (a recorded run's metadata) plus the scheduler switches its `vllm_version`
+    implies where the metadata does not record them (`VERSION_DEFAULTS`)."""
+    m = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", str(engine.get("vllm_version") or ""))
+    if not m:
+        return dict(engine)
+    version = tuple(int(x or 0) for x in m.groups())
+    out = dict(engine)
+    for since, values in VERSION_DEFAULTS:
+        if version >= since:
+            for key, value in values.items():
+                out.setdefault(key, value)
+    return out
+
+
 def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
                   ) -> tuple[dict, dict]:
     """(policy parameters, RunConfig fields) from the engine settings `base` (a recorded run's
-    metadata) overridden by the options on the command line."""
-    engine = {k: v for k, v in (base or {}).items() if k in ENGINE_KEYS and v is not None}
+    metadata, with its vLLM version's scheduler defaults) overridden by the options on the
+    command line."""
+    engine = {k: v for k, v in version_defaults(base or {}).items()
+              if k in ENGINE_KEYS and v is not None}
     engine.update(given(args))
     memory = getattr(args, "memory_fraction", None)
     if memory is not None and (memory != memory_default or "gpu_memory_utilization"

@@ -75,7 +75,8 @@ class CostModelExecutor:
         if stop_after_s is not None and iterations > 1:
             n = min(int(np.searchsorted(ends, stop_after_s, side="left")) + 1, iterations)
         return StepResult(duration_s=float(ends[n - 1]), iterations=n,
-                          first_iteration_s=float(ends[0]))
+                          first_iteration_s=float(ends[0]),
+                          last_iteration_s=float(ends[n - 2]) if n > 1 else 0.0)
 
     def release(self, seq: Seq) -> None:
         pass

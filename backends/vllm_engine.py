@@ -37,6 +37,11 @@ against `policies/continuous.py`:
   waiting queue. seqsched preempts the lowest priority key (fcfs: the latest arrival): the same
   victim unless a preempted older request was re-admitted after newer ones (vLLM then preempts
   it again first). Kept as is: the array engine (sim/fast) reproduces this order exactly.
+- vLLM 0.19.0 (commit 2a69949bd) adds two switches, both on by default there and off here
+  unless asked for (`validate --measured` sets them from the run): `scheduler_reserve_full_isl`
+  (`can_fit_full_sequence` gates admission on the whole prompt's blocks: policy parameter
+  `reserve_full_isl`, policies/continuous.py) and `async_scheduling` (the AsyncScheduler and a
+  batch queue of two: one iteration's lag on admissions and frees, sim/async_lag.py).
 """
 
 from __future__ import annotations

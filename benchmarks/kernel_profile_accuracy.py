@@ -10,7 +10,9 @@ KV block count vLLM allocated when recorded), prefix caching on as vLLM V1's def
 `fcfs`; on the roofline (datasheet peaks x the kernel-measured efficiencies of
 backends/efficiency.py), and on the built-in kernel profile one change at a time: without its
 skew table and with seqsched's former replay (no prefix caching, KV sized by seqsched), then
-with the skew correction, then with vLLM's replay settings (the final model).
+with the skew correction, then with vLLM's replay settings (the final model), whose vLLM 0.19
+scheduler switches (`scheduler_reserve_full_isl`, `async_scheduling`: on, from the run's
+resolved config or its vllm_version) are also shown one at a time.
 NOTHING is fitted to a run: the profile is the LLMServingSim kernel bundle as imported.
 Where a built-in aiconfigurator kernel-table profile of the same GPU x model x TP ships
 (`<name>-aic`, scripts/derive_kernel_profiles.py), an "aiconfigurator kernels" column replays
@@ -145,10 +147,18 @@ def main() -> int:
           f"{base.kv_blocks or 'sized by seqsched'}, prefix caching {base.prefix_caching}")
     # each change on its own: the profile without its skew table and seqsched's former replay
     # (no prefix caching, KV sized by seqsched) is the state before this follow-up
-    before = dataclasses.replace(base, prefix_caching=False, kv_blocks=None)
+    # vLLM 0.19's scheduler switches, one at a time (from the run's resolved config or its
+    # version: app/vllm_args.py VERSION_DEFAULTS); the columns before them have neither
+    switch = lambda cfg, **kw: dataclasses.replace(               # noqa: E731
+        cfg, policy_params={**cfg.policy_params, **kw})
+    plain = switch(base, reserve_full_isl=False, async_scheduling=False)
+    before = dataclasses.replace(plain, prefix_caching=False, kv_blocks=None)
     configs = {"roofline": (dataclasses.replace(base, profile="roofline"), True),
                "profile, no skew, seqsched replay": (before, False),
                "+ skew": (before, True),
+               "+ vLLM replay, no async, no full-ISL gate": (plain, True),
+               "+ full-ISL gate only": (switch(plain, reserve_full_isl=True), True),
+               "+ async scheduling only": (switch(plain, async_scheduling=True), True),
                "+ vLLM replay (final)": (base, True)}
     if resolve_model(base.model).n_experts:
         configs["final, LLMServingSim's expert count"] = (base, True)

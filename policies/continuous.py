@@ -35,6 +35,15 @@ ever outgrows its reservation, so nothing is preempted; an under-prediction can 
 memory out, and then the usual preemption applies. A request whose prediction alone exceeds
 the whole KV memory is admitted the greedy way when the replica is otherwise empty, so it
 cannot wait forever.
+
+`reserve_full_isl` (vLLM's `scheduler_reserve_full_isl`, True by default in vLLM 0.19.0:
+vllm/config/scheduler.py; the gate is `Scheduler.schedule` -> `KVCacheManager.
+can_fit_full_sequence`, vllm/v1/core/kv_cache_manager.py, vLLM v0.19.0 = commit 2a69949bd):
+before a waiting request (new or preempted) is admitted, the blocks of its WHOLE sequence so
+far (prompt plus kept output, `request.num_tokens`), less the prefix-cache hit blocks that
+running requests hold, must be free - not just those of its first chunk. It is only a gate:
+what is allocated is still the chunk's blocks, and later chunks grow as before. Off by default
+here (seqsched's behaviour before it); `validate --measured` turns it on for vLLM >= 0.19.
 """
 
 from __future__ import annotations
@@ -69,6 +78,10 @@ class ContinuousPolicy:
     repredict_every: int | None = None  # re-predict running requests every N generated tokens
     repredict: str = "conditional"   # how (predictors/reprediction.py): conditional or sharpen
     repredict_s: float = 0.0         # modelled seconds one re-prediction adds to the timeline
+    reserve_full_isl: bool = False   # vLLM's scheduler_reserve_full_isl: admit only if the
+                                     # whole prompt's blocks are free, not just its chunk's
+    async_scheduling: bool = False   # vLLM's async scheduler: admissions and frees lag one
+                                     # iteration (the replica applies it: sim/async_lag.py)
     name: str = "fcfs"
 
     def __post_init__(self) -> None:
@@ -183,8 +196,9 @@ class ContinuousPolicy:
             reserved = (sum(self._reserve(s, h, bs) for s, h in
                             zip(running, (held + need).tolist()))
                         if predicted and n else 0)
+            held = getattr(view, "held_slots", 0)     # async: finished, not yet freed
             for s in admission_order(self, view):
-                if len(rows) >= self.max_num_seqs or budget <= 0:
+                if len(rows) + held >= self.max_num_seqs or budget <= 0:
                     break
                 # prefix caching: the cached part of its prompt is skipped, and blocks other
                 # requests hold cost nothing
@@ -196,6 +210,10 @@ class ContinuousPolicy:
                     break
                 need_s = kv.blocks_for(s.context_tokens + hit + c + 1) - shared
                 if need_s > free:
+                    break
+                # vLLM's full-sequence gate: its prompt + kept output (request.num_tokens)
+                if self.reserve_full_isl and kv.blocks_for(s.prompt_tokens + s.generated) \
+                        - shared > free:
                     break
                 if predicted:
                     extra = self._reserve(s, need_s, bs)

@@ -44,8 +44,10 @@ def check_options(policy) -> None:
     _number(policy, "max_wait_s")
     _number(policy, "preempt_until", allow_none=True)
     _number(policy, "repredict_s")
-    if not isinstance(policy.preemptive, bool):
-        raise UserError(f"preemptive must be true or false, got {policy.preemptive!r}")
+    for key in ("preemptive", "reserve_full_isl", "async_scheduling"):
+        value = getattr(policy, key, False)
+        if not isinstance(value, bool):
+            raise UserError(f"{key.replace('_', '-')} must be true or false, got {value!r}")
     every = policy.repredict_every
     if every is not None and (not is_whole(every) or every <= 0):
         raise UserError(f"repredict-every must be a whole number of tokens > 0, got {every!r} "
@@ -96,7 +98,7 @@ def displace(policy, view, running: list, keep: np.ndarray,
     after the prefix references in `dropped` (left unchanged)."""
     kv = view.kv
     counted = dict(dropped or {})
-    slots = policy.max_num_seqs - int(keep.sum())
+    slots = policy.max_num_seqs - int(keep.sum()) - getattr(view, "held_slots", 0)
     victims_pool = sorted((i for i in range(len(running))
                            if keep[i] and _displaceable(policy, view, running[i])),
                           key=lambda i: policy.priority(running[i]), reverse=True)

@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 from sortedcontainers import SortedKeyList
 
+from seqsched.sim.async_lag import AsyncLag
 from seqsched.sim.reprediction import repredict
 from seqsched.sim.waitqueue import wait_queue
 from seqsched.sim.step import Step
@@ -45,6 +46,7 @@ class ReplicaView:
     running: tuple[Seq, ...]
     kv: KVCache
     arrivals_done: bool
+    held_slots: int = 0     # async scheduling: finished rows still in vLLM's running list
 
 
 class Replica:
@@ -80,6 +82,8 @@ class Replica:
         self._resume = wants and bool(getattr(executor, "resumes_preempted", False))
         self._warn_restart = wants and not self._resume
         self.swap = swap if mode == "swap" and self._resume else None
+        # vLLM's async scheduling: admissions and frees one iteration late (sim/async_lag.py)
+        self.lag = AsyncLag(self.env) if getattr(policy, "async_scheduling", False) else None
         self.process = self.env.process(self._loop())
 
     # -- arrivals -----------------------------------------------------------------------
@@ -101,6 +105,8 @@ class Replica:
                 w.succeed()
         else:
             self.waiting.add(seq)
+            if self.lag is not None:
+                self.lag.joined(seq)
 
     def wake(self) -> None:
         if self._wake is not None and not self._wake.triggered:
@@ -118,8 +124,9 @@ class Replica:
                 yield busy
                 continue
             done = self.engine.inputs_done(self.index)
-            step = self.policy.schedule(ReplicaView(
-                self.env.now, self.index, self.waiting, tuple(self.running), self.kv, done))
+            plan = lambda held=0: self.policy.schedule(ReplicaView(   # noqa: E731
+                self.env.now, self.index, self.waiting, tuple(self.running), self.kv, done, held))
+            step = plan() if self.lag is None else self.lag.plan(self, plan)
             if step is None:
                 if done and self.outstanding == 0:
                     return
@@ -320,8 +327,8 @@ class Replica:
                 limit = min(limit, self.repredictor.horizon(generated))
         else:
             limit = 1
-        if self.group is not None:          # lockstep: the group's max is per iteration
-            limit = 1
+        if self.group is not None or (self.lag is not None and self.lag.one_iteration):
+            limit = 1                       # lockstep: the group's max is per iteration
         held = np.fromiter((s.kv_blocks for s in seqs), np.int64, len(seqs))
         k = self.kv.max_iterations(context + chunks, held, self.kv.free_blocks, max(limit, 1))
         if k == 0:
@@ -367,12 +374,17 @@ class Replica:
             self.kv.computed(s, s.context_tokens - 1)   # the newest token is not in the KV
             if s.generated >= s.target_tokens:
                 self.running.remove(s)
-                self.kv.free(s)
-                self.executor.release(s)
+                if self.lag is not None:    # its slot and KV are freed after the next plan
+                    self.lag.held.append(s)
+                else:
+                    self.kv.free(s)
+                    self.executor.release(s)
                 s.slot_tokens_all += s.generated
                 self._finish(s, end, slot_tokens=s.generated)
         self.engine.log_step(self.index, start, end, step.kind, len(seqs), n, int(chunks.sum()),
                              decode_tokens, kv_used)
+        if self.lag is not None:
+            self.lag.stepped(start, end, result)
         if self.repredictor is not None:
             yield from repredict(self, [s for s in seqs if s.status is Status.RUNNING
                                         and self.repredictor.due(s.generated)])

@@ -37,3 +37,5 @@ class StepResult:
     first_iteration_s: float           # end of iteration 0 relative to step start (TTFT point)
     eos_at: dict[str, int] | None = None  # live natural-length mode: row id -> iteration index
                                        # (in this step) at which that row emitted EOS
+    last_iteration_s: float | None = None  # start of the last iteration relative to step start
+                                       # (async scheduling's plan point; None: not known)

@@ -18,7 +18,9 @@ Two formats (`RECORDED_FORMATS`):
   prefix cache's block keys); prefix caching is on unless the metadata says otherwise, as in
   vLLM V1 (`vllm/engine/arg_utils.py`: "V1 always uses chunked prefills and prefix caching
   for non-pooling tasks"; an RTX 4090 vLLM 0.19.0 run's resolved config has it on without
-  asking).
+  asking). `resolved_config.scheduler_config` (newer runs) gives `async_scheduling` and
+  `scheduler_reserve_full_isl` as vLLM resolved them; where absent, `validate --measured`
+  takes the defaults of the run's `vllm_version` (app/vllm_args.py `VERSION_DEFAULTS`).
 - `vllm-bench`: the result JSON of vLLM's `benchmark_serving.py` / `vllm bench serve`
   (`input_lens`, `output_lens`, `ttfts`, `itls`, and in newer versions `latencies` and
   `start_times`). Arrivals are the recorded `start_times` when present; otherwise rebuilt as
@@ -152,6 +154,14 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
     hardware = meta.get("hardware") if isinstance(meta.get("hardware"), dict) else {}
     if hardware.get("device_name"):
         engine.setdefault("device_name", str(hardware["device_name"]))
+    # what vLLM resolved (newer runs): its async scheduler and full-prompt admission gate
+    resolved = meta.get("resolved_config") if isinstance(meta.get("resolved_config"), dict) \
+        else {}
+    sched = resolved.get("scheduler_config") if isinstance(
+        resolved.get("scheduler_config"), dict) else {}
+    for key in ("async_scheduling", "scheduler_reserve_full_isl"):
+        if isinstance(sched.get(key), bool):
+            engine.setdefault(key, sched[key])
     measured = _measured(ids, arrival, work["input_toks"], work["output_toks"],
                          req["first_token_ts"] - req["queued_ts"],
                          req["last_token_ts"] - req["queued_ts"], None, folder)

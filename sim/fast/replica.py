@@ -56,6 +56,7 @@ class ArrayReplica:
         self.max_iterations = policy.max_iterations
         self.decode_plan = decode_plan(policy.max_iterations)
         self.predicted_admission = policy.admission == "predicted"
+        self.reserve_full_isl = policy.reserve_full_isl
         self.resume = policy.preemption == "recompute"   # the cost model resumes preempted rows
         self.waiting: list[tuple] = []
         self._counter = itertools.count()

@@ -154,8 +154,8 @@ def schedule(rep) -> Plan | None:
             if c == 0:
                 break
             need_s = -(-(c + 1) // bs)
-            if need_s > free:
-                break
+            if need_s > free or (rep.reserve_full_isl and -(-plen // bs) > free):
+                break               # (plen = prompt + kept output: vLLM's num_tokens)
             if predicted:
                 extra = reserve_blocks(table.generated[i], int(table.predicted[i]),
                                        table.prompt_l[i], need_s, bs)

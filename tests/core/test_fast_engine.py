@@ -66,7 +66,8 @@ def scenario(draw):
               "max_batched_tokens": (draw(st.integers(8, 400)) if chunked
                                      else max(prompts) + draw(st.integers(0, 300))),
               "max_num_seqs": draw(st.sampled_from([1, 3, 8, 256])),
-              "max_iterations": draw(st.sampled_from([1, 7, 4096]))}
+              "max_iterations": draw(st.sampled_from([1, 7, 4096])),
+              "reserve_full_isl": draw(st.booleans())}
     if policy == "ltr":
         params["aging"] = draw(st.sampled_from([0.0, 10.0, 1000.0]))
     replicas = draw(st.integers(1, 3))
