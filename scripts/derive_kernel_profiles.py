@@ -162,8 +162,8 @@ def main() -> int:
         path.write_text(json.dumps(profile, separators=(",", ":")) + "\n", encoding="utf-8")
         index[name] = {"gpu": profile["gpu"], "model": profile["model"], "tp": tp,
                        "dtype": profile["dtype"], "source": fmt}
-        if fmt == "llmservingsim-v0":
-            index[name]["auto"] = False
+        if fmt == "llmservingsim-v0" or version:   # v0 tables; the RTX PRO 6000 aic ones,
+            index[name]["auto"] = False            # kept to judge aiconfigurator's path
         cal = profile["calibration"]
         print(f"{name:<36} {path.stat().st_size / 1e3:6.0f} KB  " + "  ".join(
             f"{k} {v.get('mean_rel_err', 0):.1%}" for k, v in cal.items()))

@@ -73,6 +73,7 @@ def test_builtin_rtx_pro_6000_aic_profiles(model, tp):
     entry = builtin_index()[name]
     assert (entry["gpu"], entry["model"], entry["tp"], entry["source"]) == \
         ("RTX-PRO-6000", model, tp, "aiconfigurator")
+    assert entry["auto"] is False                   # `profile list`: by name only
     assert match_builtin("RTX-PRO-6000", model, tp) == f"rtxpro6000-{model}-tp{tp}"
     cost = load_cost_profile(name)
     assert cost.meta["provenance"]["engine_version"] == "0.19.0"
