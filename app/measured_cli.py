@@ -131,8 +131,8 @@ def parallel_fields(engine: dict, model: str | None = None) -> dict:
 def replay_cost(cfg, engine: dict):
     """The run's cost model; with `enable_expert_parallel` on an MoE kernel profile, its
     experts split over the D x TP GPUs, each MoE layer gathering the D DP ranks' tokens
-    (backends/moe_profile.py; balanced DP ranks assumed: the expert kernels are timed at the
-    mean rank's share of the gathered tokens, not padded to the largest rank's batch)."""
+    (backends/moe_profile.py): in DP lockstep the group's own (padded) counts, sim/lockstep.py;
+    otherwise D balanced ranks of a rank's tokens."""
     from seqsched.app.run import build_cost_model
     from seqsched.backends.moe_profile import expert_parallel
     from seqsched.backends.spec_files import resolve_gpu, resolve_model

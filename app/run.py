@@ -18,7 +18,7 @@ from seqsched.analysis.metrics import summarize
 from seqsched.analysis.saturation import saturation_summary
 from seqsched.analysis.slo import slo_summary
 from seqsched.app.engine_choice import build_fast_engine, choose_fast
-from seqsched.app.serving_setup import (check_disagg, decode_config, decode_side,
+from seqsched.app.serving_setup import (check_disagg, dp_padding, decode_config, decode_side,
                                         disaggregation, make_kv, prefix_setup)
 from seqsched.backends.efficiency import roofline_measurements
 from seqsched.backends.executor import CostModelExecutor
@@ -369,7 +369,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         kv = make_kv(decode[0] if on_decode else capacity, config.block_size, source)
         engine.replicas.append(Replica(engine, r, policy, decode[1] if on_decode else executor,
                                        kv, cost, swap, repredictor=repredictor))
-    attach_groups(engine.replicas, config.dp_lockstep, disagg)
+    attach_groups(engine.replicas, config.dp_lockstep, disagg, dp_padding(config, params))
     return PreparedRun(config, engine, capacity)
 
 

@@ -12,10 +12,13 @@ from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.links import peer_link
 from seqsched.backends.spec_files import resolve_model
 from seqsched.backends.specs import kv_bytes_per_gpu
+from seqsched.backends.vllm_engine import cudagraph_capture_sizes
+from seqsched.common.params import is_whole
 from seqsched.common.errors import UserError
 from seqsched.policies import STATIC_POLICIES
 from seqsched.sim.disagg import Disaggregation
 from seqsched.sim.kv import KVCache
+from seqsched.sim.lockstep import DPPadding
 from seqsched.sim.prefix_cache import PrefixCache
 from seqsched.sim.sequence import Seq
 from seqsched.traces.prefix import PrefixSource, prefix_source
@@ -97,3 +100,12 @@ def disaggregation(config) -> Disaggregation:
                           list(range(config.prefill_replicas, config.replicas)),
                           kv_bytes_per_gpu(resolve_model(config.model), config.tp),
                           peer_link(config.gpu, config.kv_link).bandwidth)
+
+
+def dp_padding(config, params: dict) -> DPPadding:
+    """A DP lockstep group pads its ranks over vLLM's default CUDA-graph sizes for the
+    policy's max_num_seqs / max_batched_tokens (backends/vllm_engine.py); none without them."""
+    seqs, tokens = params.get("max_num_seqs"), params.get("max_batched_tokens")
+    if config.dp_lockstep <= 1 or not (is_whole(seqs) and is_whole(tokens)):
+        return DPPadding()
+    return DPPadding(cudagraph_capture_sizes(int(seqs), int(tokens)))

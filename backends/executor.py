@@ -78,5 +78,22 @@ class CostModelExecutor:
                           first_iteration_s=float(ends[0]),
                           last_iteration_s=float(ends[n - 2]) if n > 1 else 0.0)
 
+    def dp_timing(self, step: Step | None, alone_s: float | None = None):
+        """(padded tokens, gathered tokens) -> seconds of the step's one iteration in a DP
+        lockstep group (`alone_s`: its time alone, if known), or of the dummy pass (`step`
+        None); None when the cost model does not take DP token counts (`wants_dp_tokens`)."""
+        cost = self.cost
+        if not getattr(cost, "wants_dp_tokens", False):
+            return None
+        if step is None:
+            return cost.dummy_time
+        alone = float(iteration_times(cost, step, 1)[0]) if alone_s is None else float(alone_s)
+        rows = len(step.seqs)
+        tokens = sum(step.prefill_tokens) + sum(1 for c in step.prefill_tokens if c == 0)
+
+        def timing(padded: int, gathered: int) -> float:
+            return cost.padded_time(alone, tokens, rows, padded, gathered)
+        return timing
+
     def release(self, seq: Seq) -> None:
         pass

@@ -131,6 +131,7 @@ class KernelProfileCostModel:
     meta: dict = field(default_factory=dict)
     limits: dict = field(default_factory=dict)      # axis -> largest profiled value
     warned: dict = field(default_factory=dict)      # axis -> largest query beyond its grid
+    _dp_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _check(self, axis: str, value: float) -> None:
         top = self.limits.get(axis)
@@ -142,15 +143,52 @@ class KernelProfileCostModel:
                        self.name, axis, value, top,
                        f"{value / top:.1f}x" if top > 0 else "only 0 profiled")
 
-    def _linear(self, tokens, rows) -> np.ndarray:
-        """Dense + per-sequence + all-reduce seconds (tokens/rows scalars or arrays)."""
+    def _linear(self, tokens, rows, moe_tokens=None) -> np.ndarray:
+        """Dense + per-sequence + all-reduce seconds (tokens/rows scalars or arrays; rows None:
+        no per-sequence ops); `moe_tokens`: what the MoE layers gather, when known."""
         t = sum((op.seconds(tokens) for op in self.dense), np.zeros(np.shape(tokens)))
-        t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
+        if rows is not None:
+            t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
         if self.allreduce is not None:
             t = t + self.allreduce.seconds(np.asarray(tokens, float) * self.allreduce_bytes_per_token)
         if self.moe is not None:
-            t = t + self.moe.seconds(tokens)
+            t = t + self.moe.seconds(tokens, moe_tokens)
         return t + self.iteration_overhead_s
+
+    # In a DP lockstep group (sim/lockstep.py) a rank runs its dense layers (and the TP
+    # all-reduce) over its DP-padded token count and its MoE layers over the group's gathered
+    # tokens; attention and the LM head / sampler see only its real rows (the padded slots
+    # have no KV and no logits: vLLM computes logits at `logits_indices` of real requests).
+    wants_dp_tokens = True
+
+    def _token_part(self, tokens: int, moe_tokens: int | None) -> float:
+        """Dense + all-reduce + MoE seconds of one iteration (memoised: a lockstep group asks
+        for the same few padded / gathered counts over and over)."""
+        tables, held = (self.dense, self.allreduce, self.moe), self._dp_cache.get("tables")
+        if (held is None or any(a is not b for a, b in zip(held, tables))
+                or len(self._dp_cache) > 1 << 16):
+            self._dp_cache.clear()          # a table was swapped since (cost.moe = ...)
+            self._dp_cache["tables"] = tables
+        key = (int(tokens), None if moe_tokens is None else int(moe_tokens))
+        if key not in self._dp_cache:
+            self._dp_cache[key] = float(self._linear(float(tokens), None, moe_tokens)
+                                        - self.iteration_overhead_s)
+        return self._dp_cache[key]
+
+    def padded_time(self, alone_s: float, tokens: int, rows: int, padded_tokens: int,
+                    moe_tokens: int) -> float:
+        """The iteration of `tokens` tokens (in `rows` rows) that costs `alone_s` on its own,
+        run instead with its dense layers over `padded_tokens` and its MoE layers over the
+        group's `moe_tokens`: only the token-linear ops change (attention and the per-row ops
+        see the real rows)."""
+        return float(alone_s + self._token_part(max(padded_tokens, tokens), moe_tokens)
+                     - self._token_part(tokens, None))
+
+    def dummy_time(self, padded_tokens: int, moe_tokens: int) -> float:
+        """vLLM's `execute_dummy_batch` on an idle DP rank: a one-token forward padded to
+        `padded_tokens`, its MoE layers over the group's `moe_tokens`; no attention rows, no
+        logits (`_dummy_run` samples nothing)."""
+        return self._token_part(padded_tokens, moe_tokens) + self.iteration_overhead_s
 
     @property
     def wants_decode_spread(self) -> bool:

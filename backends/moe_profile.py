@@ -15,7 +15,9 @@ experts T tokens could touch; `routing="pigeonhole"` reproduces it.
 Expert parallelism over `ep` GPUs (vLLM's all-gather / reduce-scatter dispatch, its default
 all2all backend): each rank owns E/ep experts and runs the tokens of its whole EP group that
 picked them. `gather` is how many ranks' tokens one MoE layer gathers (the DP group size when
-DP ranks share the experts, with balanced DP ranks assumed: `gather` x this rank's tokens).
+DP ranks share the experts, with balanced DP ranks assumed: `gather` x this rank's tokens;
+in a DP lockstep group the group's own padded counts replace that guess, `gathered` below:
+sim/lockstep.py).
 A rank then computes gather x T x k / ep token-expert pairs, which is the pair count of
 gather x T / ep tokens in the single-GPU table, over E/ep (1 - (1 - k/E)^(gather T)) experts.
 Around it (ep > 1) the dispatch all-gathers the group's hidden states and router logits
@@ -69,9 +71,17 @@ class MoeTable:
             return np.minimum(np.round(t * k / ep), e // ep)
         return (e / ep) * (1.0 - (1.0 - k / e) ** t)
 
-    def shape(self, tokens) -> tuple[np.ndarray, np.ndarray]:
+    def seen(self, tokens, gathered=None) -> np.ndarray:
+        """Tokens one MoE layer of this rank sees: the gathered tokens of the group when
+        known (`gathered`: a DP lockstep group's own counts), else `gather` balanced ranks of
+        this rank's `tokens`; without a gather, this rank's tokens."""
+        if gathered is not None and int(self.gather) > 1:
+            return np.asarray(gathered, dtype=float) + np.zeros(np.shape(tokens))
+        return np.asarray(tokens, dtype=float) * max(int(self.gather), 1)
+
+    def shape(self, tokens, gathered=None) -> tuple[np.ndarray, np.ndarray]:
         """(table tokens, activated experts) of one rank for this rank's `tokens`."""
-        seen = np.asarray(tokens, dtype=float) * max(int(self.gather), 1)
+        seen = self.seen(tokens, gathered)
         return seen / max(int(self.ep), 1), self.activated(seen)
 
     def us(self, tokens, experts) -> np.ndarray:
@@ -85,13 +95,13 @@ class MoeTable:
         out = a + t * (b - a)
         return np.maximum(out, 0.0)
 
-    def comm_us(self, tokens) -> np.ndarray:
+    def comm_us(self, tokens, gathered=None) -> np.ndarray:
         """One MoE layer's dispatch all-gather + combine reduce-scatter (0 without EP)."""
         tokens = np.asarray(tokens, dtype=float)
         ep = max(int(self.ep), 1)
         if ep == 1 or self.link_gbs <= 0:
             return np.zeros(tokens.shape)
-        seen = tokens * max(int(self.gather), 1)
+        seen = self.seen(tokens, gathered)
         measured = (self.ep_comm or {}).get(str(ep))
         if measured and {"all_gather", "reduce_scatter"} <= set(measured):
             return (interp1(*measured["all_gather"], seen * self.dispatch_bytes)
@@ -99,16 +109,17 @@ class MoeTable:
         wire = (ep - 1) / ep * seen * (self.dispatch_bytes + self.combine_bytes)
         return 2 * self.link_latency_us + wire / (self.link_gbs * 1e9) * 1e6
 
-    def seconds(self, tokens) -> np.ndarray:
-        """Seconds of every MoE layer of one iteration of `tokens` tokens on this rank."""
+    def seconds(self, tokens, gathered=None) -> np.ndarray:
+        """Seconds of every MoE layer of one iteration of `tokens` tokens on this rank
+        (`gathered`: the group's gathered tokens, when known)."""
         tokens = np.asarray(tokens, dtype=float)
         if self.by_ep is not None:
-            seen = tokens * max(int(self.gather), 1)
+            seen = self.seen(tokens, gathered)
             us = interp1(*self.by_ep[max(int(self.ep), 1)], np.maximum(seen, 1.0))
-            us = np.maximum(us, 0.0) + self.comm_us(tokens)
+            us = np.maximum(us, 0.0) + self.comm_us(tokens, gathered)
         else:
-            table_tokens, experts = self.shape(tokens)
-            us = self.us(np.maximum(table_tokens, 1.0), experts) + self.comm_us(tokens)
+            table_tokens, experts = self.shape(tokens, gathered)
+            us = self.us(np.maximum(table_tokens, 1.0), experts) + self.comm_us(tokens, gathered)
         return np.where(tokens > 0, self.count * us * 1e-6, 0.0)
 
 

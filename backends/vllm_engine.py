@@ -59,6 +59,24 @@ def batch_defaults(gpu: GPUSpec) -> tuple[int, int]:
     return SERVE_DEFAULTS["large" if large else "other"]
 
 
+def cudagraph_capture_sizes(max_num_seqs: int, max_num_batched_tokens: int,
+                            enforce_eager: bool = False) -> tuple[int, ...]:
+    """The CUDA-graph capture sizes (token counts) vLLM picks by default (vLLM 0.19.0,
+    `vllm/config/vllm.py:1343` `VllmConfig._set_cudagraph_sizes`, Apache-2.0): the largest is
+    min(max_num_seqs x 2, 512, max_num_batched_tokens) without speculative decoding, the list
+    [1, 2, 4] + range(8, 256, 8) + range(256, largest + 1, 16) up to it (later versions raise
+    the 512 to 1024 on data-centre Blackwell parts). Empty with --enforce-eager (no graphs).
+    A batch above the largest size runs without a graph; DP padding (sim/lockstep.py) pads to
+    these buckets."""
+    if enforce_eager:
+        return ()
+    top = min(int(max_num_seqs) * 2, 512, int(max_num_batched_tokens))
+    sizes = [s for s in (1, 2, 4) if s <= top]
+    sizes += list(range(8, min(top + 1, 256), 8)) if top >= 8 else []
+    sizes += list(range(256, top + 1, 16)) if top >= 256 else []
+    return tuple(sizes)
+
+
 def activation_peak_bytes(model: ModelSpec, max_num_batched_tokens: int,
                           max_num_seqs: int, tp: int = 1) -> int:
     """Estimated PyTorch activation peak of vLLM's profile run on one GPU: per token, the

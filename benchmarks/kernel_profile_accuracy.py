@@ -26,10 +26,13 @@ tensor_parallel_size. A run with data_parallel_size D replays on D replicas behi
 least-loaded router (vLLM's DP load balancer picks the engine with the fewest waiting x 4 +
 running requests, vllm/v1/engine/core_client.py; ours weighs both alike); with
 enable_expert_parallel on an MoE model the experts are split over the D x TP GPUs and each MoE
-layer gathers the D ranks' tokens (backends/moe_profile.py; balanced DP ranks assumed). The D
-replicas of an MoE model step in lockstep as vLLM's DP ranks do (sim/lockstep.py; a column
-"independent DP replicas" shows the replay without it). An MoE run also gets a column with
-LLMServingSim's own expert count (its BALANCED router's min(tokens k, E)).
+layer gathers the D ranks' tokens (backends/moe_profile.py). The D replicas of an MoE model
+step in lockstep as vLLM's DP ranks do (sim/lockstep.py), each step timed at the group's own
+token counts: vLLM 0.19's DP padding over the CUDA-graph sizes, the MoE layers over every
+rank's gathered tokens, idle ranks' dummy passes. Two columns show the replay without that:
+"lockstep at own step times" (each member's step timed alone, the MoE at D balanced ranks of
+its own tokens: the state before) and "independent DP replicas" (no lockstep). An MoE run also
+gets a column with LLMServingSim's own expert count (its BALANCED router's min(tokens k, E)).
 
 Measured metrics as the layout's README defines them: TTFT = first_token - queued, end-to-end =
 last_token - queued, TPOT = (last - first) / (output - 1); simulated: seqsched's records.
@@ -59,6 +62,12 @@ from seqsched.common.errors import UserError
 from seqsched.traces.recorded import read_recorded
 
 RUN = "serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19"
+
+
+class StepTimesOnly(CostModelExecutor):
+    """Lockstep from each member's step time alone (no `dp_timing`: no DP padding, the MoE
+    at `gather` balanced ranks of the member's own tokens)."""
+    dp_timing = None
 METRICS = ("ttft", "tpot", "e2e")
 
 
@@ -162,7 +171,8 @@ def main() -> int:
                "+ vLLM replay (final)": (base, True)}
     if resolve_model(base.model).n_experts:
         configs["final, LLMServingSim's expert count"] = (base, True)
-    if base.dp_lockstep:                # the state before DP lockstep (sim/lockstep.py)
+    if base.dp_lockstep:                # the states before (sim/lockstep.py)
+        configs["final, lockstep at own step times"] = (base, True)
         configs["final, independent DP replicas"] = (dataclasses.replace(base, dp_lockstep=0),
                                                       True)
     bundle = match_builtin(base.gpu, base.model, base.tp)
@@ -179,7 +189,8 @@ def main() -> int:
             cost.skew = None
         if label.startswith("final, LLMServingSim"):
             cost.moe = dataclasses.replace(cost.moe, routing="pigeonhole")
-        res = simulate(run.trace, cfg, executor=CostModelExecutor(cost))
+        executor = (StepTimesOnly if label.endswith("own step times") else CostModelExecutor)
+        res = simulate(run.trace, cfg, executor=executor(cost))
         print(f"{label}: {describe_backend(cfg)} ({time.perf_counter() - t0:.1f} s)")
         rows[label] = errors(simulated(res.records), meas)
     final = rows["+ vLLM replay (final)"]

@@ -26,6 +26,12 @@ class Executor(Protocol):
     # Optional: `predictor` - a predictor the executor runs and times itself in "predict"
     # steps (the live executor); when it is set the replica hands every predict step to the
     # executor, a side model's included, instead of timing the predictor's modelled cost.
+    # Optional: `dp_timing(step, alone_s)` - for a data-parallel lockstep group
+    # (sim/lockstep.py), a function (padded tokens, gathered tokens) -> seconds of the step's
+    # one iteration (`alone_s` on its own) when this rank runs `padded` tokens (vLLM's DP
+    # padding) and its MoE layers see `gathered` tokens of the whole group; `dp_timing(None)`
+    # times vLLM's dummy pass of an idle rank.
+    # None when the executor cannot tell: the group then uses the step's own duration.
     # Optional: `resumes_preempted = True` declares that a row resumed after a recompute
     # preemption can be run as a prefill of its prompt plus its kept output (`seq.recomputed`
     # tokens of it); without it the replica restarts preempted requests from scratch.

@@ -114,3 +114,39 @@ def test_qwen3_kv_sizing_uses_gqa_heads_head_dim_and_tp():
     assert kv_bytes_per_gpu(moe, 1) == 2 * 48 * 4 * 128 * 2            # 96 KiB / token
     assert kv_bytes_per_gpu(moe, 8) == 2 * 48 * 1 * 128 * 2            # 4 heads: replicated
     assert math.isclose(moe.n_params / 1e9, 30.5, abs_tol=0.1)         # "30.5B" (model card)
+
+
+def test_a_lockstep_group_gathers_its_own_counts_not_the_balanced_guess():
+    """EP with DP (sim/lockstep.py): the MoE layer of every rank sees the group's gathered
+    tokens; without them, `gather` balanced ranks of this rank's tokens."""
+    t = moe_from_dict({**SECTION, "ep": 2, "gather": 2})
+    # balanced guess: 2 x 8 = 16 gathered -> 8 table tokens, 2 (1 - 0.5^16) experts: row 2
+    # at 8 tokens = 18 us, 3 layers
+    assert t.seconds(8.0) == pytest.approx(3 * 18e-6, rel=1e-4)
+    # the group's counts: 8 + 32 = 40 gathered -> 20 table tokens -> 30 us a layer
+    assert t.seconds(8.0, gathered=40.0) == pytest.approx(3 * 30e-6, rel=1e-9)
+    assert t.seconds(np.array([8.0, 8.0]), gathered=40.0) == pytest.approx([90e-6] * 2)
+    # no gather (no EP over DP): the rank's own tokens, whatever the group gathered
+    solo = moe_from_dict(SECTION)
+    assert solo.seconds(8.0, gathered=40.0) == solo.seconds(8.0)
+
+
+def test_kernel_profile_times_a_dp_rank_at_its_padded_and_gathered_tokens():
+    from seqsched.backends.kernel_profile import Grid2, KernelProfileCostModel, Op
+    zero = Grid2(np.array([0.0, 1e4]), np.array([0.0, 1e5]), np.zeros((2, 2)))
+    cost = KernelProfileCostModel(
+        dense=[Op("mlp", 1.0, np.array([0.0, 1000.0]), np.array([0.0, 1000.0]))],  # 1 us/token
+        per_sequence=[Op("lm_head", 1.0, np.array([0.0, 100.0]), np.array([0.0, 100.0]))],
+        attention_count=1.0, prefill_grid=zero, decode_grid=zero,
+        moe=moe_from_dict({**SECTION, "ep": 2, "gather": 2}))
+    alone = cost.prefill_time(np.zeros(0), np.zeros(0), 8, 8 * 50)
+    assert alone == pytest.approx((8 + 8 + 3 * 18) * 1e-6, rel=1e-4)   # dense, LM head, MoE
+    # padded to 16 tokens (dense 16 us), LM head on the 8 real rows, MoE over 40 gathered;
+    # attention (zero here) and the per-row ops stay as timed alone
+    assert cost.padded_time(alone, 8, 8, 16, 40) == pytest.approx((16 + 8 + 90) * 1e-6)
+    assert cost.padded_time(alone + 1.0, 8, 8, 16, 40) == pytest.approx(1.0 + 114e-6)
+    # the dummy pass: padded dense and the MoE over the group's tokens, no rows
+    assert cost.dummy_time(16, 40) == pytest.approx((16 + 90) * 1e-6)
+    assert cost.wants_dp_tokens
+    cost.moe = None                     # a swapped table is not served from the memo
+    assert cost.padded_time(alone, 8, 8, 16, 40) == pytest.approx(alone + 8e-6)
