@@ -112,6 +112,15 @@ class DPGroup:
             r.end = end
         yield r.done
 
+    def run(self, rep, step, duration: float):
+        """Replica `rep`'s continuous `step` (`duration` seconds alone, one iteration) in the
+        round starting now, timed at the group's counts when its executor can (`dp_timing`)."""
+        timing = getattr(rep.executor, "dp_timing", None)
+        chunks = step.prefill_tokens                    # a decode row (chunk 0) is one token
+        tokens = sum(chunks) + sum(1 for c in chunks if c == 0)
+        yield from self.step(duration, rep.index, tokens,
+                             timing(step, duration) if timing is not None else None)
+
     def end_of(self, r: _Round) -> float:
         """The round's end with the members joined so far (the others run dummy passes)."""
         own = max(e for e, _, _ in r.members.values())

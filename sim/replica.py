@@ -353,11 +353,7 @@ class Replica:
         if self.group is None:
             yield self.env.timeout(result.duration_s)
         else:                               # ends with the group's slowest member
-            timing = getattr(self.executor, "dp_timing", None)
-            yield from self.group.step(result.duration_s, self.index,
-                                       int(chunks.sum()) + int((chunks == 0).sum()),
-                                       timing(step, result.duration_s)
-                                       if timing is not None else None)
+            yield from self.group.run(self, step, result.duration_s)
         end = self.env.now
         first = result.first_iteration_s if self.group is None else end - start
         eos_at = result.eos_at or {}
