@@ -20,6 +20,15 @@ presets), each all-reduce is interpolated from it instead (log-log in bytes); a 
 measurements, or a TP degree outside its table, keeps the ring model.
 MoE (Mixtral): FLOPs count the `experts_per_token` active experts; the bytes count the
 experts an iteration touches, E (1 - (1 - k/E)^tokens) in expectation under uniform routing.
+
+With a `shape` (backends/roofline_shape.py: kernel-measured efficiencies of the GPU; app/run.py
+passes one where the GPU was measured) the iteration is a sum of kernel families instead of one
+max over the whole step, each at its own measured efficiency (it replaces the two scalars): the
+layers' GEMMs max(tokens x FLOPs / peak, weight + activation bytes / bandwidth) / eff(tokens);
+the LM head the same over the rows; attention one floor per layer plus the attended positions'
+FLOPs at the prefill-attention share plus the KV bytes at the decode-attention share;
+elementwise kernels a floor each plus their bytes. Kernels do not overlap (a mixed prefill and
+decode batch pays its GEMMs and its KV reads); the all-reduce and overheads add as before.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqsched.backends.allreduce_table import allreduce_seconds
+from seqsched.backends.roofline_shape import (ELEMENTWISE_OUTSIDE, ELEMENTWISE_PER_LAYER,
+                                              KernelShape)
 from seqsched.backends.specs import GPUSpec, ModelSpec, kv_bytes_per_gpu
 
 
@@ -46,6 +57,7 @@ class RooflineCostModel:
     name: str = "roofline"
     tp: int = 1                          # tensor-parallel GPUs (weights, KV, FLOPs split)
     allreduce_us: tuple | None = None    # measured (message bytes, us) at this TP; None: ring
+    shape: KernelShape | None = None     # per-kernel-family efficiencies (replace the scalars)
 
     def __post_init__(self) -> None:
         m, tp = self.model, max(int(self.tp), 1)
@@ -66,6 +78,68 @@ class RooflineCostModel:
             from seqsched.common.errors import UserError
             raise UserError(f"GPU {self.gpu.name} has no interconnect bandwidth for --tp "
                             f"{tp}; give one in its TOML (interconnect_gbs)")
+        if self.shape is not None:
+            self._shape_constants(m, tp)
+
+    def _shape_constants(self, m, tp: int) -> None:
+        sh, peak, bw = self.shape, self.gpu.peak_flops, self.gpu.bandwidth
+        ff = m.d_ff * max(m.experts_per_token, 1)            # active MLP width per token
+        self._lm_bytes = float(m.vocab_size * m.d_model * m.dtype_bytes) / tp
+        self._expert_flops = 2.0 * m.n_layers * m.experts_per_token * m.expert_params / tp
+        self._dense_flops = self._flops_per_token - self._expert_flops
+        self._lm_in_weights = 0.0 if m.tied_embeddings else self._lm_bytes
+        # GEMM activations read and written per token: sum of (n + k) over QKV, O, gate_up, down
+        self._act_bytes = float(m.n_layers * (4 * m.d_model + (2 * m.q_dim + 2 * m.kv_dim
+                                                               + 3 * ff) / tp) * m.dtype_bytes)
+        # elementwise bytes per token: two fused add+RMSNorms (read x and residual, write
+        # both), rotary (q and k in place), SiLU-and-mul (read 2 ff, write ff)
+        self._elem_s = float(m.n_layers * (8 * m.d_model + (2 * (m.q_dim + m.kv_dim) + 3 * ff)
+                                           / tp) * m.dtype_bytes) / (bw * sh.elementwise_bandwidth)
+        self._fixed_s = ((m.n_layers * ELEMENTWISE_PER_LAYER + ELEMENTWISE_OUTSIDE)
+                         * sh.kernel_floor_us + m.n_layers * sh.attention_floor_us) * 1e-6
+        self._fa_s = self._flops_attn / (peak * sh.prefill_attention_efficiency)
+        self._kv_s = self._kv / (bw * sh.decode_attention_bandwidth)
+        self._gemm_floor = np.maximum.accumulate([self._gemm_raw(m) for m in sh.gemm_m]).tolist()
+        self._head_floor = np.maximum.accumulate([self._head_raw(m) for m in sh.gemm_m]).tolist()
+
+    def _gemm_raw(self, tokens: float) -> float:
+        """The layers' GEMMs at their measured efficiency for `tokens`; an MoE layer's experts
+        each run a small GEMM over their share of the tokens, tokens x k / (experts touched)."""
+        peak, bw, sh = self.gpu.peak_flops, self.gpu.bandwidth, self.shape
+        wb = self._weight_bytes - self._lm_in_weights + tokens * self._act_bytes
+        a, b = tokens * self._dense_flops / peak, wb / bw
+        t = (a if a >= b else b) / sh.gemm(tokens)
+        m = self.model
+        if m.n_experts:
+            k, e = m.experts_per_token, m.n_experts
+            touched = e * (1.0 - (1.0 - k / e) ** tokens)
+            a, b = tokens * self._expert_flops / peak, self._expert_bytes * touched / bw
+            t += (a if a >= b else b) / sh.gemm(tokens * k / touched if touched > 0 else 0.0)
+        return t
+
+    def _head_raw(self, rows: float) -> float:
+        a, b = rows * self._flops_logits / self.gpu.peak_flops, self._lm_bytes / self.gpu.bandwidth
+        return (a if a >= b else b) / self.shape.gemm(rows)
+
+    def _base(self, tokens: float, rows: float) -> float:
+        """Shape mode: the step's time apart from attention's per-position terms and the
+        overheads - GEMMs by tokens, LM head by rows, elementwise, fixed floors, all-reduce.
+        A GEMM over more tokens never costs less than one over fewer (where the measured
+        efficiency rises faster than the bound, as past the ridge, the time holds at the
+        largest grid point's below it: the kernel would run padded)."""
+        i, j = self.shape.below(tokens), self.shape.below(rows)
+        gemm, head = self._gemm_raw(tokens), self._head_raw(rows)
+        if i and self._gemm_floor[i - 1] > gemm:
+            gemm = self._gemm_floor[i - 1]
+        if j and self._head_floor[j - 1] > head:
+            head = self._head_floor[j - 1]
+        return gemm + head + tokens * self._elem_s + self._fixed_s + float(self._allreduce(tokens))
+
+    def _time_shape(self, tokens, rows, attended, kv_read):
+        passes = 3.0 if self.kv_append_copy else 1.0
+        return (self._base(float(tokens), float(rows)) + attended * self._fa_s
+                + (kv_read * passes + tokens) * self._kv_s
+                + self.iteration_overhead_s + self.token_overhead_s * rows)
 
     def _weights(self, tokens):
         m = self.model
@@ -87,6 +161,8 @@ class RooflineCostModel:
         return 2 * self.model.n_layers * per
 
     def _time(self, tokens, rows, attended, kv_read):
+        if self.shape is not None:
+            return self._time_shape(tokens, rows, attended, kv_read)
         flops = tokens * self._flops_per_token + rows * self._flops_logits + attended * self._flops_attn
         kv_passes = 3.0 if self.kv_append_copy else 1.0
         bytes_ = self._weights(tokens) + (kv_read * kv_passes + tokens) * self._kv

@@ -87,9 +87,44 @@ class DecodeTimes:
         return n, float(ends[n - 1])
 
 
+class ShapeDecodeTimes(DecodeTimes):
+    """`DecodeTimes` of a roofline with a kernel `shape`: a decode step's terms that do not
+    grow with the context (GEMMs, LM head, elementwise, floors, all-reduce, MoE experts) are
+    one `_base` per step, the same double the vectorised model computes; the attention terms
+    are the same operations in the same order as `RooflineCostModel._time_shape`."""
+
+    def _time(self, tokens: float, rows, attended: float, kv_read: float) -> float:
+        return self.cost._time_shape(tokens, rows, attended, kv_read)
+
+    def run(self, first: float, rows: int, context_sum: int, k: int,
+            stop_after: float | None) -> tuple[int, float]:
+        if k == 1 or (stop_after is not None and first >= stop_after):
+            return 1, first
+        cost, r = self.cost, float(rows)
+        base, fa, kv = cost._base(r, r), cost._fa_s, cost._kv_s
+        x, acc, passes, io, tr = float(context_sum) - r, first, self.passes, self.io, self.to * r
+        stop = float("inf") if stop_after is None else stop_after
+        scalar = min(k - 1, SCALAR_ITERATIONS)
+        for j in range(scalar):
+            x += r
+            acc = acc + (base + x * fa + (x * passes + r) * kv + io + tr)
+            if acc >= stop:
+                return j + 2, acc
+        if scalar == k - 1:
+            return k, acc
+        ends = np.cumsum(np.concatenate(([first], cost.decode_times(rows, context_sum, k - 1))))
+        n = k if stop_after is None else min(int(np.searchsorted(ends, stop_after)) + 1, k)
+        return n, float(ends[n - 1])
+
+
 def decode_times_for(cost) -> DecodeTimes | None:
-    """Only a single-GPU dense model: `DecodeTimes` has no all-reduce term (tp > 1) and no
-    token-dependent expert bytes (MoE)."""
-    if type(cost) is not RooflineCostModel or max(int(cost.tp), 1) > 1 or cost.model.n_experts:
+    """A roofline with a kernel shape: any TP and MoE (its per-step base holds the all-reduce
+    and expert terms). Without: only a single-GPU dense model - `DecodeTimes` has no
+    all-reduce term (tp > 1) and no token-dependent expert bytes (MoE)."""
+    if type(cost) is not RooflineCostModel:
+        return None
+    if cost.shape is not None:
+        return ShapeDecodeTimes(cost)
+    if max(int(cost.tp), 1) > 1 or cost.model.n_experts:
         return None
     return DecodeTimes(cost)

@@ -195,4 +195,8 @@ def test_roofline_run_end_to_end_is_plausible():
     t = trace([(f"r{i}", 0, 128, 128) for i in range(16)])
     res = simulate(t, RunConfig(policy="fcfs"))
     assert 0.8 / bw < res.summary["makespan_s"] < 1.3 / bw
-    assert res.summary["ttft_s_mean"] < 0.1
+    # every prompt is prefilled in the first step: 2,048 tokens x 2 x 6.7e9 FLOPs = 2.7e13,
+    # 0.088 s at the datasheet peak; the kernel-measured roofline (backends/roofline_shape.py)
+    # runs them at A100's measured GEMM share at 2,048 tokens (0.84: ~0.105 s) plus attention
+    # and elementwise kernels (the bound was < 0.1 s when one scalar share, 0.90, stood in)
+    assert 0.088 < res.summary["ttft_s_mean"] < 0.13

@@ -61,8 +61,10 @@ def test_tp1_no_data_and_tp_outside_the_table_keep_the_ring():
         cost = build_cost_model(RunConfig(gpu=gpu, model="llama-3.1-8b", tp=tp,
                                           profile="roofline"))
         assert cost.allreduce_us is None
+        # the same model but its kernel shape (backends/roofline_shape.py), ring all-reduce
         plain = RooflineCostModel(get_gpu(gpu), get_model("llama-3.1-8b"), tp=tp,
                                   flops_efficiency=cost.flops_efficiency,
-                                  bandwidth_efficiency=cost.bandwidth_efficiency)
+                                  bandwidth_efficiency=cost.bandwidth_efficiency,
+                                  shape=cost.shape)
         assert np.array_equal(cost.decode_times(4, 400, 5), plain.decode_times(4, 400, 5))
         assert cost.prefill_time([300], [0]) == plain.prefill_time([300], [0])
