@@ -178,7 +178,13 @@ def cmd_measured(args) -> int:
                     **({"dp_lockstep": cfg.dp_lockstep} if cfg.dp_lockstep > 1 else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
     what = settings["cost_model"]
-    if hasattr(cost, "flops_efficiency"):       # the roofline: at which efficiency, and why
+    shape = getattr(cost, "shape", None)
+    if shape is not None:                        # the roofline with kernel-measured shapes
+        what += (f" with kernel-measured efficiencies by shape (GEMMs at "
+                 f"{min(shape.gemm_efficiency):.0%}-{max(shape.gemm_efficiency):.0%} of their "
+                 "roofline bound by token count; attention and per-kernel floors)"
+                 " -- no built-in kernel profile for this GPU x model x TP")
+    elif hasattr(cost, "flops_efficiency"):     # the roofline: at which efficiency, and why
         eff = (cost.flops_efficiency, cost.bandwidth_efficiency)
         what += (f" at {eff[0]:.1%} of peak FLOP/s and {eff[1]:.1%} of peak bandwidth "
                  + ("(kernel-measured efficiency)" if eff != (1.0, 1.0) else
