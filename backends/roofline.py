@@ -99,41 +99,61 @@ class RooflineCostModel:
                          * sh.kernel_floor_us + m.n_layers * sh.attention_floor_us) * 1e-6
         self._fa_s = self._flops_attn / (peak * sh.prefill_attention_efficiency)
         self._kv_s = self._kv / (bw * sh.decode_attention_bandwidth)
-        self._gemm_floor = np.maximum.accumulate([self._gemm_raw(m) for m in sh.gemm_m]).tolist()
-        self._head_floor = np.maximum.accumulate([self._head_raw(m) for m in sh.gemm_m]).tolist()
+        self._peak, self._bw, self._ar_tp = peak, bw, tp > 1
+        self._base_cache: dict = {}
+        self._head_cache: dict = {}
+        self._gemm_floor = np.maximum.accumulate([self._gemm_raw(x) for x in sh.gemm_m]).tolist()
+        self._head_floor = np.maximum.accumulate([self._head_raw(x) for x in sh.gemm_m]).tolist()
 
-    def _gemm_raw(self, tokens: float) -> float:
+    def _gemm_raw(self, tokens: float, eff: float | None = None) -> float:
         """The layers' GEMMs at their measured efficiency for `tokens`; an MoE layer's experts
         each run a small GEMM over their share of the tokens, tokens x k / (experts touched)."""
-        peak, bw, sh = self.gpu.peak_flops, self.gpu.bandwidth, self.shape
+        if eff is None:
+            eff = self.shape.gemm(tokens)
         wb = self._weight_bytes - self._lm_in_weights + tokens * self._act_bytes
-        a, b = tokens * self._dense_flops / peak, wb / bw
-        t = (a if a >= b else b) / sh.gemm(tokens)
+        a, b = tokens * self._dense_flops / self._peak, wb / self._bw
+        t = (a if a >= b else b) / eff
         m = self.model
         if m.n_experts:
             k, e = m.experts_per_token, m.n_experts
             touched = e * (1.0 - (1.0 - k / e) ** tokens)
-            a, b = tokens * self._expert_flops / peak, self._expert_bytes * touched / bw
-            t += (a if a >= b else b) / sh.gemm(tokens * k / touched if touched > 0 else 0.0)
+            a, b = tokens * self._expert_flops / self._peak, self._expert_bytes * touched / self._bw
+            t += (a if a >= b else b) / self.shape.gemm(tokens * k / touched if touched > 0
+                                                        else 0.0)
         return t
 
-    def _head_raw(self, rows: float) -> float:
-        a, b = rows * self._flops_logits / self.gpu.peak_flops, self._lm_bytes / self.gpu.bandwidth
-        return (a if a >= b else b) / self.shape.gemm(rows)
+    def _head_raw(self, rows: float, eff: float | None = None) -> float:
+        a, b = rows * self._flops_logits / self._peak, self._lm_bytes / self._bw
+        return (a if a >= b else b) / (self.shape.gemm(rows) if eff is None else eff)
 
     def _base(self, tokens: float, rows: float) -> float:
         """Shape mode: the step's time apart from attention's per-position terms and the
         overheads - GEMMs by tokens, LM head by rows, elementwise, fixed floors, all-reduce.
         A GEMM over more tokens never costs less than one over fewer (where the measured
         efficiency rises faster than the bound, as past the ridge, the time holds at the
-        largest grid point's below it: the kernel would run padded)."""
-        i, j = self.shape.below(tokens), self.shape.below(rows)
-        gemm, head = self._gemm_raw(tokens), self._head_raw(rows)
+        largest grid point's below it: the kernel would run padded). Cached: a pure function
+        of (tokens, rows), and decode steps repeat their row counts."""
+        key = (tokens, rows)
+        hit = self._base_cache.get(key)
+        if hit is not None:
+            return hit
+        eff, i = self.shape.at(tokens)
+        gemm = self._gemm_raw(tokens, eff)
         if i and self._gemm_floor[i - 1] > gemm:
             gemm = self._gemm_floor[i - 1]
-        if j and self._head_floor[j - 1] > head:
-            head = self._head_floor[j - 1]
-        return gemm + head + tokens * self._elem_s + self._fixed_s + float(self._allreduce(tokens))
+        head = self._head_cache.get(rows)
+        if head is None:
+            eff, j = self.shape.at(rows)
+            head = self._head_raw(rows, eff)
+            if j and self._head_floor[j - 1] > head:
+                head = self._head_floor[j - 1]
+            self._head_cache[rows] = head
+        t = gemm + head + tokens * self._elem_s + self._fixed_s
+        if self._ar_tp:
+            t += float(self._allreduce(tokens))
+        if len(self._base_cache) < 1 << 16:
+            self._base_cache[key] = t
+        return t
 
     def _time_shape(self, tokens, rows, attended, kv_read):
         passes = 3.0 if self.kv_append_copy else 1.0

@@ -50,22 +50,25 @@ class KernelShape:
         object.__setattr__(self, "gemm_efficiency", e)
         object.__setattr__(self, "_log_m", tuple(math.log2(x) for x in m))
 
-    def below(self, m: float) -> int:
-        """How many grid token counts are <= m."""
-        return bisect_right(self.gemm_m, m)
+    def at(self, m: float) -> tuple[float, int]:
+        """(achieved share of the roofline bound of a GEMM over `m` tokens, how many grid
+        token counts are <= m); a Python float, so the cost model's step times are the same
+        double in numpy and in scalar code."""
+        grid, e = self.gemm_m, self.gemm_efficiency
+        i = bisect_right(grid, m)
+        if i == 0:
+            return e[0], 0
+        if i == len(grid):
+            return e[-1], i
+        lm = self._log_m
+        t = (math.log2(m) - lm[i - 1]) / (lm[i] - lm[i - 1])
+        return e[i - 1] + t * (e[i] - e[i - 1]), i
 
     def gemm(self, m: float) -> float:
-        """Achieved share of the roofline bound of a GEMM over `m` tokens (Python float: the
-        cost model's step times must be the same double in numpy and scalar code)."""
-        x = math.log2(m) if m > 1.0 else 0.0
-        lm, e = self._log_m, self.gemm_efficiency
-        i = bisect_right(lm, x)
-        if i == 0:
-            return e[0]
-        if i == len(lm):
-            return e[-1]
-        t = (x - lm[i - 1]) / (lm[i] - lm[i - 1])
-        return e[i - 1] + t * (e[i] - e[i - 1])
+        return self.at(m)[0]
+
+    def below(self, m: float) -> int:
+        return self.at(m)[1]
 
 
 def shape_from_entry(entry: dict) -> KernelShape | None:
