@@ -92,10 +92,13 @@ class RooflineCostModel:
         self._act_bytes = float(m.n_layers * (4 * m.d_model + (2 * m.q_dim + 2 * m.kv_dim
                                                                + 3 * ff) / tp) * m.dtype_bytes)
         # elementwise bytes per token: two fused add+RMSNorms (read x and residual, write
-        # both), rotary (q and k in place), SiLU-and-mul (read 2 ff, write ff)
-        self._elem_s = float(m.n_layers * (8 * m.d_model + (2 * (m.q_dim + m.kv_dim) + 3 * ff)
-                                           / tp) * m.dtype_bytes) / (bw * sh.elementwise_bandwidth)
-        self._fixed_s = ((m.n_layers * ELEMENTWISE_PER_LAYER + ELEMENTWISE_OUTSIDE)
+        # both), rotary (q and k in place), SiLU-and-mul (read 2 ff, write ff); Qwen3's q/k
+        # RMSNorm one more kernel reading and writing q and k
+        qk = 2 if m.qk_norm else 1
+        self._elem_s = float(m.n_layers * (8 * m.d_model + (2 * qk * (m.q_dim + m.kv_dim)
+                                                            + 3 * ff) / tp)
+                             * m.dtype_bytes) / (bw * sh.elementwise_bandwidth)
+        self._fixed_s = ((m.n_layers * (ELEMENTWISE_PER_LAYER + (qk - 1)) + ELEMENTWISE_OUTSIDE)
                          * sh.kernel_floor_us + m.n_layers * sh.attention_floor_us) * 1e-6
         self._fa_s = self._flops_attn / (peak * sh.prefill_attention_efficiency)
         self._kv_s = self._kv / (bw * sh.decode_attention_bandwidth)

@@ -11,7 +11,8 @@ share of the datasheet cannot fit both a 1-token GEMM (weight streaming, launch-
   reading the KV cache (large kernels); `attention_floor_us`: one attention kernel's time at a
   tiny shape (per layer and iteration);
 - `kernel_floor_us`: the shortest kernels' time (small GEMMs), charged to every elementwise
-  kernel (two fused add-RMSNorms, rotary, SiLU-and-mul per layer; embedding and final norm),
+  kernel (two fused add-RMSNorms, rotary, SiLU-and-mul per layer, Qwen3's q/k RMSNorm;
+  embedding and final norm),
   whose bytes stream at `elementwise_bandwidth` (the skinny-GEMM bandwidth share).
 """
 

@@ -5,6 +5,8 @@ path giving the same doubles, and the shipped table's coverage."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -75,6 +77,16 @@ def test_hand_computed_decode_and_prefill_steps():
     assert cost.prefill_time([2], [0]) == pytest.approx(want, rel=1e-12)
 
 
+def test_qwen3_q_k_norm_is_one_more_elementwise_kernel():
+    # q/k RMSNorm reads and writes q and k: elementwise bytes (32 + 2 x 16 + 24) x 2 = 176 a
+    # token, 176 / (1e3 x 0.5) = 0.352 s; 7 floors of 100 us instead of 6
+    base = toy_model()
+    cost = RooflineCostModel(base.gpu, dataclasses.replace(base.model, qk_norm=True),
+                             shape=toy_shape())
+    want = 0.912 + 0.256 + 0.352 + 0.0017 + 0.32 + 0.704
+    assert cost.prefill_time([], [], 1, 10) == pytest.approx(want, rel=1e-12)
+
+
 def test_a_gemm_over_more_tokens_never_costs_less():
     # eff rises 0.25 -> 1.0 from 4 to 8 tokens, faster than the bound: 8 tokens would be
     # 4 x 336 x 2 / 1e3 / 1.0 = 2.688 s against 5.376 s at 4; the time holds at 4's
@@ -130,3 +142,21 @@ def test_every_measured_builtin_gpu_has_a_curve_and_the_rest_keep_the_datasheet(
     for gpu in ("L4", "H100-PCIe", "A100-40GB"):
         assert kernel_shape(gpu) is None
         assert roofline_measurements(gpu)["shape"] is None
+
+
+def test_array_engine_reproduces_the_object_engine_on_shape_rooflines():
+    # ShapeDecodeTimes serves tensor-parallel and MoE rooflines too (their per-step base
+    # holds the all-reduce and expert terms): both engines give the same records and steps
+    import pandas as pd
+
+    from seqsched.app.run import RunConfig, simulate
+    from seqsched.traces.synthetic import generate
+    t = generate("azure-conv", 150, seed=1, rate=8.0)
+    for extra in ({"tp": 2, "model": "llama-2-7b", "gpu": "A100-80GB"},
+                  {"tp": 2, "model": "mixtral-8x7b", "gpu": "H100-SXM"},
+                  {"model": "qwen3-32b", "gpu": "RTX-PRO-6000", "tp": 2}):
+        cfg = RunConfig(policy="fcfs", profile="roofline", **extra)
+        a, b = (simulate(t, dataclasses.replace(cfg, engine=e)) for e in ("baseline", "fast"))
+        assert len(a.steps) > 50 and int(a.steps["iterations"].sum()) > 500
+        pd.testing.assert_frame_equal(a.steps, b.steps, check_exact=True)
+        pd.testing.assert_frame_equal(a.records, b.records, check_exact=True)
