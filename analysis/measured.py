@@ -1,7 +1,9 @@
 """Simulated against measured: per-request latencies and the error table of a replayed run.
 
 Definitions (vLLM's `vllm bench serve`, vllm/benchmarks/serve.py `calculate_metrics`):
-TTFT = first token - arrival; end-to-end = last token - arrival; TPOT = (end-to-end - TTFT)
+TTFT = first token - arrival; end-to-end = last token - arrival (a run whose clock starts at the
+engine's receipt, the LLMServingSim layout's `queued_ts`, is compared with the simulated
+receipt: `engine_receipt`); TPOT = (end-to-end - TTFT)
 / (output tokens - 1), over requests with more than one output token; ITL = the gaps between
 consecutive tokens, pooled over requests. Where per-token times are not recorded (the
 simulator's events, the LLMServingSim layout) each request contributes its mean gap (its
@@ -19,15 +21,40 @@ STATS = ("mean", "p50", "p90", "p99")
 ERROR_COLUMNS = ["metric", "simulated", "measured", "error_pct"]
 
 
-def sim_latencies(records: pd.DataFrame) -> pd.DataFrame:
-    """Per-request latencies (s) of a simulated run's records, in the measured frame's shape."""
+def sim_latencies(records: pd.DataFrame, start: np.ndarray | None = None) -> pd.DataFrame:
+    """Per-request latencies (s) of a simulated run's records, in the measured frame's shape;
+    TTFT and end-to-end count from `start` (default: each request's arrival; a run timed from
+    the engine's receipt passes `engine_receipt`)."""
+    t0 = records["arrival_s"].to_numpy(float) if start is None else np.asarray(start, float)
     return with_tpot(pd.DataFrame({
         "id": records["id"].to_numpy(), "arrival_s": records["arrival_s"].to_numpy(float),
         "prompt_tokens": records["prompt_tokens"].to_numpy(np.int64),
         "output_tokens": records["generated_tokens"].to_numpy(np.int64),
-        "ttft_s": (records["first_token_s"] - records["arrival_s"]).to_numpy(float),
-        "e2e_s": (records["finish_s"] - records["arrival_s"]).to_numpy(float),
+        "ttft_s": records["first_token_s"].to_numpy(float) - t0,
+        "e2e_s": records["finish_s"].to_numpy(float) - t0,
         "itls": [None] * len(records)}))
+
+
+def engine_receipt(records: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
+    """When each request would have reached vLLM's scheduler (its `queued_ts`): the engine
+    core reads new requests between steps (`EngineCoreProc.run_busy_loop`: the input queue,
+    then one step, vllm/v1/engine/core.py), so a request that arrives while its replica runs a
+    step is read when that step ends, and one that reaches an idle replica when it is first
+    scheduled (at once; at a lockstep round's end, after vLLM's dummy pass)."""
+    out = records["first_scheduled_s"].to_numpy(float).copy()
+    arrival = records["arrival_s"].to_numpy(float)
+    replica = records["replica"].to_numpy()
+    steps = steps[steps["kind"] != "predict-cpu"]      # a host-side predictor runs beside
+    for r in np.unique(replica):
+        mine = steps[steps["replica"] == r].sort_values("start_s", kind="stable")
+        start, end = mine["start_s"].to_numpy(float), mine["end_s"].to_numpy(float)
+        if not len(start):
+            continue
+        idx = np.flatnonzero(replica == r)
+        j = np.searchsorted(start, arrival[idx], side="right") - 1
+        inside = (j >= 0) & (arrival[idx] < end[np.clip(j, 0, None)])
+        out[idx] = np.where(inside, np.minimum(out[idx], end[np.clip(j, 0, None)]), out[idx])
+    return out
 
 
 def with_tpot(df: pd.DataFrame) -> pd.DataFrame:

@@ -149,7 +149,8 @@ def replay_cost(cfg, engine: dict):
 def cmd_measured(args) -> int:
     import sys
 
-    from seqsched.analysis.measured import error_table, paired, sim_latencies
+    from seqsched.analysis.measured import (engine_receipt, error_table, paired,
+                                            sim_latencies)
     from seqsched.analysis.output import output_folder
     from seqsched.app.run import execute, policy_params, prepare
     from seqsched.backends.executor import CostModelExecutor
@@ -167,7 +168,9 @@ def cmd_measured(args) -> int:
     out = Path(args.out)
     with output_folder(out, args.overwrite) as folder:
         result = execute(prepared)
-        sim = sim_latencies(result.records)
+        # the measured clock starts at the engine's receipt (queued_ts) or the client's send
+        sim = sim_latencies(result.records, engine_receipt(result.records, result.steps)
+                            if run.clock == "queued" else None)
         table = error_table(sim, run.measured)
         settings = {"policy": cfg.policy, **policy_params(cfg), "gpu": cfg.gpu,
                     "model": cfg.model, "gpu_memory_utilization": cfg.memory_fraction,
@@ -229,7 +232,10 @@ def write_outputs(folder: Path, run, result, sim, table, settings: dict, pairs) 
              *[f"- {n}" for n in run.notes], "",
              markdown_errors(table), "",
              "error_pct = 100 (simulated - measured) / measured. TTFT = first token - arrival, "
-             "end-to-end = last token - arrival, TPOT = (end-to-end - TTFT) / (output - 1); ITL "
+             "end-to-end = last token - arrival (arrival: "
+             + ("the engine's receipt, queued_ts; simulated: the end of the step running "
+                "when the request arrived" if run.clock == "queued" else "the client's send")
+             + "), TPOT = (end-to-end - TTFT) / (output - 1); ITL "
              "pools inter-token gaps (a request without per-token times contributes its TPOT "
              "once per gap).", "",
              *[f"![{p.stem}]({p.name})" for p in figures]]

@@ -35,7 +35,9 @@ its own tokens: the state before) and "independent DP replicas" (no lockstep). A
 gets a column with LLMServingSim's own expert count (its BALANCED router's min(tokens k, E)).
 
 Measured metrics as the layout's README defines them: TTFT = first_token - queued, end-to-end =
-last_token - queued, TPOT = (last - first) / (output - 1); simulated: seqsched's records.
+last_token - queued, TPOT = (last - first) / (output - 1); simulated: seqsched's records,
+TTFT and end-to-end counted from the simulated queued_ts (analysis/measured.py
+`engine_receipt`), as `validate --measured` does; one column counts from the client's send.
 When the run folder holds LLMServingSim's own summary (`llmservingsim_summary.txt`), its
 errors are printed beside ours.
 """
@@ -52,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqsched.analysis.measured import engine_receipt
 from seqsched.app.measured_cli import builtin_model, parallel_fields, recorded_gpu, replay_cost
 from seqsched.app.run import RunConfig, describe_backend, simulate
 from seqsched.app.vllm_args import apply_to_config, vllm_settings
@@ -69,6 +72,7 @@ class StepTimesOnly(CostModelExecutor):
     at `gather` balanced ranks of the member's own tokens)."""
     dp_timing = None
 METRICS = ("ttft", "tpot", "e2e")
+SENT = "final, TTFT from the client's send"     # the clock before the run's queued_ts
 
 
 def run_gpu(run) -> str:
@@ -88,11 +92,13 @@ def measured(run) -> pd.DataFrame:
                          "tpot": (m["e2e_s"] - m["ttft_s"]) / out})
 
 
-def simulated(records: pd.DataFrame) -> pd.DataFrame:
+def simulated(records: pd.DataFrame, start=None) -> pd.DataFrame:
+    """TTFT / end-to-end from `start` (the simulated engine receipt), else from the arrival."""
     gen = records["generated_tokens"].astype(float)
+    t0 = records["arrival_s"] if start is None else pd.Series(start, index=records.index)
     return pd.DataFrame({
-        "ttft": records["first_token_s"] - records["arrival_s"],
-        "e2e": records["finish_s"] - records["arrival_s"],
+        "ttft": records["first_token_s"] - t0,
+        "e2e": records["finish_s"] - t0,
         "tpot": (records["finish_s"] - records["first_token_s"]) / (gen - 1).where(gen > 1)})
 
 
@@ -168,7 +174,8 @@ def main() -> int:
                "+ vLLM replay, no async, no full-ISL gate": (plain, True),
                "+ full-ISL gate only": (switch(plain, reserve_full_isl=True), True),
                "+ async scheduling only": (switch(plain, async_scheduling=True), True),
-               "+ vLLM replay (final)": (base, True)}
+               "+ vLLM replay (final)": (base, True),
+               SENT: (base, True)}
     if resolve_model(base.model).n_experts:
         configs["final, LLMServingSim's expert count"] = (base, True)
     if base.dp_lockstep:                # the states before (sim/lockstep.py)
@@ -192,7 +199,9 @@ def main() -> int:
         executor = (StepTimesOnly if label.endswith("own step times") else CostModelExecutor)
         res = simulate(run.trace, cfg, executor=executor(cost))
         print(f"{label}: {describe_backend(cfg)} ({time.perf_counter() - t0:.1f} s)")
-        rows[label] = errors(simulated(res.records), meas)
+        # the run's clock: TTFT from the engine's receipt (queued_ts) as vLLM timed it
+        start = None if label == SENT else engine_receipt(res.records, res.steps)
+        rows[label] = errors(simulated(res.records, start), meas)
     final = rows["+ vLLM replay (final)"]
     keys = list(final)
     table = pd.DataFrame({"measured": [final[k][1] for k in keys]}, index=keys)

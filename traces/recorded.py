@@ -57,6 +57,8 @@ class RecordedRun:
     format: str = ""
     name: str = "recorded"
     notes: list[str] = field(default_factory=list)
+    clock: str = "sent"             # TTFT starts when the client sent the request ("sent") or
+                                    # when the engine core read it ("queued", vLLM's queued_ts)
     path: str = ""                  # where it was read from (a folder's names may say the GPU)
 
 
@@ -172,7 +174,8 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
         trace = Trace(df, name=folder.name)
     ts = _timeseries(folder / "timeseries.csv") if (folder / "timeseries.csv").is_file() \
         else None
-    return RecordedRun(trace, measured, engine, ts, "llmservingsim", folder.name)
+    return RecordedRun(trace, measured, engine, ts, "llmservingsim", folder.name,
+                       clock="queued")
 
 
 def _timeseries(path: Path) -> pd.DataFrame:
