@@ -57,10 +57,12 @@ def waiting(records: pd.DataFrame, steps: pd.DataFrame, times: np.ndarray) -> np
 
 def queue_growth(records: pd.DataFrame, steps: pd.DataFrame) -> float:
     """Waiting-queue slope over the arrival window's second half / mean arrival rate; NaN
-    when the requests arrive at once (an offline run has no rate to sustain)."""
+    when the requests arrive at once (an offline run has no rate to sustain), which includes
+    arrivals within a nanosecond: a window that short has no meaningful rate, and a subnormal
+    one makes the least-squares fit itself fail (LinAlgError)."""
     arrival = records["arrival_s"].to_numpy(dtype=float)
     start, end = float(arrival.min()), float(arrival.max())
-    if not end > start or len(arrival) < 3:
+    if not end - start > 1e-9 or len(arrival) < 3:
         return float("nan")
     rate = (len(arrival) - 1) / (end - start)
     times = np.linspace(start + (end - start) / 2, end, GRID_POINTS)

@@ -62,6 +62,17 @@ def test_queue_growth_of_a_dd1_queue():
     assert saturation_summary(*dd1(1 / (1 - 2 * GROWTH_LIMIT), 1.0))["saturated"]
 
 
+def test_arrivals_within_a_nanosecond_have_no_rate():
+    # hypothesis drew arrivals 0, 0, 5e-324 s (subnormal): the least-squares fit over a
+    # window that short raised LinAlgError; such requests arrive at once, so NaN
+    recs, steps = dd1(2.0, 1.0, n=3)
+    for span in (5e-324, 1e-310, 1e-10):
+        recs["arrival_s"] = [0.0, 0.0, span]
+        assert np.isnan(queue_growth(recs, steps))
+    recs["arrival_s"] = [0.0, 0.5, 1.0]
+    assert np.isfinite(queue_growth(recs, steps))
+
+
 def test_a_queue_starved_at_the_back_is_saturated():
     # a length-ordered server at r = 2c: half the requests (the "long" ones) are never
     # scheduled until arrivals stop, so later arrivals wait *less*; the queue still grows
