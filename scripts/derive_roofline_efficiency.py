@@ -153,13 +153,16 @@ def main() -> int:
         else None
     path = BUILTIN_DIR / "roofline_efficiency.json"
     out = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    derived = set()
     for name in AICONF:
         try:
             out[name] = aiconf(name, repo, data, get_gpu(name))
+            derived.add(name)
         except FileNotFoundError as e:
             print(f"skip {name}: {e} not found")
     for name, fallback in BROKEN_PREFILL.items():
-        if name in out and fallback in out:
+        # only an entry derived in this run: a kept one already has the fallback (and its note)
+        if name in derived and fallback in out:
             out[name]["prefill_attention_efficiency"] = out[fallback]["prefill_attention_efficiency"]
             out[name]["source"] += f"; prefill attention: {fallback}'s (its own table is broken)"
     bundle = data / "llmservingsim/perf/RTX4090/meta-llama/Llama-3.1-8B/bf16"
