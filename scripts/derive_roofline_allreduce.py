@@ -33,15 +33,17 @@ SYSTEMS = "aic-core/src/aiconfigurator_core/systems/data"
 # vLLM 0.19 the shared runs use (A100 has only 0.14.0)
 GPUS = {"A100-80GB": ("a100_sxm", "0.14.0"), "H100-SXM": ("h100_sxm", "0.19.0"),
         "H200": ("h200_sxm", "0.19.0"), "RTX-PRO-6000": ("rtx_pro_6000_server", "0.19.0")}
-REL = "{system}/comm/vllm/{version}/custom_allreduce_perf.parquet"
+REL = "comm/vllm/{version}/custom_allreduce_perf.parquet"
 
 
-def find(system: str, version: str, data: Path, repo: Path | None) -> Path | None:
-    rel = REL.format(system=system, version=version)
-    for path in ([repo / SYSTEMS / rel] if repo else []) + [data / "aiconfigurator" / rel]:
+def aic_file(repo: Path | None, data: Path, system: str, rel: str) -> Path:
+    """One aiconfigurator system file: from the checkout when given, else the shared data's
+    copy (derive_roofline_efficiency.py reads its GEMM and attention tables the same way)."""
+    for path in ([repo / SYSTEMS / system / rel] if repo else []) + [
+            data / "aiconfigurator" / system / rel]:
         if path.is_file():
             return path
-    return None
+    raise FileNotFoundError(f"{system}/{rel}")
 
 
 def table(path: Path, system: str, version: str) -> dict:
@@ -67,9 +69,10 @@ def main() -> int:
     repo = Path(args.aiconfigurator_repo) if args.aiconfigurator_repo else None
     out = json.loads(TABLE.read_text(encoding="utf-8")) if TABLE.is_file() else {}
     for gpu, (system, version) in GPUS.items():
-        path = find(system, version, Path(args.data), repo)
-        if path is None:
-            print(f"skip {gpu}: {REL.format(system=system, version=version)} not found")
+        try:
+            path = aic_file(repo, Path(args.data), system, REL.format(version=version))
+        except FileNotFoundError as e:
+            print(f"skip {gpu}: {e} not found")
             continue
         out[gpu] = table(path, system, version)
         e = out[gpu]["tp"]

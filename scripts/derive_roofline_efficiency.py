@@ -56,7 +56,8 @@ import pandas as pd
 from seqsched.backends.profile import BUILTIN_DIR
 from seqsched.backends.specs import get_gpu
 
-SYSTEMS = "aic-core/src/aiconfigurator_core/systems/data"
+from derive_roofline_allreduce import aic_file  # a sibling script: scripts/ is on sys.path
+
 AICONF = {"A100-80GB": ("a100_sxm", "0.14.0"), "H100-SXM": ("h100_sxm", "0.19.0"),
           "H200": ("h200_sxm", "0.19.0"), "RTX-PRO-6000": ("rtx_pro_6000_server", "0.19.0")}
 BROKEN_PREFILL = {"H200": "H100-SXM"}
@@ -77,14 +78,6 @@ def gemm_fields(m, n, k, seconds, gpu) -> dict:
     return {"flops_efficiency": round(float(np.median(r[keep & (m >= 2048)])), R3),
             "bandwidth_efficiency": round(float(np.median(r[keep & (m <= 16)])), R3),
             "gemm_m": grid, "gemm_efficiency": [round(float(e), R3) for e in eff]}
-
-
-def aic_file(repo: Path | None, data: Path, system: str, rel: str) -> Path:
-    for path in ([repo / SYSTEMS / system / rel] if repo else []) + [
-            data / "aiconfigurator" / system / rel]:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"{system}/{rel}")
 
 
 def bf16_attention(path: Path) -> pd.DataFrame:
