@@ -178,7 +178,9 @@ def cmd_measured(args) -> int:
                     "kv_capacity_tokens": result.kv_capacity_tokens,
                     "cost_model": cost.name, **({"replicas": cfg.replicas}
                                                 if cfg.replicas > 1 else {}),
-                    **({"dp_lockstep": cfg.dp_lockstep} if cfg.dp_lockstep > 1 else {})}
+                    **({"dp_lockstep": cfg.dp_lockstep} if cfg.dp_lockstep > 1 else {}),
+                    **({"enforce_eager": "on (no CUDA graphs: no DP padding)"}
+                       if cfg.enforce_eager else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
     what = settings["cost_model"]
     shape = getattr(cost, "shape", None)

@@ -79,6 +79,7 @@ class RunConfig:
     kv_sizing: str = "vllm"             # continuous policies: "vllm" reserves the activation
                                         # peak; "weights": memory x fraction - weights only
     prefix_caching: bool = False        # vLLM's automatic prefix caching (sim/prefix_cache.py)
+    enforce_eager: bool = False         # vLLM's --enforce-eager: no CUDA graphs, no DP padding
     prefill_replicas: int = 0           # disaggregation (sim/disagg.py): prefill replicas ...
     decode_replicas: int = 0            # ... and decode replicas (both > 0; replaces replicas)
     decode_gpu: str | None = None       # the decode side's GPU (default: gpu)

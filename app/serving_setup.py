@@ -104,8 +104,9 @@ def disaggregation(config) -> Disaggregation:
 
 def dp_padding(config, params: dict) -> DPPadding:
     """A DP lockstep group pads its ranks over vLLM's default CUDA-graph sizes for the
-    policy's max_num_seqs / max_batched_tokens (backends/vllm_engine.py); none without them."""
+    policy's max_num_seqs / max_batched_tokens (backends/vllm_engine.py); none without them,
+    and none with --enforce-eager (no graphs captured)."""
     seqs, tokens = params.get("max_num_seqs"), params.get("max_batched_tokens")
     if config.dp_lockstep <= 1 or not (is_whole(seqs) and is_whole(tokens)):
         return DPPadding()
-    return DPPadding(cudagraph_capture_sizes(int(seqs), int(tokens)))
+    return DPPadding(cudagraph_capture_sizes(int(seqs), int(tokens), config.enforce_eager))

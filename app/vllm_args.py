@@ -32,7 +32,7 @@ VERSION_DEFAULTS = (((0, 19, 0), {"scheduler_reserve_full_isl": True,
 CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
                "kv_sizing": "kv_sizing",
                "gpu_memory_utilization": "memory_fraction", "kv_blocks": "kv_blocks",
-               "num_gpu_blocks_override": "kv_blocks"}
+               "num_gpu_blocks_override": "kv_blocks", "enforce_eager": "enforce_eager"}
 ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching")
 _NOTED: set[str] = set()
 
@@ -70,6 +70,9 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                    help="vLLM's async scheduler: step n+1 is planned while step n runs, so an "
                    "arrival is admitted and a finished request's slot and KV freed one "
                    "iteration later (vLLM 0.19 default: on; seqsched's default: off)")
+    g.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=None,
+                   help="vLLM without CUDA graphs: no capture sizes, so a DP lockstep group "
+                   "never pads its ranks (vllm/config/vllm.py:1024; default: off)")
     g.add_argument("--tensor-parallel-size", "-tp", type=int, default=None, metavar="N",
                    help="tensor-parallel GPUs per replica (vLLM's name for --tp)")
     g.add_argument("--block-size", type=int, default=None, metavar="N",

@@ -21,6 +21,7 @@ Two formats (`RECORDED_FORMATS`):
   asking). `resolved_config.scheduler_config` (newer runs) gives `async_scheduling` and
   `scheduler_reserve_full_isl` as vLLM resolved them; where absent, `validate --measured`
   takes the defaults of the run's `vllm_version` (app/vllm_args.py `VERSION_DEFAULTS`).
+  `enforce_eager` comes from `engine_kwargs` or `resolved_config.model_config`.
 - `vllm-bench`: the result JSON of vLLM's `benchmark_serving.py` / `vllm bench serve`
   (`input_lens`, `output_lens`, `ttfts`, `itls`, and in newer versions `latencies` and
   `start_times`). Arrivals are the recorded `start_times` when present; otherwise rebuilt as
@@ -164,6 +165,9 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
     for key in ("async_scheduling", "scheduler_reserve_full_isl"):
         if isinstance(sched.get(key), bool):
             engine.setdefault(key, sched[key])
+    model_cfg = resolved.get("model_config")
+    if isinstance(model_cfg, dict) and isinstance(model_cfg.get("enforce_eager"), bool):
+        engine.setdefault("enforce_eager", model_cfg["enforce_eager"])     # no CUDA graphs
     measured = _measured(ids, arrival, work["input_toks"], work["output_toks"],
                          req["first_token_ts"] - req["queued_ts"],
                          req["last_token_ts"] - req["queued_ts"], None, folder)
