@@ -9,6 +9,10 @@ for one model and TP degree.
   q (p + (q+1)/2) / ((p+q)(p+q+1)/2) (the table has no cached-prefix axis);
 - generation attention (by batch and context = step + 1); cells the collector could not fit in
   memory are filled linearly in batch from the largest measured batch at that context;
+- decode rows of a mixed prefill + decode batch (`attention.mixed`, GPUs of known architecture):
+  vLLM runs the batch as one varlen FlashAttention call whose tiling of a one-token query
+  differs from the decode-only kernel's; the extra tiles are timed at the context kernel's
+  measured per-tile rate (backends/fa_tiles.py);
 - all-reduce: vLLM's custom all-reduce (CUDA-graph mode) by message size at the TP degree
   (`message_size` is elements: the collector all-reduces `torch.ones(size)`; bytes = 2 x size);
 - RMSNorm, rotary, SiLU-and-mul and the embedding gather are not in the tables: modelled as
@@ -39,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqsched.backends.fa_tiles import (SM_ARCH, Tiling, compose, fa_version, mixed_extra_us,
+                                        tile_rate)
 from seqsched.backends.import_aiconfigurator_moe import measured_collectives, moe_by_ep
 from seqsched.backends.interp import interp1
 from seqsched.backends.profile_common import (PER_LAYER, allreduce_section, calibration, sig,
@@ -200,12 +206,30 @@ def attention_section(folder: Path, model: ModelSpec, tp: int, version: str | No
     if kv_used != kv_want:   # MHA beyond the table's KV heads: scale the KV-read part
         base = grid[:, :1]
         grid = base + (grid - base) * kv_want / kv_used
-    return {"kind": "split", "count": model.n_layers,
-            "prefill": {"tokens": sig(q.ravel(), 6), "cached": sig(CACHED, 6),
-                        "us": [sig(r) for r in prefill]},
-            "decode": {"rows": sig(rows, 6), "context": sig(contexts, 8),
-                       "us": [sig(r) for r in grid]},
-            "kv_heads_measured": kv_used, "kv_heads": kv_want}, version
+    section = {"kind": "split", "count": model.n_layers,
+               "prefill": {"tokens": sig(q.ravel(), 6), "cached": sig(CACHED, 6),
+                           "us": [sig(r) for r in prefill]},
+               "decode": {"rows": sig(rows, 6), "context": sig(contexts, 8),
+                          "us": [sig(r) for r in grid]},
+               "kv_heads_measured": kv_used, "kv_heads": kv_want}
+    version_fa = fa_version(SM_ARCH.get(gpu.name)) if gpu is not None else None
+    if version_fa is not None:
+        section["mixed"] = mixed_section(ctx, Tiling(version_fa, model.n_heads // tp, kv_want,
+                                                     model.head_dim), contexts)
+    return section, version
+
+
+def mixed_section(ctx: pd.DataFrame, tiling: Tiling, contexts: np.ndarray) -> dict:
+    """`us`: the extra a decode row costs (one layer) in a mixed batch, by its context
+    (backends/fa_tiles.py), from the context-attention table's causal prefills."""
+    lat = ctx.groupby(["batch_size", "isl"])["latency"].mean() * 1e3
+    b, isl = (lat.index.get_level_values(k).to_numpy(float) for k in ("batch_size", "isl"))
+    per_cta, per_tile = tile_rate(tiling, isl, b, lat.to_numpy(float))
+    return {"context": sig(contexts, 8),
+            "us": sig(mixed_extra_us(tiling, contexts, per_cta, per_tile)),
+            "compose": compose(tiling), "flash_attention": tiling.version,
+            "block_n": tiling.block_n,
+            "rows_mixed": tiling.decode_rows(True), "rows_decode": tiling.decode_rows(False)}
 
 
 def allreduce_table(folder: Path, model: ModelSpec, tp: int,
@@ -304,6 +328,13 @@ def import_aiconfigurator(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | No
                       f"{gpu.bandwidth_gbs:g} GB/s + {LAUNCH_US:g} us per op",
                       "prefill with cached context scaled from full-prefill times by score "
                       "entries; each chunk timed as its own batch-1 kernel"]}
+    if "mixed" in attention:
+        prov["notes"].append(
+            "decode rows of a mixed prefill + decode batch: FlashAttention "
+            + str(attention["mixed"]["flash_attention"]) + "'s query tiles of a batch that is "
+            "not decode-only, at the per-tile time of the measured context kernel, "
+            + ("added to the decode kernel's time" if attention["mixed"]["compose"] == "add"
+               else "or the decode kernel's time if longer") + " (backends/fa_tiles.py)")
     if moe is not None:
         prov["notes"].append("MoE: router GEMM (hidden x experts) measured; experts from "
                              f"{moe['table']}, one rank by the tokens it gathers at the run's "

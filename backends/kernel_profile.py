@@ -20,7 +20,10 @@ Attention comes in two kinds:
   them (`decode_max`/`decode_min`, `context_max`/`context_min`) to a model whose
   `wants_decode_spread` is true;
 - `split`: a prefill grid over (chunk tokens, cached tokens) per sequence, summed over the
-  chunks, plus a decode grid over (rows, context) at the mean context (aiconfigurator / roofline).
+  chunks, plus a decode grid over (rows, context) at the mean context (aiconfigurator / roofline);
+  with a `mixed` curve, the decode rows of a batch that also prefills cost their tiles by
+  context on top (`compose` add) or at least that (max): FlashAttention's tiling of a batch
+  that is not decode-only (backends/fa_tiles.py).
 Times are microseconds in the JSON, seconds out of the model. Shapes beyond a grid are
 extrapolated linearly from its last two samples, with one warning per axis saying how far.
 """
@@ -122,6 +125,8 @@ class KernelProfileCostModel:
     grid4: Grid4 | None = None
     prefill_grid: Grid2 | None = None       # split kind: (chunk tokens, cached tokens)
     decode_grid: Grid2 | None = None        # split kind: (rows, context)
+    mixed_row: Op | None = None             # split kind: a decode row's tiles in a mixed batch
+    mixed_overlap: bool = False             # ... max(decode-only, tiles), else decode + tiles
     allreduce: Op | None = None             # x = bytes; count = all-reduces per iteration
     allreduce_bytes_per_token: float = 0.0
     iteration_overhead_s: float = 0.0
@@ -249,7 +254,11 @@ class KernelProfileCostModel:
             self._check("kv_prefill", float((past + new).max()))
             attn = self.attention_count * float(self.prefill_grid(new, past).sum()) * 1e-6
             if decode_rows:
-                attn += float(self._decode_attention(decode_rows, mean_ctx)[0])
+                dec = float(self._decode_attention(decode_rows, mean_ctx)[0])
+                if self.mixed_row is not None:
+                    tiles = decode_rows * float(self.mixed_row.seconds(mean_ctx)[0])
+                    dec = max(dec, tiles) if self.mixed_overlap else dec + tiles
+                attn += dec
         return float(self._linear(tokens, float(rows))) + attn
 
     def decode_times(self, rows: int, context_sum: int, iterations: int,
@@ -352,6 +361,10 @@ def kernel_profile_from_dict(data: dict, path: str = "<profile>") -> KernelProfi
                 raise _bad(path, f"no 'attention.{part}' grid")
         model.prefill_grid = _grid2(att["prefill"], "tokens", "cached", path, "attention.prefill")
         model.decode_grid = _grid2(att["decode"], "rows", "context", path, "attention.decode")
+        if isinstance(att.get("mixed"), dict):
+            model.mixed_row = _op("mixed", {**att["mixed"], "count": model.attention_count},
+                                  "context", path, "attention.mixed")
+            model.mixed_overlap = att["mixed"].get("compose") == "max"
         limits.update(prefill_chunk=model.prefill_grid.ax0[-1],
                       kv_prefill=model.prefill_grid.ax1[-1],
                       n_decode=model.decode_grid.ax0[-1], kv_decode=model.decode_grid.ax1[-1])
