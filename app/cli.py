@@ -62,8 +62,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="tensor-parallel GPUs per replica (weights and KV split, all-reduce)")
     g.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
     g.add_argument("--router", default="round-robin",
-                   help="round-robin, least-loaded, random, power-of-two or prefix-aware "
-                        "(default round-robin)")
+                   help="round-robin, least-loaded, random, power-of-two, prefix-aware or "
+                        "vllm-dp (vLLM's DP balancer) (default round-robin)")
     g.add_argument("--dp-lockstep", type=int, default=0, metavar="D",
                    help="data-parallel MoE: replicas step in lockstep groups of D, each step "
                         "as long as the group's slowest (vLLM's DP ranks; default off)")

@@ -115,17 +115,17 @@ def recorded_gpu(run) -> str:
 
 
 def parallel_fields(engine: dict, model: str | None = None) -> dict:
-    """vLLM data parallelism (`data_parallel_size` D) as D replicas behind the least-loaded
-    router (vLLM's DP load balancer sends a request to the engine with the fewest waiting x 4
-    + running requests, vllm/v1/engine/core_client.py; ours weighs the two alike). An MoE
-    `model`'s D ranks step in lockstep (vLLM's DPEngineCoreProc, MoE only; sim/lockstep.py)."""
+    """vLLM data parallelism (`data_parallel_size` D) as D replicas behind vLLM's own DP load
+    balancer (`vllm-dp`, sim/dp_router.py: the fewest waiting x 4 + running requests, counts
+    refreshed every 100 ms). An MoE `model`'s D ranks step in lockstep (vLLM's
+    DPEngineCoreProc, MoE only; sim/lockstep.py)."""
     from seqsched.backends.spec_files import resolve_model
 
     dp = int(engine.get("data_parallel_size") or 1)
     if dp <= 1:
         return {}
     moe = model is not None and resolve_model(model).n_experts > 0
-    return {"replicas": dp, "router": "least-loaded", **({"dp_lockstep": dp} if moe else {})}
+    return {"replicas": dp, "router": "vllm-dp", **({"dp_lockstep": dp} if moe else {})}
 
 
 def replay_cost(cfg, engine: dict):

@@ -15,10 +15,11 @@ decode rows' longest and shortest context: `decode_max`/`decode_min` keywords of
 `prefill_time`, `context_max`/`context_min` of `decode_times` (at its first iteration; each
 grows by one per iteration). Engines pass them only to such a model.
 A model whose `wants_dp_tokens` is true (the kernel profile) times a step of a DP lockstep
-group (sim/lockstep.py): `padded_time(alone_s, tokens, rows, padded_tokens, moe_tokens)` is the
-iteration that costs `alone_s` on its own run with its dense layers over `padded_tokens` (vLLM's
-DP padding) and its MoE layers over `moe_tokens` (what they gather from the whole group), and
-`dummy_time(padded_tokens, moe_tokens)` an idle rank's dummy pass.
+group (sim/lockstep.py): `padded_time(alone_s, tokens, rows, padded_tokens, moe_tokens,
+moe_largest)` is the iteration that costs `alone_s` on its own run with its dense layers over
+`padded_tokens` (vLLM's DP padding) and its MoE layers over `moe_tokens` (what they gather from
+the whole group; `moe_largest`, the largest rank's count, times the EP collectives), and
+`dummy_time(padded_tokens, moe_tokens, moe_largest)` an idle rank's dummy pass.
 """
 
 from __future__ import annotations

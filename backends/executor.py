@@ -79,8 +79,8 @@ class CostModelExecutor:
                           last_iteration_s=float(ends[n - 2]) if n > 1 else 0.0)
 
     def dp_timing(self, step: Step | None, alone_s: float | None = None):
-        """(padded tokens, gathered tokens) -> seconds of the step's one iteration in a DP
-        lockstep group (`alone_s`: its time alone, if known), or of the dummy pass (`step`
+        """(padded tokens, gathered tokens, largest rank's tokens) -> seconds of the step's
+        one iteration in a DP lockstep group (`alone_s`: its time alone, if known), or of the dummy pass (`step`
         None); None when the cost model does not take DP token counts (`wants_dp_tokens`)."""
         cost = self.cost
         if not getattr(cost, "wants_dp_tokens", False):
@@ -91,8 +91,8 @@ class CostModelExecutor:
         rows = len(step.seqs)
         tokens = sum(step.prefill_tokens) + sum(1 for c in step.prefill_tokens if c == 0)
 
-        def timing(padded: int, gathered: int) -> float:
-            return cost.padded_time(alone, tokens, rows, padded, gathered)
+        def timing(padded: int, gathered: int, largest: int | None = None) -> float:
+            return cost.padded_time(alone, tokens, rows, padded, gathered, largest)
         return timing
 
     def release(self, seq: Seq) -> None:

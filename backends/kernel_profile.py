@@ -148,16 +148,17 @@ class KernelProfileCostModel:
                        self.name, axis, value, top,
                        f"{value / top:.1f}x" if top > 0 else "only 0 profiled")
 
-    def _linear(self, tokens, rows, moe_tokens=None) -> np.ndarray:
+    def _linear(self, tokens, rows, moe_tokens=None, moe_largest=None) -> np.ndarray:
         """Dense + per-sequence + all-reduce seconds (tokens/rows scalars or arrays; rows None:
-        no per-sequence ops); `moe_tokens`: what the MoE layers gather, when known."""
+        no per-sequence ops); `moe_tokens`: what the MoE layers gather, when known
+        (`moe_largest`: the largest rank's share of it)."""
         t = sum((op.seconds(tokens) for op in self.dense), np.zeros(np.shape(tokens)))
         if rows is not None:
             t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
         if self.allreduce is not None:
             t = t + self.allreduce.seconds(np.asarray(tokens, float) * self.allreduce_bytes_per_token)
         if self.moe is not None:
-            t = t + self.moe.seconds(tokens, moe_tokens)
+            t = t + self.moe.seconds(tokens, moe_tokens, moe_largest)
         return t + self.iteration_overhead_s
 
     # In a DP lockstep group (sim/lockstep.py) a rank runs its dense layers (and the TP
@@ -166,7 +167,8 @@ class KernelProfileCostModel:
     # have no KV and no logits: vLLM computes logits at `logits_indices` of real requests).
     wants_dp_tokens = True
 
-    def _token_part(self, tokens: int, moe_tokens: int | None) -> float:
+    def _token_part(self, tokens: int, moe_tokens: int | None,
+                    moe_largest: int | None = None) -> float:
         """Dense + all-reduce + MoE seconds of one iteration (memoised: a lockstep group asks
         for the same few padded / gathered counts over and over)."""
         tables, held = (self.dense, self.allreduce, self.moe), self._dp_cache.get("tables")
@@ -174,26 +176,31 @@ class KernelProfileCostModel:
                 or len(self._dp_cache) > 1 << 16):
             self._dp_cache.clear()          # a table was swapped since (cost.moe = ...)
             self._dp_cache["tables"] = tables
-        key = (int(tokens), None if moe_tokens is None else int(moe_tokens))
+        key = (int(tokens), None if moe_tokens is None else int(moe_tokens),
+               None if moe_largest is None else int(moe_largest))
         if key not in self._dp_cache:
-            self._dp_cache[key] = float(self._linear(float(tokens), None, moe_tokens)
-                                        - self.iteration_overhead_s)
+            self._dp_cache[key] = float(self._linear(float(tokens), None, moe_tokens,
+                                                     moe_largest) - self.iteration_overhead_s)
         return self._dp_cache[key]
 
     def padded_time(self, alone_s: float, tokens: int, rows: int, padded_tokens: int,
-                    moe_tokens: int) -> float:
+                    moe_tokens: int, moe_largest: int | None = None) -> float:
         """The iteration of `tokens` tokens (in `rows` rows) that costs `alone_s` on its own,
         run instead with its dense layers over `padded_tokens` and its MoE layers over the
-        group's `moe_tokens`: only the token-linear ops change (attention and the per-row ops
+        group's `moe_tokens` (`moe_largest`: the group's largest rank count, which times the
+        EP collectives): only the token-linear ops change (attention and the per-row ops
         see the real rows)."""
-        return float(alone_s + self._token_part(max(padded_tokens, tokens), moe_tokens)
+        return float(alone_s + self._token_part(max(padded_tokens, tokens), moe_tokens,
+                                                moe_largest)
                      - self._token_part(tokens, None))
 
-    def dummy_time(self, padded_tokens: int, moe_tokens: int) -> float:
+    def dummy_time(self, padded_tokens: int, moe_tokens: int,
+                   moe_largest: int | None = None) -> float:
         """vLLM's `execute_dummy_batch` on an idle DP rank: a one-token forward padded to
         `padded_tokens`, its MoE layers over the group's `moe_tokens`; no attention rows, no
         logits (`_dummy_run` samples nothing)."""
-        return self._token_part(padded_tokens, moe_tokens) + self.iteration_overhead_s
+        return (self._token_part(padded_tokens, moe_tokens, moe_largest)
+                + self.iteration_overhead_s)
 
     @property
     def wants_decode_spread(self) -> bool:

@@ -27,6 +27,19 @@ backend; each is looked up by its total bytes in NCCL's all_gather / reduce_scat
 at ep GPUs when the profile has them (`ep_comm`: aiconfigurator's nccl-tests tables, whose
 message size is the whole gathered / scattered buffer), else timed by the ring model over the
 GPU link (latency + (ep - 1)/ep x bytes / bandwidth, profile_common.ring_allreduce_us).
+Ranks of unequal token counts (a DP lockstep step past the CUDA graphs, so unpadded) do not
+run those collectives (vLLM 0.19.0, Apache-2.0): `AgRsAll2AllManager.dispatch_router_logits`
+gathers [hidden_states, router_logits] with `all_gatherv` (distributed/device_communicators/
+all2all.py:159-191; bf16 router logits: the unquantized Triton path has no modular
+prepare/finalize, fused_moe/runner/default_moe_runner.py:574-595), whose equal sizes take
+`ncclAllGather` but unequal ones one `ncclBroadcast` per root rank in an NCCL group
+(cuda_communicator.py:352-392 -> pynccl.py:211-243), and `reduce_scatterv` one `ncclReduce`
+per root (cuda_communicator.py:264-300 -> pynccl.py:274-310). Each root's chunk must cross
+the link in full, so the grouped calls last at least as long as the equal-size collective
+of `gather` chunks as large as the largest rank's: that collective's table is looked up at
+gather x the largest count (`largest`) when it exceeds the gathered sum's (a modelling
+choice; the same within 5% of the sum of the broadcasts if NCCL ran them one after another,
+for the 2,048 + ~100 split of a prefill step at DP 2).
 
 An aiconfigurator table (`by_ep`, backends/import_aiconfigurator_moe.py) instead measured one
 rank at each EP size with balanced routing, by the tokens the rank holds after dispatch: it
@@ -95,13 +108,18 @@ class MoeTable:
         out = a + t * (b - a)
         return np.maximum(out, 0.0)
 
-    def comm_us(self, tokens, gathered=None) -> np.ndarray:
-        """One MoE layer's dispatch all-gather + combine reduce-scatter (0 without EP)."""
+    def comm_us(self, tokens, gathered=None, largest=None) -> np.ndarray:
+        """One MoE layer's dispatch all-gather + combine reduce-scatter (0 without EP).
+        `largest`: the largest rank's (padded) token count in a DP lockstep group; ranks of
+        unequal counts run vLLM's grouped per-rank broadcasts / reduces, as long as the
+        equal-size collective of `gather` chunks that large (module docstring)."""
         tokens = np.asarray(tokens, dtype=float)
         ep = max(int(self.ep), 1)
         if ep == 1 or self.link_gbs <= 0:
             return np.zeros(tokens.shape)
         seen = self.seen(tokens, gathered)
+        if largest is not None and gathered is not None and int(self.gather) > 1:
+            seen = np.maximum(seen, float(largest) * int(self.gather))
         measured = (self.ep_comm or {}).get(str(ep))
         if measured and {"all_gather", "reduce_scatter"} <= set(measured):
             return (interp1(*measured["all_gather"], seen * self.dispatch_bytes)
@@ -109,17 +127,19 @@ class MoeTable:
         wire = (ep - 1) / ep * seen * (self.dispatch_bytes + self.combine_bytes)
         return 2 * self.link_latency_us + wire / (self.link_gbs * 1e9) * 1e6
 
-    def seconds(self, tokens, gathered=None) -> np.ndarray:
+    def seconds(self, tokens, gathered=None, largest=None) -> np.ndarray:
         """Seconds of every MoE layer of one iteration of `tokens` tokens on this rank
-        (`gathered`: the group's gathered tokens, when known)."""
+        (`gathered`: the group's gathered tokens, when known; `largest`: its largest rank's
+        count, which sets the collectives' time: `comm_us`)."""
         tokens = np.asarray(tokens, dtype=float)
+        comm = self.comm_us(tokens, gathered, largest)
         if self.by_ep is not None:
             seen = self.seen(tokens, gathered)
             us = interp1(*self.by_ep[max(int(self.ep), 1)], np.maximum(seen, 1.0))
-            us = np.maximum(us, 0.0) + self.comm_us(tokens, gathered)
+            us = np.maximum(us, 0.0) + comm
         else:
             table_tokens, experts = self.shape(tokens, gathered)
-            us = self.us(np.maximum(table_tokens, 1.0), experts) + self.comm_us(tokens, gathered)
+            us = self.us(np.maximum(table_tokens, 1.0), experts) + comm
         return np.where(tokens > 0, self.count * us * 1e-6, 0.0)
 
 

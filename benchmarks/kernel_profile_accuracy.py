@@ -23,8 +23,8 @@ the final settings on it instead; `--profile NAME` (repeatable) adds a column pe
 
 The model is meta.json's (its Hugging Face name to the built-in spec), TP its
 tensor_parallel_size. A run with data_parallel_size D replays on D replicas behind the
-least-loaded router (vLLM's DP load balancer picks the engine with the fewest waiting x 4 +
-running requests, vllm/v1/engine/core_client.py; ours weighs both alike); with
+`vllm-dp` router (vLLM's DP load balancer: the engine with the fewest waiting x 4 + running
+requests over counts refreshed every 100 ms, sim/dp_router.py); with
 enable_expert_parallel on an MoE model the experts are split over the D x TP GPUs and each MoE
 layer gathers the D ranks' tokens (backends/moe_profile.py). The D replicas of an MoE model
 step in lockstep as vLLM's DP ranks do (sim/lockstep.py), each step timed at the group's own

@@ -9,6 +9,7 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
+from seqsched.sim.dp_router import route_vllm_dp
 from seqsched.sim.router import route_power_of_two, route_prefix_aware
 from seqsched.sim.sequence import Seq
 
@@ -49,7 +50,7 @@ def route_random(engine: "Engine", seq: Seq) -> int:
 
 ROUTERS = {"round-robin": route_round_robin, "least-loaded": route_least_loaded,
            "random": route_random, "power-of-two": route_power_of_two,
-           "prefix-aware": route_prefix_aware}
+           "prefix-aware": route_prefix_aware, "vllm-dp": route_vllm_dp}
 
 
 @dataclass

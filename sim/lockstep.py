@@ -28,8 +28,11 @@ their per-rank sizes (default all2all backend `allgather_reducescatter`,
 all2all.py:150`, `all_gatherv` / `reduce_scatterv` sized by `num_tokens_across_dp`; no DP
 chunking for it, `fused_moe/runner/default_moe_runner.py:263`), so with expert parallelism every
 rank's experts run over the group's gathered tokens, padding included (skipping padded rows came
-later, PR #46428). When every member's executor can time a step at a given (padded tokens,
-gathered tokens) -- `Executor.dp_timing` -- a round's end is the start plus the largest of the
+later, PR #46428); ranks of unequal counts make those calls grouped per-rank broadcasts /
+reduces (pynccl.py:211, :274), so the largest rank's count is passed too
+(backends/moe_profile.py `comm_us`). When every member's executor can time a step at a given
+(padded tokens, gathered tokens, largest rank's tokens) -- `Executor.dp_timing` -- a round's
+end is the start plus the largest of the
 members' and the idle members' dummy-pass times at the group's counts; otherwise the largest of
 the members' own step times. Not modelled: the per-step all-reduce itself (a CPU gloo one under
 async scheduling, the default: `vllm/config/vllm.py:795`), the 32-step tail after the last
@@ -46,7 +49,8 @@ import simpy
 
 from seqsched.common.errors import UserError
 
-Timing = Callable[[int, int], float]    # (this rank's padded tokens, gathered tokens) -> s
+Timing = Callable[[int, int, int], float]   # (this rank's padded tokens, gathered tokens,
+                                            #  the largest rank's padded tokens) -> s
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,8 @@ class DPGroup:
         keys = self.members + [k for k in r.members if k not in self.members]
         tokens = [r.members[k][1] if k in r.members else 1 for k in keys]  # dummy: one token
         padded = self.padding.padded(tokens)
-        gathered = sum(padded)
-        times = [(r.members[k][2] if k in r.members else self.dummy[k])(p, gathered)
+        gathered, largest = sum(padded), max(padded)
+        times = [(r.members[k][2] if k in r.members else self.dummy[k])(p, gathered, largest)
                  for k, p in zip(keys, padded)]
         return r.start + max(times)
 

@@ -76,7 +76,7 @@ def test_lockstep_runs_on_the_object_engine_only():
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from([0.0, 0.0, 0.4, 2.0]), st.integers(1, 60),
                           st.integers(1, 30)), min_size=1, max_size=10),
-       st.sampled_from(["round-robin", "least-loaded"]), st.sampled_from([2, 4]))
+       st.sampled_from(["round-robin", "least-loaded", "vllm-dp"]), st.sampled_from([2, 4]))
 def test_conservation_and_aligned_steps(rows, router, replicas):
     arrivals = np.cumsum([g for g, _, _ in rows])
     tr = [(f"q{i}", float(a), p, o) for i, (a, (_, p, o)) in enumerate(zip(arrivals, rows))]

@@ -38,10 +38,10 @@ class ToyDPCost(ToyCost):
     def decode_times(self, rows, context_sum, iterations):
         return super().decode_times(rows, context_sum, iterations) + (self.p + self.m) * rows
 
-    def padded_time(self, alone_s, tokens, rows, padded_tokens, moe_tokens):
+    def padded_time(self, alone_s, tokens, rows, padded_tokens, moe_tokens, moe_largest=None):
         return alone_s + self.p * (padded_tokens - tokens) + self.m * (moe_tokens - tokens)
 
-    def dummy_time(self, padded_tokens, moe_tokens):
+    def dummy_time(self, padded_tokens, moe_tokens, moe_largest=None):
         return C + self.p * padded_tokens + self.m * moe_tokens + self.extra
 
 
@@ -117,8 +117,8 @@ def test_an_end_moved_earlier_by_a_joiner_is_kept():
     """A later member can shorten the round (its tokens turn padding off): the round ends at
     the new, earlier end (the first closer is stale and stops)."""
     env = simpy.Environment()
-    group = DPGroup(env, [0, 1], DPPadding((1, 2, 4, 8)), {0: lambda p, g: 0.5,
-                                                            1: lambda p, g: 0.5})
+    group = DPGroup(env, [0, 1], DPPadding((1, 2, 4, 8)), {0: lambda p, g, m: 0.5,
+                                                            1: lambda p, g, m: 0.5})
     ends = {}
 
     def member(key, tokens, timing, delay):
@@ -127,8 +127,8 @@ def test_an_end_moved_earlier_by_a_joiner_is_kept():
         ends[key] = env.now
     # member 0 alone: padded to 8 with the dummy, 10 s; with member 1's 9 tokens (past the
     # graphs) no padding: member 0 then takes 3 s, member 1 2 s
-    env.process(member(0, 5, lambda p, g: 10.0 if p == 8 else 3.0, 0))
-    env.process(member(1, 9, lambda p, g: 2.0, 0))
+    env.process(member(0, 5, lambda p, g, m: 10.0 if p == 8 else 3.0, 0))
+    env.process(member(1, 9, lambda p, g, m: 2.0, 0))
     env.run()
     assert ends == {0: 3.0, 1: 3.0}
 
