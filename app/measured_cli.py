@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,15 +46,22 @@ def add_measured_arguments(p) -> None:
 
 def builtin_model(name: str) -> str:
     """A built-in model for a run's model name: as given, else its Hugging Face basename in
-    lower case (meta-llama/Llama-3-8B -> llama-3-8b), with -hf / -instruct / -chat dropped."""
+    lower case with release tags peeled off the end one by one (-hf, -instruct, -chat, -it,
+    -base, a version -v0.1, a date -2507) and a leading meta- dropped:
+    mistralai/Mixtral-8x7B-Instruct-v0.1 -> mixtral-8x7b, meta-llama/Meta-Llama-3-8B-Instruct
+    -> llama-3-8b. Fine-tunes keep their base model's shape; a quantised name (-AWQ, -FP8)
+    is not peeled: its weights differ, so it needs its config.json."""
     from seqsched.backends.spec_files import resolve_model
     from seqsched.backends.specs import MODELS
 
     base = name.rstrip("/").split("/")[-1].lower()
     tries = [name, base]
-    for suffix in ("-hf", "-instruct", "-chat"):
-        if base.endswith(suffix):
-            tries.append(base[: -len(suffix)])
+    while True:
+        peeled = re.sub(r"-(hf|instruct|chat|it|base|v\d+(\.\d+)*|\d{4})$", "", tries[-1])
+        if peeled == tries[-1]:
+            break
+        tries.append(peeled)
+    tries += [t[len("meta-"):] for t in tries[1:] if t.startswith("meta-")]
     for candidate in tries:
         try:
             spec = resolve_model(candidate)
@@ -69,6 +77,7 @@ def measured_config(args, run):
     from seqsched.app.run import RunConfig
     from seqsched.app.vllm_args import apply_to_config, vllm_settings
 
+    unsupported_settings(run)
     gpu = args.gpu or run.engine.get("gpu") or recorded_gpu(run)
     model = args.model or run.engine.get("model") or run.engine.get("model_id")
     if not model:
@@ -87,6 +96,23 @@ def measured_config(args, run):
                     seed=args.seed, max_new_tokens=args.max_new_tokens,
                     **parallel_fields(run.engine, builtin_model(str(model))))
     return apply_to_config(cfg, *vllm_settings(args, run.engine))
+
+
+def unsupported_settings(run) -> None:
+    """Refuse what the replay cannot model rather than answer for another setup: pipeline
+    parallelism (stages and micro-batches in flight; seqsched models TP and DP only). A
+    quantised KV cache is replayed with a note: the KV capacity is the run's own where its
+    metadata records the block count, but attention is timed at the model's dtype."""
+    pp = int(run.engine.get("pipeline_parallel_size") or 1)
+    if pp > 1:
+        raise UserError(f"recorded run {run.name} used pipeline_parallel_size {pp}; seqsched "
+                        "models tensor and data parallelism only, so it cannot replay it")
+    kv = str(run.engine.get("kv_cache_dtype") or "auto").lower()
+    if kv not in ("auto", "bfloat16", "float16", "half"):
+        run.notes.append(f"kv_cache_dtype {kv}: attention is timed as at the model's dtype"
+                         + ("" if run.engine.get("kv_blocks") else
+                            " and the KV cache sized so (the metadata records no block count;"
+                            " pass --kv-blocks N from vLLM's log)"))
 
 
 def recorded_gpu(run) -> str:
@@ -182,12 +208,15 @@ def cmd_measured(args) -> int:
                     **({"enforce_eager": "on (no CUDA graphs: no DP padding)"}
                        if cfg.enforce_eager else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
+    from seqsched.backends.efficiency import borrowed_from
+
     what = settings["cost_model"]
     shape = getattr(cost, "shape", None)
     if shape is not None:                        # the roofline with kernel-measured shapes
         what += (f" with kernel-measured efficiencies by shape (GEMMs at "
                  f"{min(shape.gemm_efficiency):.0%}-{max(shape.gemm_efficiency):.0%} of their "
-                 "roofline bound by token count; attention and per-kernel floors)"
+                 "roofline bound by token count; attention and per-kernel floors"
+                 + (f"; {borrowed_from(cfg.gpu)}" if borrowed_from(cfg.gpu) else "") + ")"
                  " -- no built-in kernel profile for this GPU x model x TP")
     elif hasattr(cost, "flops_efficiency"):     # the roofline: at which efficiency, and why
         eff = (cost.flops_efficiency, cost.bandwidth_efficiency)

@@ -22,7 +22,13 @@ _RULES: tuple[tuple[str, str], ...] = (
     (r"^a100-sxm4-80gb$", "A100-80GB"),
     (r"^a100-sxm4-40gb$", "A100-40GB"),
     (r"^l4$", "L4"),
+    (r"^l40s$", "L40S"),
+    (r"^rtx 3090$", "RTX-3090"),
+    (r"^rtx a6000$", "RTX-A6000"),
 )
+# Folder spellings of a GPU other than its built-in name (LLMServingSim files its RTX A6000
+# profiles under A6000/); each names one product.
+FOLDER_NAMES = {"A6000": "RTX-A6000"}
 
 
 def gpu_for_device(device_name: str) -> str | None:
@@ -50,7 +56,8 @@ def gpu_in_name(parts, gpus) -> str | None:
         spelled.update(squash("".join(words[i:j])) for i in range(len(words))
                        for j in range(i + 1, min(len(words), i + 4) + 1))
     found = {g for g in gpus if squash(g) in spelled}
+    found |= {g for alias, g in FOLDER_NAMES.items() if g in gpus and squash(alias) in spelled}
     return found.pop() if len(found) == 1 else None
 
 
-__all__ = ["gpu_for_device", "gpu_in_name"]
+__all__ = ["FOLDER_NAMES", "gpu_for_device", "gpu_in_name"]

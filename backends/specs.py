@@ -69,10 +69,22 @@ GPUS: dict[str, GPUSpec] = {g.name: g for g in [
     GPUSpec("RTX-PRO-6000", 503.8, 1792.0, 96.0,
             "NVIDIA RTX PRO 6000 Blackwell Server Edition datasheet", 64.0, "PCIe Gen5 x16",
             10.0),
+    # NVIDIA L40S datasheet: 362.05 TFLOPS FP16/BF16 tensor dense (733 with sparsity), 48 GB
+    # GDDR6 at 864 GB/s, PCIe Gen4 x16, no NVLink.
+    GPUSpec("L40S", 362.05, 864.0, 48.0, "NVIDIA L40S datasheet", 32.0, "PCIe Gen4 x16", 10.0),
+    # NVIDIA Ampere GA102 GPU architecture whitepaper (Appendix A): GeForce RTX 3090, 71 TFLOPS
+    # FP16/BF16 tensor with FP32 accumulate, dense (142 with FP16 accumulate), 936 GB/s GDDR6X,
+    # 24 GB; RTX A6000 (its datasheet): 154.8 TFLOPS BF16 dense (309.7 with sparsity), 48 GB
+    # GDDR6 at 768 GB/s. Both: PCIe Gen4 x16; an NVLink bridge (112.5 GB/s both ways) is optional.
+    GPUSpec("RTX-3090", 71.0, 936.0, 24.0, "NVIDIA Ampere GA102 whitepaper (RTX 3090)",
+            32.0, "PCIe Gen4 x16", 10.0),
+    GPUSpec("RTX-A6000", 154.8, 768.0, 48.0, "NVIDIA RTX A6000 datasheet",
+            32.0, "PCIe Gen4 x16", 10.0),
 ]}
 GPU_ALIASES = {"RTX4090": "RTX-4090", "RTXPRO6000": "RTX-PRO-6000",
                "RTX-PRO-6000-Blackwell": "RTX-PRO-6000", "H100": "H100-SXM",
-               "A100": "A100-80GB", "A100-SXM": "A100-80GB"}
+               "A100": "A100-80GB", "A100-SXM": "A100-80GB", "RTX3090": "RTX-3090",
+               "A6000": "RTX-A6000", "RTXA6000": "RTX-A6000"}
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,10 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
     model_cfg = resolved.get("model_config")
     if isinstance(model_cfg, dict) and isinstance(model_cfg.get("enforce_eager"), bool):
         engine.setdefault("enforce_eager", model_cfg["enforce_eager"])     # no CUDA graphs
+    par = resolved.get("parallel_config") if isinstance(
+        resolved.get("parallel_config"), dict) else {}
+    if isinstance(par.get("pipeline_parallel_size"), int):
+        engine.setdefault("pipeline_parallel_size", par["pipeline_parallel_size"])
     measured = _measured(ids, arrival, work["input_toks"], work["output_toks"],
                          req["first_token_ts"] - req["queued_ts"],
                          req["last_token_ts"] - req["queued_ts"], None, folder)

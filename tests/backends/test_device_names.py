@@ -16,9 +16,11 @@ from seqsched.backends.specs import GPUS
     ("NVIDIA H200", "H200"),
     ("NVIDIA A100-SXM4-80GB", "A100-80GB"),
     ("NVIDIA A100-SXM4-40GB", "A100-40GB"),
-    ("NVIDIA L4", "L4"),
+    ("NVIDIA L4", "L4"), ("NVIDIA L40S", "L40S"), ("NVIDIA GeForce RTX 3090", "RTX-3090"),
+    ("NVIDIA RTX A6000", "RTX-A6000"),
     # near neighbours that are other products: never mapped
-    ("NVIDIA H100 NVL", None), ("NVIDIA A100 80GB PCIe", None), ("NVIDIA L40S", None),
+    ("NVIDIA H100 NVL", None), ("NVIDIA A100 80GB PCIe", None), ("NVIDIA L40", None),
+    ("NVIDIA GeForce RTX 3090 Ti", None), ("NVIDIA RTX 6000 Ada Generation", None),
     ("NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", None), ("", None),
 ])
 def test_device_names(device, gpu):
@@ -33,6 +35,8 @@ def test_device_names(device, gpu):
     (("H100", "Llama-3.1-8B"), None),          # SXM or PCIe: not guessed
     (("rtx4090-vs-rtxpro6000",), None),        # two GPUs named
     (("qwen32b",), None),
+    (("perf_models", "A6000", "Llama-3.1-8B"), "RTX-A6000"),   # LLMServingSim's folder name
+    (("perf_models", "RTX3090", "Llama-3.1-8B"), "RTX-3090"),
 ])
 def test_gpu_in_folder_names(parts, gpu):
     assert gpu_in_name(parts, GPUS) == gpu

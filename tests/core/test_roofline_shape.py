@@ -139,9 +139,28 @@ def test_every_measured_builtin_gpu_has_a_curve_and_the_rest_keep_the_datasheet(
         assert s is not None and len(s.gemm_m) >= 12 and s.gemm_m[0] == 1
         assert all(0.3 < e <= 1.0 for e in s.gemm_efficiency)
         assert 1.0 < s.kernel_floor_us < 10.0 and 5.0 < s.attention_floor_us < 30.0
-    for gpu in ("L4", "H100-PCIe", "A100-40GB"):
-        assert kernel_shape(gpu) is None
-        assert roofline_measurements(gpu)["shape"] is None
+    assert kernel_shape("my-gpu") is None and roofline_measurements("my-gpu")["shape"] is None
+
+
+def test_an_unmeasured_builtin_gpu_borrows_its_siblings_curves_and_says_so():
+    from seqsched.backends.efficiency import SIBLINGS, achieved_efficiency, borrowed_from
+    from seqsched.backends.specs import GPUS
+    for gpu, (donor, why) in SIBLINGS.items():
+        assert gpu in GPUS and donor in MEASURED and gpu not in MEASURED
+        own, theirs = kernel_shape(gpu), kernel_shape(donor)
+        assert own.gemm_efficiency == theirs.gemm_efficiency
+        assert own.kernel_floor_us == theirs.kernel_floor_us
+        assert achieved_efficiency(gpu) == achieved_efficiency(donor)
+        assert borrowed_from(gpu).startswith(f"measured on {donor} ({why}")
+        assert own.source.startswith(borrowed_from(gpu)) and theirs.source in own.source
+    assert borrowed_from("H100-SXM") == "" and borrowed_from("my-gpu") == ""
+    # the efficiency is a share of each GPU's own peak: the PCIe card's roofline bound is
+    # the SXM card's scaled by their datasheets, the same share achieved
+    pcie, sxm = (RooflineCostModel(GPUS[g], get_model("llama-3.1-8b"),
+                                   **roofline_measurements(g)) for g in ("H100-PCIe", "H100-SXM"))
+    t_pcie, t_sxm = (c.decode_times(64, 64 * 1024, 1)[0] for c in (pcie, sxm))
+    ratio = GPUS["H100-SXM"].bandwidth_gbs / GPUS["H100-PCIe"].bandwidth_gbs
+    assert t_sxm * 1.2 < t_pcie <= t_sxm * ratio * 1.0001
 
 
 def test_array_engine_reproduces_the_object_engine_on_shape_rooflines():

@@ -119,6 +119,7 @@ def test_roofline_uses_kernel_measured_efficiency_but_presets_keep_the_datasheet
     assert 0.5 < fe < 1.0 and 0.5 < be < 1.0
     cost = build_cost_model(RunConfig(gpu="H100-SXM", model="mistral-7b"))
     assert (cost.flops_efficiency, cost.bandwidth_efficiency) == (fe, be)
-    assert achieved_efficiency("L4") == (1.0, 1.0)                 # no kernel data: datasheet
+    assert achieved_efficiency("H100-PCIe") == (fe, be)           # the same chip's kernels
+    assert achieved_efficiency("my-gpu") == (1.0, 1.0)             # no kernel data: datasheet
     preset = build_cost_model(RunConfig(backend="paper-a100"))
     assert (preset.flops_efficiency, preset.bandwidth_efficiency) == (1.0, 1.0)
