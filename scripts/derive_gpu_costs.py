@@ -25,12 +25,16 @@ shape, or a CSV with columns gpu,usd_per_gpu_hour[,tdp_w,idle_w]).
   of March 2026): RTX 4090 $0.60/h, RTX PRO 6000 $1.57/h, H100 PCIe $3.51/h. A marketplace
   price from a third-party summary, lower-grade than a provider's list price: the figures
   differ by tier (e.g. Spheron's May 2026 post quotes ~$2.79/h for RunPod's Secure Cloud
-  H100 PCIe), so treat cost per token on these cards as +-30%.
+  H100 PCIe), so treat cost per token on these cards as +-30%. The same table gives the L40S
+  ($1.40/h) and RTX 3090 ($0.39/h). The RTX A6000 is not in it: RunPod's own serverless page
+  (https://docs.runpod.io/serverless/pricing) bills its A6000/A40 tier at $0.00034/s and the
+  4090 PRO at $0.00031/s flex, so the A6000 pod is taken as the 4090 pod x 0.34 / 0.31.
 
 Power model per GPU: P(u) = idle + (TDP - idle) * u, u the busy share of the run (from the
 step log). TDP (maximum board power) from NVIDIA's datasheets: A100 SXM4 400 W (40 and 80
 GB), H100 SXM5 700 W, H200 SXM 700 W, L4 72 W, H100 PCIe 350 W, GeForce RTX 4090 450 W
-(total graphics power), RTX PRO 6000 Blackwell Server Edition 600 W (configurable). Idle is the draw of a GPU holding a loaded
+(total graphics power), RTX PRO 6000 Blackwell Server Edition 600 W (configurable), L40S
+350 W, GeForce RTX 3090 350 W, RTX A6000 300 W. Idle is the draw of a GPU holding a loaded
 model with nothing to run: bare idle plus the CUDA-context step measured by Vadari et al.,
 "The Model Parking Tax" (arXiv:2605.23918): +26-50 W on HBM GPUs over bare idle, constant
 in the memory held; bare idle ~50 W (A100 SXM) and ~70 W (H100 SXM) as commonly reported by
@@ -38,7 +42,8 @@ nvidia-smi, ~16 W for the L4. So idle = 50 + 38 = 88 W (A100), 70 + 38 = 108 W (
 H200), 16 + 14 = 30 W (L4; half the GDDR6 step of that paper scaled to a 72 W board).
 The H100 PCIe takes the A100's figures (same HBM2e class, a 350 W board: 50 + 38 = 88 W);
 the GDDR boards take the L4's reasoning: RTX 4090 ~25 W bare idle + 14 = 39 W, RTX PRO 6000
-~30 W + 14 = 44 W (bare idle as commonly reported by nvidia-smi for these boards).
+~30 W + 14 = 44 W, L40S ~30 + 14 = 44 W, RTX 3090 ~25 + 14 = 39 W, RTX A6000 ~20 + 14 =
+34 W (bare idle as commonly reported by nvidia-smi for these boards).
 These are estimates good to maybe +-30%; the linear-in-utilisation shape is the common
 "load-scaled TDP" baseline (e.g. WattGPU, arXiv 2026, uses it as its physical baseline) and
 overstates the draw of memory-bound decode steps that keep the GPU busy below full power.
@@ -60,14 +65,21 @@ INSTANCES = {
     "RTX-4090": ("RunPod on-demand pod (Deploybase, March 2026)", 0.60, 1),
     "RTX-PRO-6000": ("RunPod on-demand pod (Deploybase, March 2026)", 1.57, 1),
     "H100-PCIe": ("RunPod on-demand pod (Deploybase, March 2026)", 3.51, 1),
+    "L40S": ("RunPod on-demand pod (Deploybase, March 2026)", 1.40, 1),
+    "RTX-3090": ("RunPod on-demand pod (Deploybase, March 2026)", 0.39, 1),
+    "RTX-A6000": ("RunPod RTX 4090 pod x A6000/4090 PRO serverless rate (0.34/0.31)",
+                  round(0.60 * 0.34 / 0.31, 4), 1),
 }
 H200_OVER_H100 = 5.408 / 4.916     # AWS EC2 Capacity Blocks, effective $/accelerator-hour
 TDP_W = {"A100-40GB": 400.0, "A100-80GB": 400.0, "H100-SXM": 700.0, "H200": 700.0, "L4": 72.0,
-         "H100-PCIe": 350.0, "RTX-4090": 450.0, "RTX-PRO-6000": 600.0}
+         "H100-PCIe": 350.0, "RTX-4090": 450.0, "RTX-PRO-6000": 600.0, "L40S": 350.0,
+         "RTX-3090": 350.0, "RTX-A6000": 300.0}
 BARE_IDLE_W = {"A100-40GB": 50.0, "A100-80GB": 50.0, "H100-SXM": 70.0, "H200": 70.0, "L4": 16.0,
-               "H100-PCIe": 50.0, "RTX-4090": 25.0, "RTX-PRO-6000": 30.0}
+               "H100-PCIe": 50.0, "RTX-4090": 25.0, "RTX-PRO-6000": 30.0, "L40S": 30.0,
+               "RTX-3090": 25.0, "RTX-A6000": 20.0}
 CONTEXT_W = {"A100-40GB": 38.0, "A100-80GB": 38.0, "H100-SXM": 38.0, "H200": 38.0, "L4": 14.0,
-             "H100-PCIe": 38.0, "RTX-4090": 14.0, "RTX-PRO-6000": 14.0}
+             "H100-PCIe": 38.0, "RTX-4090": 14.0, "RTX-PRO-6000": 14.0, "L40S": 14.0,
+             "RTX-3090": 14.0, "RTX-A6000": 14.0}
 
 
 def derive() -> dict:

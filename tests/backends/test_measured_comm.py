@@ -124,9 +124,11 @@ def test_a_run_with_no_builtin_profile_replays_on_the_roofline_and_says_so(tmp_p
     rc, text = run_cli(capsys, "validate", "--measured", str(run), "--gpu", "H100-PCIe",
                        "--out", str(tmp_path / "out"))
     assert rc == 0, text
-    assert ("replayed on H100-PCIe / qwen3-30b-a3b / TP2, roofline at 100.0% of peak FLOP/s and "
-            "100.0% of peak bandwidth (datasheet peaks: no kernel measurements of H100-PCIe) -- "
-            "no built-in kernel profile") in text
+    # no kernels of the PCIe card were measured: it borrows the SXM card's (same GH100 chip)
+    assert ("replayed on H100-PCIe / qwen3-30b-a3b / TP2, roofline with kernel-measured "
+            "efficiencies by shape") in text
+    assert "measured on H100-SXM (same GH100 chip; none of H100-PCIe's own)) -- no built-in " \
+        "kernel profile" in text
     run = write_llmservingsim(tmp_path / "run2", engine={**MOE_ENGINE, "tensor_parallel_size": 4,
                                                          "data_parallel_size": 1})
     rc, text = run_cli(capsys, "validate", "--measured", str(run), "--gpu", "RTX-PRO-6000",
