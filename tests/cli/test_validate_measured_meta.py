@@ -71,3 +71,13 @@ def test_gpu_without_kernel_data_says_whose_it_borrows(tmp_path, capsys, device,
     code, stdout, _ = run_cli(capsys, "--measured", folder, "--profile", "roofline",
                               "--out", tmp_path / "out")
     assert code == 0 and f"replayed on {gpu}" in stdout and f"measured on {donor}" in stdout
+
+
+def test_a_gpu_toml_keeps_its_datasheet_peaks_and_says_so(tmp_path, capsys):
+    toml = tmp_path / "my_gpu.toml"
+    toml.write_text('name = "my-gpu"\npeak_tflops = 200.0\nbandwidth_gbs = 1000.0\n'
+                    'memory_gb = 48.0\n')
+    code, stdout, _ = run_cli(capsys, "--measured", write_llmservingsim(tmp_path / "run"),
+                              "--gpu", toml, "--profile", "roofline", "--out", tmp_path / "out")
+    assert code == 0 and "100.0% of peak FLOP/s" in stdout
+    assert "datasheet peaks: no kernel measurements of" in stdout
