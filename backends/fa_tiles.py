@@ -45,7 +45,8 @@ import numpy as np
 
 # CUDA compute capability of the built-in GPUs (NVIDIA CUDA GPUs list), x 10
 SM_ARCH = {"A100-40GB": 80, "A100-80GB": 80, "H100-SXM": 90, "H100-PCIe": 90, "H200": 90,
-           "L4": 89, "RTX-4090": 89, "RTX-PRO-6000": 120}
+           "L4": 89, "L40S": 89, "RTX-4090": 89, "RTX-3090": 86, "RTX-A6000": 86,
+           "RTX-PRO-6000": 120}
 
 
 def fa_version(sm: int | None) -> int | None:
@@ -120,6 +121,13 @@ def tile_rate(tiling: Tiling, isl, batch, latency_us) -> tuple[np.ndarray, np.nd
     return tiles / ctas, lat / (batch * tiles)
 
 
+def tiling_for(gpu: str, n_heads: int, n_kv_heads: int, head_dim: int) -> Tiling | None:
+    """The tiling vLLM's FlashAttention uses on built-in GPU `gpu` for these per-GPU heads;
+    None where it is not modelled (FA4, a GPU of unknown architecture)."""
+    version = fa_version(SM_ARCH.get(gpu))
+    return None if version is None else Tiling(version, n_heads, max(n_kv_heads, 1), head_dim)
+
+
 def compose(tiling: Tiling) -> str:
     """How a mixed batch's decode-row tiles combine with the decode-only time (docstring)."""
     return "max" if tiling.version == 3 else "add"
@@ -137,4 +145,5 @@ def mixed_extra_us(tiling: Tiling, context, blocks_per_cta, us_per_tile) -> np.n
     return nb * max(rows, 0) / tiling.block_m * rate
 
 
-__all__ = ["SM_ARCH", "fa_version", "Tiling", "tile_rate", "mixed_extra_us", "compose"]
+__all__ = ["SM_ARCH", "fa_version", "Tiling", "tile_rate", "mixed_extra_us", "compose",
+           "tiling_for"]

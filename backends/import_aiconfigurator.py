@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqsched.backends.fa_tiles import (SM_ARCH, Tiling, compose, fa_version, mixed_extra_us,
-                                        tile_rate)
+from seqsched.backends.fa_tiles import (Tiling, compose, mixed_extra_us, tile_rate,
+                                        tiling_for)
 from seqsched.backends.import_aiconfigurator_moe import measured_collectives, moe_by_ep
 from seqsched.backends.interp import interp1
 from seqsched.backends.profile_common import (PER_LAYER, allreduce_section, calibration, sig,
@@ -212,10 +212,10 @@ def attention_section(folder: Path, model: ModelSpec, tp: int, version: str | No
                "decode": {"rows": sig(rows, 6), "context": sig(contexts, 8),
                           "us": [sig(r) for r in grid]},
                "kv_heads_measured": kv_used, "kv_heads": kv_want}
-    version_fa = fa_version(SM_ARCH.get(gpu.name)) if gpu is not None else None
-    if version_fa is not None:
-        section["mixed"] = mixed_section(ctx, Tiling(version_fa, model.n_heads // tp, kv_want,
-                                                     model.head_dim), contexts)
+    tiling = (tiling_for(gpu.name, model.n_heads // tp, kv_want, model.head_dim)
+              if gpu is not None else None)
+    if tiling is not None:
+        section["mixed"] = mixed_section(ctx, tiling, contexts)
     return section, version
 
 

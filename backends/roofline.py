@@ -28,7 +28,10 @@ layers' GEMMs max(tokens x FLOPs / peak, weight + activation bytes / bandwidth) 
 the LM head the same over the rows; attention one floor per layer plus the attended positions'
 FLOPs at the prefill-attention share plus the KV bytes at the decode-attention share;
 elementwise kernels a floor each plus their bytes. Kernels do not overlap (a mixed prefill and
-decode batch pays its GEMMs and its KV reads); the all-reduce and overheads add as before.
+decode batch pays its GEMMs and its KV reads); the all-reduce and overheads add as before. In a
+batch that prefills, each decode row also pays the query tiles vLLM's FlashAttention adds when
+the batch is not decode-only (backends/fa_tiles.py: FA2 added, FA3 only beyond the rows' own
+attention time), at the prefill-attention share of the peak, per attended position.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqsched.backends.allreduce_table import allreduce_seconds
+from seqsched.backends.fa_tiles import compose, tiling_for
 from seqsched.backends.roofline_shape import (ELEMENTWISE_OUTSIDE, ELEMENTWISE_PER_LAYER,
                                               KernelShape)
 from seqsched.backends.specs import GPUSpec, ModelSpec, kv_bytes_per_gpu
@@ -101,6 +105,12 @@ class RooflineCostModel:
         self._fixed_s = ((m.n_layers * (ELEMENTWISE_PER_LAYER + (qk - 1)) + ELEMENTWISE_OUTSIDE)
                          * sh.kernel_floor_us + m.n_layers * sh.attention_floor_us) * 1e-6
         self._fa_s = self._flops_attn / (peak * sh.prefill_attention_efficiency)
+        tiling = tiling_for(self.gpu.name, m.n_heads // tp, m.n_kv_heads // tp, m.head_dim)
+        rows = 0 if tiling is None else tiling.decode_rows(True) - (
+            tiling.decode_rows(False) if compose(tiling) == "add" else 0)
+        self._mixed_s = 4.0 * m.n_layers * rows * m.head_dim / (
+            peak * sh.prefill_attention_efficiency)     # per decode row's attended position
+        self._mixed_max = tiling is not None and compose(tiling) == "max"
         self._kv_s = self._kv / (bw * sh.decode_attention_bandwidth)
         self._peak, self._bw, self._ar_tp = peak, bw, tp > 1
         self._base_cache: dict = {}
@@ -201,7 +211,19 @@ class RooflineCostModel:
         rows = len(new) + decode_rows
         attended = float((new * (past + (new + 1.0) / 2.0)).sum()) + decode_context
         kv_read = float(past.sum()) + decode_context
-        return float(self._time(tokens, rows, attended, kv_read))
+        t = float(self._time(tokens, rows, attended, kv_read))
+        return t + self.mixed_extra(decode_rows, decode_context) if new.size else t
+
+    def mixed_extra(self, decode_rows: int, decode_context: int) -> float:
+        """Shape mode: seconds the decode rows of a batch that also prefills add for the query
+        tiles FlashAttention gives them there (module docstring); 0 otherwise."""
+        if self.shape is None or not decode_rows or not self._mixed_s:
+            return 0.0
+        ctx = float(decode_context)
+        tiles = ctx * self._mixed_s
+        if self._mixed_max:             # beyond what the rows' attention already costs
+            tiles = max(tiles - ctx * (self._fa_s + self._kv_s), 0.0)
+        return tiles
 
     def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray:
         ctx = context_sum + rows * np.arange(iterations, dtype=float)

@@ -96,6 +96,11 @@ class ShapeDecodeTimes(DecodeTimes):
     def _time(self, tokens: float, rows, attended: float, kv_read: float) -> float:
         return self.cost._time_shape(tokens, rows, attended, kv_read)
 
+    def prefill(self, chunks: list[int], decode_rows: int, decode_context: int,
+                past: list[int] | None = None) -> float:
+        t = super().prefill(chunks, decode_rows, decode_context, past)
+        return t + self.cost.mixed_extra(decode_rows, decode_context) if chunks else t
+
     def run(self, first: float, rows: int, context_sum: int, k: int,
             stop_after: float | None) -> tuple[int, float]:
         if k == 1 or (stop_after is not None and first >= stop_after):

@@ -9,6 +9,9 @@ history kd (context kd + 1), the decode rows' share of the mixed batch is
 and its predictions:
 - `aic before`: aiconfigurator's decode-only kernel of nd rows (what the -aic path composed);
 - `aic after`:  that + nd x the profile's `attention.mixed` curve (backends/fa_tiles.py);
+- `roofline before / after`: the roofline with the GPU's kernel-measured efficiencies
+  (backends/roofline.py shape mode): the rows' attended positions and KV reads, without and
+  with its mixed-batch tile term;
 - `bundle decode + tiles`: the bundle's own decode-only time + nd x the same tile formula at
   the per-tile rate of the bundle's own prefill-only points (tests the tiling alone, with no
   aiconfigurator table; the only check on the RTX 4090, which aiconfigurator did not measure).
@@ -33,8 +36,10 @@ import numpy as np
 import pandas as pd
 
 from seqsched.backends.fa_tiles import SM_ARCH, Tiling, fa_version, mixed_extra_us, tile_rate
+from seqsched.backends.efficiency import roofline_measurements
 from seqsched.backends.profile_registry import load_cost_profile
-from seqsched.backends.specs import get_model
+from seqsched.backends.roofline import RooflineCostModel
+from seqsched.backends.specs import get_gpu, get_model
 
 # (bundle folder under perf/, GPU, model, TP, built-in -aic profile or None)
 CASES = [
@@ -90,6 +95,12 @@ def predictions(mix: pd.DataFrame, pre: pd.Series, gpu: str, model: str, tp: int
         tiles = nd * np.interp(ctx, cost.mixed_row.x, extra) if extra is not None else 0.0
         out["aic before"] = before
         out["aic after"] = np.maximum(before, tiles) if cost.mixed_overlap else before + tiles
+    roof = RooflineCostModel(get_gpu(gpu), spec, tp=tp, **roofline_measurements(gpu, tp))
+    layers = spec.n_layers
+    rows_s = nd * ctx * (roof._fa_s + roof._kv_s) + nd * roof._kv_s     # + their KV writes
+    extra = np.array([roof.mixed_extra(int(n), n * c) for n, c in zip(nd, ctx)])
+    out["roofline before"] = rows_s / layers * 1e6
+    out["roofline after"] = (rows_s + extra) / layers * 1e6
     return out
 
 
@@ -103,7 +114,8 @@ def summary(mix: pd.DataFrame, preds: dict, big: np.ndarray) -> list[str]:
         sel = ((mix.nd >= lo) & (mix.nd <= hi)).to_numpy() & ~big if hi else big
         meas = mix.measured[sel].to_numpy()
         cells = [f"{sel.sum()}", f"{meas.sum() / 1e3:,.1f}"]
-        for name in ("aic before", "aic after", "bundle decode + tiles"):
+        for name in ("aic before", "aic after", "roofline before", "roofline after",
+                     "bundle decode + tiles"):
             p = preds.get(name)
             if p is None:
                 cells.append("—")
@@ -126,8 +138,8 @@ def main() -> int:
     if args.llmservingsim_repo:
         roots.insert(0, Path(args.llmservingsim_repo) / "profiler" / "perf")
     print("| bundle | decode rows | points | measured (ms, summed) | aic before | aic after "
-          "| bundle decode + tiles |")
-    print("|---|---|---|---|---|---|---|")
+          "| roofline before | roofline after | bundle decode + tiles |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for rel, gpu, model, tp, aic in CASES:
         csv = next((r / rel / "attention.csv" for r in roots
                     if (r / rel / "attention.csv").is_file()), None)

@@ -17,15 +17,16 @@ from seqsched.backends.import_aiconfigurator import import_aiconfigurator
 from seqsched.backends.kernel_profile import kernel_profile_from_dict
 from seqsched.backends.profile import BUILTIN_DIR
 from seqsched.backends.profile_registry import builtin_index, load_cost_profile
-from seqsched.backends.specs import get_gpu
+from seqsched.backends.specs import GPUS, get_gpu
 from tests.backends.test_vidur_aiconf_import import TINY, write_aiconf
 
 
 def test_flash_attention_version_by_architecture():
     assert fa_version(SM_ARCH["H100-SXM"]) == 3 and fa_version(SM_ARCH["H200"]) == 3
-    for gpu in ("A100-80GB", "RTX-4090", "L4", "RTX-PRO-6000"):
+    for gpu in ("A100-80GB", "RTX-4090", "L4", "L40S", "RTX-3090", "RTX-A6000", "RTX-PRO-6000"):
         assert fa_version(SM_ARCH[gpu]) == 2
     assert fa_version(100) is None and fa_version(None) is None     # FA4 / unknown
+    assert set(SM_ARCH) == set(GPUS)            # every built-in GPU has its architecture
 
 
 def test_tile_counts_by_hand():
@@ -125,3 +126,28 @@ def test_builtin_aic_profiles_carry_the_term_of_their_gpu():
         with_rows = cost.prefill_time(new, past, 128, 128 * 1024)
         cost.mixed_row = None
         assert (with_rows > cost.prefill_time(new, past, 128, 128 * 1024)) == (fa == 2)
+
+
+def test_roofline_charges_the_tiles_to_a_mixed_batch_only():
+    from seqsched.backends.efficiency import roofline_measurements
+    from seqsched.backends.roofline import RooflineCostModel
+    from seqsched.backends.specs import get_model
+
+    llama = get_model("llama-3.1-8b")
+    for gpu, fa in (("RTX-PRO-6000", 2), ("H100-SXM", 3)):
+        kw = roofline_measurements(gpu, 1)
+        if kw["shape"] is None:
+            pytest.skip(f"no kernel shape for {gpu}")
+        roof = RooflineCostModel(get_gpu(gpu), llama, **kw)
+        plain = RooflineCostModel(get_gpu(gpu), llama, **kw)
+        plain._mixed_s = 0.0
+        new, past = [1920], [0]
+        got = roof.prefill_time(new, past, 128, 128 * 1024) - \
+            plain.prefill_time(new, past, 128, 128 * 1024)
+        eff = kw["shape"].prefill_attention_efficiency * get_gpu(gpu).peak_flops
+        # FA2: (32 - 8) x 64 extra MMA rows a key position, 4 x head dim FLOPs each, 32 layers
+        want = 128 * 1024 * 32 * 4 * (32 - 8) * 64 * 128 / eff if fa == 2 else 0.0
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12)   # FA3: under the KV reads
+        assert roof.decode_times(128, 128 * 1024, 3).tolist() == \
+            plain.decode_times(128, 128 * 1024, 3).tolist()
+        assert roof.prefill_time(new, past) == plain.prefill_time(new, past)
