@@ -185,7 +185,7 @@ def build_cost_model(config: RunConfig):
     name = cost_profile_name(config)
     if name is not None:
         from seqsched.backends.profile_registry import check_match, load_cost_profile
-        cost = load_cost_profile(name)
+        cost = load_cost_profile(name, resolve_model(config.model))
         check_match(cost, config.gpu, config.model, config.tp)
         return cost
     # measured kernel efficiencies and all-reduce (backends/efficiency.py); a preset keeps the

@@ -18,6 +18,7 @@ import json
 from functools import lru_cache
 
 from seqsched.backends.allreduce_table import measured_allreduce
+from seqsched.backends.logits_gather import measured_allgather
 from seqsched.backends.profile import BUILTIN_DIR
 from seqsched.backends.roofline_shape import KernelShape, shape_from_entry
 from seqsched.backends.specs import GPU_ALIASES
@@ -81,11 +82,12 @@ def kernel_shape(gpu: str) -> KernelShape | None:
 
 def roofline_measurements(gpu: str, tp: int = 1) -> dict:
     """RooflineCostModel keywords from kernel measurements: efficiencies (scalars, and the
-    per-family shape where measured), and at TP > 1 the measured all-reduce (None: none at
-    this GPU and TP, the ring model stays)."""
+    per-family shape where measured), and at TP > 1 the measured all-reduce and NCCL
+    all-gather (None: none at this GPU and TP, the ring model stays)."""
     fe, be = achieved_efficiency(gpu)
     return {"flops_efficiency": fe, "bandwidth_efficiency": be, "shape": kernel_shape(gpu),
-            "allreduce_us": measured_allreduce(gpu, tp) if int(tp) > 1 else None}
+            "allreduce_us": measured_allreduce(gpu, tp) if int(tp) > 1 else None,
+            "allgather_us": measured_allgather(gpu, tp) if int(tp) > 1 else None}
 
 
 __all__ = ["SIBLINGS", "achieved_efficiency", "borrowed_from", "kernel_shape",

@@ -8,6 +8,7 @@ its shape (LLMServingSim's per-layer composition), read from a kernel-profile JS
     MoE expert FFN (router + fused experts, `moe`)          by tokens and the expected
                                                             distinct experts (moe_profile.py)
     all-reduce (TP > 1)                                     by bytes = tokens x d_model x dtype
+    logits all-gather (TP > 1, `logits_gather` set)         by rows (logits_gather.py)
 
 each multiplied by how many times it runs per iteration (`count`: layers x per-layer uses).
 Attention comes in two kinds:
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -129,6 +131,7 @@ class KernelProfileCostModel:
     mixed_overlap: bool = False             # ... max(decode-only, tiles), else decode + tiles
     allreduce: Op | None = None             # x = bytes; count = all-reduces per iteration
     allreduce_bytes_per_token: float = 0.0
+    logits_gather: Callable | None = None   # rows -> s of the TP logits all-gather
     iteration_overhead_s: float = 0.0
     skew: SkewTable | None = None           # grid4 only: the mixed-context correction
     moe: MoeTable | None = None             # MoE models: the expert FFN table
@@ -155,6 +158,8 @@ class KernelProfileCostModel:
         t = sum((op.seconds(tokens) for op in self.dense), np.zeros(np.shape(tokens)))
         if rows is not None:
             t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
+            if self.logits_gather is not None:
+                t = t + self.logits_gather(rows)
         if self.allreduce is not None:
             t = t + self.allreduce.seconds(np.asarray(tokens, float) * self.allreduce_bytes_per_token)
         if self.moe is not None:

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from seqsched.backends.kernel_profile import FORMAT as KERNEL_FORMAT
 from seqsched.backends.kernel_profile import kernel_profile_from_dict
+from seqsched.backends.logits_gather import (gather_bytes_per_row, measured_allgather,
+                                             profile_gather)
 from seqsched.backends.profile import (BUILTIN_DIR, profile_from_dict, read_profile,
                                        resolve_profile_path)
-from seqsched.backends.specs import GPU_ALIASES, MODEL_ALIASES
+from seqsched.backends.specs import GPU_ALIASES, MODEL_ALIASES, ModelSpec
 from seqsched.common.errors import UserError
 
 INDEX = BUILTIN_DIR / "index.json"
@@ -46,9 +48,12 @@ def match_builtin(gpu: str, model: str, tp: int = 1) -> str | None:
     return min(hits)[1] if hits else None
 
 
-def load_cost_profile(path_or_name: str):
+def load_cost_profile(path_or_name: str, model: ModelSpec | None = None):
     """A `CostModel` from a profile JSON: a calibration profile (`seqsched calibrate`) or a
-    kernel profile (`seqsched profile import`), by path or built-in name."""
+    kernel profile (`seqsched profile import`), by path or built-in name. With the run's
+    `model`, a kernel profile at TP > 1 also prices the logits all-gather of its vocab, which
+    no importer measures (backends/logits_gather.py): NCCL's measured all-gather on the
+    profile's GPU, else the profile's all-reduce table at half the bytes."""
     p = resolve_profile_path(path_or_name)
     if not p.is_file():
         names = ", ".join(sorted(builtin_index())) or "none"
@@ -57,7 +62,12 @@ def load_cost_profile(path_or_name: str):
                         "`seqsched calibrate`, or drop --profile")
     data = read_profile(p)
     if isinstance(data, dict) and data.get("format") == KERNEL_FORMAT:
-        return kernel_profile_from_dict(data, str(p))
+        cost = kernel_profile_from_dict(data, str(p))
+        tp = int(data.get("tp") or 1)
+        if model is not None and tp > 1 and cost.allreduce is not None:
+            cost.logits_gather = profile_gather(cost.allreduce, gather_bytes_per_row(model, tp),
+                                                tp, measured_allgather(str(data.get("gpu")), tp))
+        return cost
     return profile_from_dict(data, str(p))
 
 

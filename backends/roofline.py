@@ -17,7 +17,10 @@ a ring all-reduce moves 2 (tp-1)/tp of the message per GPU, plus a fixed latency
 measured all-reduce table exists for the GPU and TP degree (`allreduce_us`: message bytes and
 us of vLLM's custom all-reduce, backends/allreduce_table.py; app/run.py passes it outside
 presets), each all-reduce is interpolated from it instead (log-log in bytes); a GPU without
-measurements, or a TP degree outside its table, keeps the ring model.
+measurements, or a TP degree outside its table, keeps the ring model. At TP > 1 each step
+also all-gathers the vocab-sharded logits of its rows (backends/logits_gather.py, vLLM's
+LogitsProcessor): NCCL's measured all-gather where `allgather_us` is given, else the
+all-reduce table at half the bytes, else a ring all-gather.
 MoE (Mixtral): FLOPs count the `experts_per_token` active experts; the bytes count the
 experts an iteration touches, E (1 - (1 - k/E)^tokens) in expectation under uniform routing.
 
@@ -42,6 +45,7 @@ import numpy as np
 
 from seqsched.backends.allreduce_table import allreduce_seconds
 from seqsched.backends.fa_tiles import compose, tiling_for
+from seqsched.backends.logits_gather import gather_bytes_per_row, gather_seconds
 from seqsched.backends.roofline_shape import (ELEMENTWISE_OUTSIDE, ELEMENTWISE_PER_LAYER,
                                               KernelShape)
 from seqsched.backends.specs import GPUSpec, ModelSpec, kv_bytes_per_gpu
@@ -62,6 +66,7 @@ class RooflineCostModel:
     tp: int = 1                          # tensor-parallel GPUs (weights, KV, FLOPs split)
     allreduce_us: tuple | None = None    # measured (message bytes, us) at this TP; None: ring
     shape: KernelShape | None = None     # per-kernel-family efficiencies (replace the scalars)
+    allgather_us: tuple | None = None    # measured NCCL all-gather (gathered bytes, us) at TP
 
     def __post_init__(self) -> None:
         m, tp = self.model, max(int(self.tp), 1)
@@ -78,6 +83,7 @@ class RooflineCostModel:
         self._flops_rate = self.gpu.peak_flops * self.flops_efficiency
         self._byte_rate = self.gpu.bandwidth * self.bandwidth_efficiency
         self._allreduce_bytes = float(m.d_model * m.dtype_bytes)     # per token
+        self._gather_row = gather_bytes_per_row(m, tp)                # logits, per row
         if tp > 1 and not self.gpu.interconnect_gbs:
             from seqsched.common.errors import UserError
             raise UserError(f"GPU {self.gpu.name} has no interconnect bandwidth for --tp "
@@ -160,6 +166,8 @@ class RooflineCostModel:
             head = self._head_raw(rows, eff)
             if j and self._head_floor[j - 1] > head:
                 head = self._head_floor[j - 1]
+            if self._gather_row:
+                head += float(self._logits_gather(rows))
             self._head_cache[rows] = head
         t = gemm + head + tokens * self._elem_s + self._fixed_s
         if self._ar_tp:
@@ -193,6 +201,12 @@ class RooflineCostModel:
                / (self.gpu.interconnect_gbs * 1e9) + self.gpu.allreduce_latency_us * 1e-6)
         return 2 * self.model.n_layers * per
 
+    def _logits_gather(self, rows):
+        """The TP logits all-gather of `rows` rows (backends/logits_gather.py)."""
+        return gather_seconds(rows, self._gather_row, self.tp, self.allgather_us,
+                              self.allreduce_us, self.gpu.interconnect_gbs,
+                              self.gpu.allreduce_latency_us)
+
     def _time(self, tokens, rows, attended, kv_read):
         if self.shape is not None:
             return self._time_shape(tokens, rows, attended, kv_read)
@@ -201,6 +215,7 @@ class RooflineCostModel:
         bytes_ = self._weights(tokens) + (kv_read * kv_passes + tokens) * self._kv
         return (np.maximum(flops / self._flops_rate, bytes_ / self._byte_rate)
                 + self._allreduce(tokens)
+                + (self._logits_gather(rows) if self._gather_row else 0.0)
                 + self.iteration_overhead_s + self.token_overhead_s * rows)
 
     def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,

@@ -27,7 +27,8 @@ def test_interpolation_is_log_log_with_a_floor_and_a_bandwidth_tail():
 
 def test_roofline_decode_uses_the_table_per_layer_and_all_reduce():
     g, m = get_gpu("H100-SXM"), get_model("llama-3-8b")       # d_model 4096, 32 layers, bf16
-    ring = RooflineCostModel(g, m, tp=2)
+    # the logits all-gather priced alike on both sides (its own table): only the all-reduce
+    ring = RooflineCostModel(g, m, tp=2, allgather_us=TABLE)
     measured = replace(ring, allreduce_us=TABLE)
     # 1 decode row: a message of 4096 x 2 B = 8192 B, above the table: 20 us x 8192 / 4000
     per_ring = 2 * 0.5 * 8192 / 450e9 + 5e-6
@@ -65,6 +66,6 @@ def test_tp1_no_data_and_tp_outside_the_table_keep_the_ring():
         plain = RooflineCostModel(get_gpu(gpu), get_model("llama-3.1-8b"), tp=tp,
                                   flops_efficiency=cost.flops_efficiency,
                                   bandwidth_efficiency=cost.bandwidth_efficiency,
-                                  shape=cost.shape)
+                                  shape=cost.shape, allgather_us=cost.allgather_us)
         assert np.array_equal(cost.decode_times(4, 400, 5), plain.decode_times(4, 400, 5))
         assert cost.prefill_time([300], [0]) == plain.prefill_time([300], [0])

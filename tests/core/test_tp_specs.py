@@ -30,14 +30,16 @@ def test_tp_halves_weight_bytes_and_splits_kv():
     assert kv_capacity_tokens(g, m, 0.9, tp=2) == int(free // (m.kv_bytes_per_token / 2))
 
 
-def test_tp_decode_time_is_half_the_bytes_plus_two_allreduces_per_layer():
+def test_tp_decode_time_is_half_the_bytes_plus_two_allreduces_per_layer_and_the_gather():
     g, m = get_gpu("H100-SXM"), get_model("llama-3-8b")
     one, two = RooflineCostModel(g, m), RooflineCostModel(g, m, tp=2)
     rows, ctx = 8, 8 * 512
     t1, t2 = one.decode_times(rows, ctx, 1)[0], two.decode_times(rows, ctx, 1)[0]
     # memory-bound decode: bytes halve; all-reduce of 8 tokens x 4096 x 2 B over 450 GB/s
     ar = 2 * 32 * (2 * 0.5 * rows * 4096 * 2 / 450e9 + 5e-6)
-    assert t2 == pytest.approx(t1 / 2 + ar, rel=1e-9)
+    # and vLLM's logits all-gather of 8 rows x 128,256 vocab x 2 B, a ring over the same link
+    gather = 0.5 * rows * 128256 * 2 / 450e9 + 5e-6
+    assert t2 == pytest.approx(t1 / 2 + ar + gather, rel=1e-9)
     with pytest.raises(UserError, match="interconnect"):
         RooflineCostModel(resolve_gpu_toml_without_link(), m, tp=2)
 
