@@ -9,6 +9,15 @@ datasheet figures; the provenance says which. Vidur's per-block ops map to the k
 emb -> embedding, input/post-attention layernorm, attn_pre_proj -> qkv_proj, attn_rope ->
 rotary_emb, attn_post_proj -> o_proj, mlp_up_proj -> gate_up_proj, mlp_act -> act_fn,
 mlp_down_proj -> down_proj, add (once per block, as Vidur's ExecutionTime sums it).
+
+Every GEMM time is raised to its speed of light at the GPU's datasheet figures, as the
+aiconfigurator path does (`gemm_sol_us`, aiconfigurator's `clamp_gemm_grids_to_sol`:
+max(2 m n k / peak FLOP/s, 2 (m n + m k + n k) bytes / bandwidth)): Vidur's four projections
+at their per-rank shapes (vidur/profiling/mlp/mlp_impl.py: QKV (q + 2 kv) x d, O d x q, the
+gated up projection 2 ff x d, down d x ff, each split over the TP workers), and the
+aiconfigurator LM head and decode attention it borrows. A kernel timed alone on the same
+tensors can read its weights from L2 and beat DRAM, which it cannot do inside a forward pass
+through every layer; only points measured below that floor move.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqsched.backends.import_aiconfigurator import (SEQS, attention_section, gemm_ops,
-                                                     load_gemm)
+                                                     gemm_sol_us, load_gemm)
 from seqsched.backends.profile_common import (allreduce_section, calibration, mean_by,
                                               read_csv, sig, skeleton)
 from seqsched.backends.roofline_attention import roofline_attention, roofline_lm_head
@@ -34,6 +43,13 @@ OPS = {"emb": ("embedding", 1), "input_layernorm": ("input_layernorm", None),
        "mlp_up_proj": ("gate_up_proj", None), "mlp_act": ("act_fn", None),
        "mlp_down_proj": ("down_proj", None), "add": ("add", None)}
 AICONF_DIR = {"a100": "a100_sxm", "h100": "h100_sxm"}
+
+
+def gemm_shapes(model: ModelSpec, tp: int) -> dict:
+    """Per-rank (n, k) of Vidur's projections (vidur/profiling/mlp/mlp_impl.py)."""
+    d, q, kv, ff = model.d_model, model.q_dim, model.kv_dim, model.d_ff
+    return {"qkv_proj": ((q + 2 * kv) / tp, d), "o_proj": (d, q / tp),
+            "gate_up_proj": (2 * ff / tp, d), "down_proj": (d, ff / tp)}
 
 
 def _device(folder: Path) -> tuple[str, Path | None]:
@@ -86,18 +102,27 @@ def import_vidur(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None
                         f"{model.name} has {model.d_model}; pick the matching model")
     if gpu is None:
         raise UserError("vidur import needs --gpu (interconnect and roofline figures)")
-    notes = ["per-operator medians from Vidur's profiler (PyTorch kernels, not vLLM's)"]
-    dense = {}
+    notes = ["per-operator medians from Vidur's profiler (PyTorch kernels, not vLLM's)",
+             f"GEMMs and decode attention raised to their speed of light at "
+             f"{gpu.peak_tflops:g} TFLOP/s and {gpu.bandwidth_gbs:g} GB/s, as aiconfigurator "
+             "loads its tables"]
+    dense, shapes = {}, gemm_shapes(model, tp)
     for op, (canon, count) in OPS.items():
         d = mean_by(df, ["num_tokens"], f"time_stats.{op}.median")
-        dense[canon] = {"count": count or model.n_layers, "tokens": sig(d["num_tokens"], 6),
-                        "us": sig(d[f"time_stats.{op}.median"] * 1e3)}
+        tokens, us = d["num_tokens"].to_numpy(float), d[f"time_stats.{op}.median"] * 1e3
+        if canon in shapes:
+            us = np.maximum(us, gemm_sol_us(tokens, *shapes[canon], gpu))
+        dense[canon] = {"count": count or model.n_layers, "tokens": sig(tokens, 6),
+                        "us": sig(us)}
     aic = _aiconf(folder, attention_from)
     engine_version = None
     if aic is not None:
-        attention, engine_version = attention_section(aic, model, tp)
+        attention, engine_version = attention_section(aic, model, tp, gpu=gpu)
         attention.pop("kv_heads_measured", None), attention.pop("kv_heads", None)
-        gemm, _ = load_gemm(aic)
+        # the gpu is for the decode clamp only: the aic path's mixed-batch FlashAttention
+        # tiles (`mixed`, backends/fa_tiles.py) are not adopted here (times unchanged)
+        attention.pop("mixed", None)
+        gemm, _ = load_gemm(aic, gpu=gpu)
         per_seq = gemm_ops(gemm, model, tp)[1]
         notes.append(f"attention and LM head from aiconfigurator's vLLM {engine_version} "
                      f"kernels of the same GPU ({aic.name}): Vidur ships no attention tables")
@@ -115,7 +140,10 @@ def import_vidur(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None
     net = _network(folder, tp) if tp > 1 else None
     if net is not None:
         ar = read_csv(net, ["num_workers", "size", "time_stats.all_reduce.median"])
-        ar = mean_by(ar[ar["num_workers"] == tp], ["size"], "time_stats.all_reduce.median")
+        # sizes a few bytes apart (134217728 and 134217730) are one point at the 8 digits a
+        # profile keeps (sig): averaged, else the table would not increase and not load
+        ar = ar[ar["num_workers"] == tp].assign(size=lambda d: sig(d["size"], 8))
+        ar = mean_by(ar, ["size"], "time_stats.all_reduce.median")
         top = ar.iloc[-1]
         gbs = top["size"] / (top["time_stats.all_reduce.median"] * 1e-3) / 1e9
     slow = net is not None and gbs < 0.25 * gpu.interconnect_gbs
