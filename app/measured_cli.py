@@ -205,6 +205,8 @@ def cmd_measured(args) -> int:
                     "cost_model": cost.name, **({"replicas": cfg.replicas}
                                                 if cfg.replicas > 1 else {}),
                     **({"dp_lockstep": cfg.dp_lockstep} if cfg.dp_lockstep > 1 else {}),
+                    **({"max_concurrency": cfg.max_concurrency}
+                       if cfg.max_concurrency is not None else {}),
                     **({"enforce_eager": "on (no CUDA graphs: no DP padding)"}
                        if cfg.enforce_eager else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))

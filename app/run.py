@@ -47,7 +47,8 @@ KV_SIZING = ("vllm", "weights")
 # RunConfig fields of the serving features: a sweep that turns no feature on leaves them out
 # of its rows and point ids, so its files stay as they were before the features existed
 FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas", "dp_lockstep",
-                  "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile")
+                  "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile",
+                  "max_concurrency")
 
 
 @dataclass
@@ -88,6 +89,7 @@ class RunConfig:
                                         # match for its GPU x model x TP; --profile only when
                                         # the decode side runs the same GPU and TP)
     kv_link: str | None = None          # prefill -> decode link (default: the GPU's NVLink)
+    max_concurrency: int | None = None  # vLLM bench's client cap, closed loop (sim/client.py)
     progress: bool = False
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
@@ -139,7 +141,7 @@ class RunConfig:
                             "--decode-replicas D")
         if self.kv_sizing not in KV_SIZING:
             raise UserError(f"unknown kv-sizing {self.kv_sizing!r}; use {' or '.join(KV_SIZING)}")
-        for key in ("kv_blocks", "max_model_len"):
+        for key in ("kv_blocks", "max_model_len", "max_concurrency"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise UserError(f"{key.replace('_', '-')} must be >= 1, got "
                                 f"{getattr(self, key)}")
@@ -147,15 +149,11 @@ class RunConfig:
     def features(self) -> tuple[str, ...]:
         """The serving features this run turns on (an engine that does not model them, such
         as a fast array engine, must fall back to the replica engine when any is on)."""
-        on = []
-        if self.policy_params.get("preemption") == "swap":
-            on.append("swap")
-        if self.prefix_caching:
-            on.append("prefix")
-        if self.prefill_replicas > 0:
-            on.append("disagg")
-        on += ["lockstep"] if self.dp_lockstep > 1 else []
-        return tuple(on)
+        on = {"swap": self.policy_params.get("preemption") == "swap",
+              "prefix": self.prefix_caching, "disagg": self.prefill_replicas > 0,
+              "lockstep": self.dp_lockstep > 1,
+              "max-concurrency": self.max_concurrency is not None}
+        return tuple(name for name, is_on in on.items() if is_on)
 
 
 @dataclass
@@ -359,7 +357,8 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
                     progress=config.progress, features=features,
-                    disagg=disaggregation(config) if disagg else None)
+                    disagg=disaggregation(config) if disagg else None,
+                    max_concurrency=config.max_concurrency)
     kv_token_bytes = kv_bytes_per_gpu(resolve_model(config.model), config.tp)
     link = host_link(config.gpu, config.host_link)
     for r in range(config.replicas):

@@ -32,7 +32,8 @@ VERSION_DEFAULTS = (((0, 19, 0), {"scheduler_reserve_full_isl": True,
 CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
                "kv_sizing": "kv_sizing",
                "gpu_memory_utilization": "memory_fraction", "kv_blocks": "kv_blocks",
-               "num_gpu_blocks_override": "kv_blocks", "enforce_eager": "enforce_eager"}
+               "num_gpu_blocks_override": "kv_blocks", "enforce_eager": "enforce_eager",
+               "max_concurrency": "max_concurrency"}   # vllm bench's client (sim/client.py)
 ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching")
 _NOTED: set[str] = set()
 
@@ -92,6 +93,12 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--kv-sizing", choices=["vllm", "weights"], default=None,
                    help="vllm (default): reserve vLLM's profiled activation peak; weights: "
                         "memory x fraction - weights only (seqsched before vLLM sizing)")
+    g = parser.add_argument_group("vLLM bench client (as `vllm bench serve` takes it)")
+    g.add_argument("--max-concurrency", type=human_int, default=None, metavar="N",
+                   help="closed loop: at most N requests in flight; a request that arrives while "
+                        "N are unfinished is sent, in arrival order, when one finishes; TTFT and "
+                        "latency count from the send (default: no cap; validate --measured: the "
+                        "vLLM bench result's own max_concurrency)")
 
 
 def given(args) -> dict:

@@ -9,6 +9,7 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
+from seqsched.sim.client import ClosedLoop
 from seqsched.sim.dp_router import route_vllm_dp
 from seqsched.sim.router import route_power_of_two, route_prefix_aware
 from seqsched.sim.sequence import Seq
@@ -32,7 +33,8 @@ FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"},
                   "disagg": {"prefill_replica": "prefill_replica",
                              "prefill_end_s": "prefill_end_s",
                              "kv_transfer_s": "kv_transfer_s"},
-                  "lockstep": {}}     # DP lockstep (sim/lockstep.py): no record columns
+                  "lockstep": {},     # DP lockstep (sim/lockstep.py): no record columns
+                  "max-concurrency": {"client_arrival_s": "client_arrival_s"}}  # sim/client.py
 
 
 def route_round_robin(engine: "Engine", seq: Seq) -> int:
@@ -62,6 +64,7 @@ class Engine:
     progress: bool = False
     features: tuple[str, ...] = ()      # serving features on (keys of FEATURE_FIELDS)
     disagg: object = None               # prefill/decode disaggregation (sim/disagg.py)
+    max_concurrency: int | None = None  # vLLM bench's client cap (sim/client.py)
     env: simpy.Environment = field(default_factory=lambda: simpy.Environment(initial_time=0.0))
 
     def __post_init__(self) -> None:
@@ -74,11 +77,15 @@ class Engine:
         self._steps: list[tuple] = []
         self._bar = None
         self.route_state: dict = {}     # routers that remember (sim/router.py)
+        self.client = None if self.max_concurrency is None else ClosedLoop(self.max_concurrency)
 
     # -- called by replicas ------------------------------------------------------------
     def time_to_next_arrival(self, replica: int | None = None) -> float | None:
-        arrival = (None if self._next >= len(self.seqs)
-                   else max(self._arrival_s[self._next] - self.env.now, 0.0))
+        if self.client is not None:
+            arrival = self.client.next_send_s(self, replica)
+        else:
+            arrival = (None if self._next >= len(self.seqs)
+                       else max(self._arrival_s[self._next] - self.env.now, 0.0))
         if self.disagg is not None and replica is not None:
             return self.disagg.next_input_s(self, replica, arrival)
         return arrival
@@ -93,15 +100,23 @@ class Engine:
         if self.disagg is not None and self.disagg.hand_off(self, seq):
             return                      # prefilled: its KV goes on to a decode replica
         self._finished.append(seq)
+        if self.client is not None:
+            self.client.release(self)
         if self._bar is not None:
             self._bar.update(1)
 
     def log_step(self, *row) -> None:
         self._steps.append(row)
 
+    def deliver(self, seq: Seq) -> int:
+        """Route an arriving request and add it to its replica; returns the replica."""
+        route = ROUTERS[self.router]
+        r = route(self, seq) if self.disagg is None else self.disagg.route(self, route, seq)
+        self.replicas[r].add(seq)
+        return r
+
     # -- running -----------------------------------------------------------------------
     def _arrivals(self):
-        route = ROUTERS[self.router]
         times = self._arrival_s
         n = len(self.seqs)
         while self._next < n:
@@ -112,10 +127,7 @@ class Engine:
             end = int(np.searchsorted(times, t, side="right"))
             touched = set()
             for seq in self.seqs[self._next:end]:
-                r = route(self, seq) if self.disagg is None else \
-                    self.disagg.route(self, route, seq)
-                self.replicas[r].add(seq)
-                touched.add(r)
+                touched.add(self.deliver(seq))
             self._next = end
             if self._next >= n:
                 self.arrivals_done = True
@@ -128,7 +140,8 @@ class Engine:
             self._bar = tqdm(total=len(self.seqs), desc="simulating", unit="req", leave=False)
         if self.disagg is not None:
             self.disagg.setup(self)
-        run_until_done(self.env, self._arrivals(), self.replicas, self._bar)
+        arrivals = self._arrivals() if self.client is None else self.client.arrivals(self)
+        run_until_done(self.env, arrivals, self.replicas, self._bar)
 
     # -- results -----------------------------------------------------------------------
     def records(self) -> pd.DataFrame:

@@ -55,6 +55,8 @@ class Seq:
     prefill_replica: int = -1   # disaggregation: where it was prefilled
     prefill_end_s: float = float("nan")   # disaggregation: its prefill ended (KV sent)
     kv_transfer_s: float = float("nan")   # disaggregation: KV transfer time
+    client_arrival_s: float = float("nan")  # --max-concurrency: the trace's arrival (arrival_s
+                                            # is the send, sim/client.py)
     slot_tokens: int = 0        # padded length of the batch that produced the final output
     slot_tokens_all: int = 0    # token slots over all attempts (failed and preempted included)
     truncated: bool = False     # stopped at the cap before its true end

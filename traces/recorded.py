@@ -29,6 +29,10 @@ Two formats (`RECORDED_FORMATS`):
   scale=1/(rate x burstiness)) from numpy's generator seeded with the run's seed, scaled so
   the last request goes out at N / rate; all at t = 0 for an infinite rate. End-to-end is
   `latencies` when present, else TTFT + the sum of the request's ITLs (the same quantity).
+  The client's `max_concurrency` (vLLM bench's semaphore) goes to `engine` and is replayed
+  closed-loop (sim/client.py) on rebuilt arrivals; recorded `start_times` are the sends
+  (`output.start_time = st`, vllm/benchmarks/lib/endpoint_request_func.py:192, after the
+  semaphore), so they already carry the cap and replay as they are.
 """
 
 from __future__ import annotations
@@ -211,6 +215,14 @@ def bench_arrivals(n: int, rate: float, burstiness: float, seed: int) -> np.ndar
     return t
 
 
+def _concurrency(value, path: Path) -> int:
+    """The client's cap (`--max-concurrency`, replayed closed-loop: sim/client.py)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+            or value < 1:
+        raise TraceError(f"{path}: max_concurrency {value!r} is not a whole number >= 1")
+    return int(value)
+
+
 def _rate(value, what: str, path: Path) -> float:
     if value is None or (isinstance(value, str) and value.lower() == "inf"):
         return math.inf
@@ -254,23 +266,28 @@ def read_vllm_bench(path: Path, *, seed: int | None = None) -> RecordedRun:
     else:
         e2e = ttft + np.fromiter((x.sum() for x in itls), float, n)
     notes = []
+    engine = {k: data[k] for k in ("model_id", "tokenizer_id") if k in data}
+    cap = data.get("max_concurrency")
+    cap = None if cap is None else _concurrency(cap, path)
     if isinstance(data.get("start_times"), list):
         start = np.asarray(data["start_times"], dtype=float)
         arrival = start - start.min()
-        notes.append("arrivals: the recorded start_times")
+        notes.append("arrivals: the recorded start_times" + (
+            "" if cap is None else f", the sends after the client's max_concurrency {cap} "
+            "held requests back, replayed as they are (--max-concurrency N caps them again)"))
     else:
         rate = _rate(data.get("request_rate"), "request_rate", path)
         burst = _rate(data.get("burstiness", 1.0), "burstiness", path)
         s = int(seed if seed is not None else data.get("seed", 0) or 0)
         arrival = bench_arrivals(n, rate, burst, s)
         notes.append(f"arrivals rebuilt: rate {rate}, burstiness {burst}, seed {s}")
-    if data.get("max_concurrency"):
-        notes.append(f"max_concurrency {data['max_concurrency']} held requests back on the "
-                     "client; the replay sends them open-loop at the arrival times")
+        if cap is not None:             # the client's semaphore, replayed (sim/client.py)
+            engine["max_concurrency"] = cap
+            notes.append(f"max_concurrency {cap}: replayed closed-loop, each request sent when "
+                         f"fewer than {cap} are in flight (TTFT and latency from the send)")
     ids = [f"bench-{i}" for i in range(n)]
     measured = _measured(ids, arrival, np.asarray(data["input_lens"], dtype=float),
                          np.asarray(data["output_lens"], dtype=float), ttft, e2e, itls, path)
-    engine = {k: data[k] for k in ("model_id", "tokenizer_id") if k in data}
     return RecordedRun(_trace(measured, path.stem), measured, engine, None, "vllm-bench",
                        path.stem, notes)
 
