@@ -119,13 +119,14 @@ def import_vidur(path, model: ModelSpec, tp: int = 1, gpu: GPUSpec | None = None
     if aic is not None:
         attention, engine_version = attention_section(aic, model, tp, gpu=gpu)
         attention.pop("kv_heads_measured", None), attention.pop("kv_heads", None)
-        # the gpu is for the decode clamp only: the aic path's mixed-batch FlashAttention
-        # tiles (`mixed`, backends/fa_tiles.py) are not adopted here (times unchanged)
-        attention.pop("mixed", None)
+        # with the aic path's mixed-batch FlashAttention tiles (`mixed`, backends/fa_tiles.py):
+        # the same vLLM attention kernel runs a mixed batch the same way whoever timed the MLP
         gemm, _ = load_gemm(aic, gpu=gpu)
         per_seq = gemm_ops(gemm, model, tp)[1]
         notes.append(f"attention and LM head from aiconfigurator's vLLM {engine_version} "
-                     f"kernels of the same GPU ({aic.name}): Vidur ships no attention tables")
+                     f"kernels of the same GPU ({aic.name}): Vidur ships no attention tables"
+                     + ("; a mixed batch's decode rows pay FlashAttention's extra query tiles"
+                        if "mixed" in attention else ""))
     else:
         attention = roofline_attention(model, tp, gpu)
         per_seq = {"lm_head": roofline_lm_head(model, tp, gpu, SEQS)}
