@@ -53,6 +53,11 @@ def write_report(folder: Path, title: str, results: dict, context: dict,
     throughput_bars(summary, folder / "throughput.png")
     latency_cdfs(records, folder / "latency_cdf.png")
     table = terminal_table(summary, baseline)
+    # a closed-loop client (--max-concurrency, sim/client.py) times from the send
+    since = ("arrival (with --max-concurrency: the client's send, when a slot let the request "
+             "go, as vLLM bench times it; records keep the trace's arrival as "
+             "`client_arrival_s`)" if any("client_arrival_s" in r.records
+                                          for r in results.values()) else "arrival")
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in context.items()]
     lines += ["", "## Results", "", table, "",
@@ -63,7 +68,7 @@ def write_report(folder: Path, title: str, results: dict, context: dict,
               "averaged over requests.",
               "- *eff. ratio*: the paper's effective token ratio, useful tokens / those slots.",
               "- *FCR*: share of requests recomputed after hitting their bin's cap.",
-              "- Latencies are from arrival; TTFT ends with the iteration that completes the "
+              f"- Latencies are from {since}; TTFT ends with the iteration that completes the "
               "prefill; TPOT = (finish - first token) / (tokens - 1).",
               "", "Per-run records: `records_<label>.csv`; step logs: `steps_<label>.parquet`; "
               "all metrics: `summary.csv`."]

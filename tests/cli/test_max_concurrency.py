@@ -109,6 +109,7 @@ def test_simulate_with_a_cap_and_a_sweep_over_it(tmp_path, capsys):
     assert code == 0, err
     rec = pd.read_csv(tmp_path / "sim" / "records_fcfs.csv")
     assert in_flight(rec) == 3 and (rec["arrival_s"] >= rec["client_arrival_s"]).all()
+    assert "client's send" in (tmp_path / "sim" / "report.md").read_text()
     code, _, err = run_cli(capsys, "sweep", "synth:alpaca-vicuna", "-n", "40", "--grid",
                            "max_concurrency=1,4", "--out", tmp_path / "sweep")
     assert code == 0, err
