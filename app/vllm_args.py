@@ -94,7 +94,7 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                    help="vllm (default): reserve vLLM's profiled activation peak; weights: "
                         "memory x fraction - weights only (seqsched before vLLM sizing)")
     g = parser.add_argument_group("vLLM bench client (as `vllm bench serve` takes it)")
-    g.add_argument("--max-concurrency", type=human_int, default=None, metavar="N",
+    g.add_argument("--max-concurrency", type=int, default=None, metavar="N",
                    help="closed loop: at most N requests in flight; a request that arrives while "
                         "N are unfinished is sent, in arrival order, when one finishes; TTFT and "
                         "latency count from the send (default: no cap; validate --measured: the "

@@ -117,3 +117,13 @@ def test_simulate_with_a_cap_and_a_sweep_over_it(tmp_path, capsys):
     assert rows["max_concurrency"].tolist() == [1, 4]
     # one at a time is slower end to end (the makespan), never faster to first token
     assert rows["throughput_rps"].iloc[0] < rows["throughput_rps"].iloc[1]
+
+
+def test_an_experiment_file_sets_the_cap(tmp_path, capsys):
+    exp = tmp_path / "exp.toml"
+    exp.write_text('trace = "synth:alpaca-vicuna"\nnum_requests = 20\n'
+                   'policies = ["fcfs", "sjf"]\nmax_concurrency = 2\n')
+    code, _, err = run_cli(capsys, "compare", "--experiment", exp, "--out", tmp_path / "cmp")
+    assert code == 0, err
+    for label in ("fcfs", "sjf"):
+        assert in_flight(pd.read_csv(tmp_path / "cmp" / f"records_{label}.csv")) == 2
