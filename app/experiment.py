@@ -51,6 +51,8 @@ def _kind(value: Any) -> str:
 
 def _scalar(action: argparse.Action, value: Any, where: str) -> Any:
     """One value as the option's argparse type would give it."""
+    if callable(action.type) and action.type not in (int, float, str):
+        return _converted(action, value, where)
     kind = {int: "int", float: "float"}.get(action.type, "str")
     words, ok = VALUE_KINDS[kind]
     if not ok(value):
@@ -65,9 +67,23 @@ def _scalar(action: argparse.Action, value: Any, where: str) -> Any:
     return value
 
 
+def _converted(action: argparse.Action, value: Any, where: str) -> Any:
+    """A value for an option with its own converter (vLLM's human-readable integers, e.g.
+    `max-num-batched-tokens`): a whole number as it is, or a string the converter reads
+    ("32k"), as the command line would give it."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UserError(f"{where} must be a whole number or a string such as \"32k\", not "
+                        f"{_kind(value)} {value!r}")
+    try:
+        return action.type(str(value))
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        raise UserError(f"{where}: {e}") from None
+
+
 def typed_value(action: argparse.Action, value: Any, where: str) -> Any:
     """`value` from the file, checked and converted for `action`."""
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):  # noqa: SLF001
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,  # noqa: SLF001
+                           argparse.BooleanOptionalAction)):
         if not isinstance(value, bool):
             raise UserError(f"{where} must be true or false, not {_kind(value)} {value!r}")
         return value

@@ -132,6 +132,10 @@ TOML_CASES = {
     "arrival-choice": ('arrival = "burst"', "choose one of"),
     "n-float": ("num-requests = 2.5", "must be a whole number"),
     "invalid-toml": ("policies = [", "not valid TOML"),
+    "vllm-int-float": ("max-num-batched-tokens = 2.5", 'whole number or a string such as "32k"'),
+    "vllm-int-word": ('max-num-batched-tokens = "lots"', "'lots' is not a whole number"),
+    "vllm-int-bool": ("max-num-seqs = true", "must be a whole number or a string"),
+    "vllm-switch-text": ('enable-chunked-prefill = "yes"', "must be true or false"),
 }
 
 
@@ -189,6 +193,24 @@ def test_experiment_values_reach_the_run(tmp_path, capsys, monkeypatch):
     import pandas as pd
     summary = pd.read_csv(tmp_path / "res" / "summary.csv")
     assert list(summary["label"]) == ["fcfs", "sjf"]
+
+
+def test_vllm_options_in_an_experiment_reach_the_run(tmp_path, capsys, monkeypatch):
+    """vLLM's option names as `vllm serve` takes them: whole numbers, "2k" and switches, as
+    the command line gives them (a file value that the typed path rejected before)."""
+    monkeypatch.chdir(tmp_path)
+    import pandas as pd
+    means = {}
+    for seqs in (1, "2k"):
+        body = (f'policies = ["fcfs"]\nnum-requests = 12\nrate = 50.0\nmax-num-seqs = '
+                f'{seqs if isinstance(seqs, int) else repr(seqs)}\n'
+                'max-num-batched-tokens = "2k"\nenable-chunked-prefill = false\n')
+        (tmp_path / "exp.toml").write_text(body.replace("'", '"'))
+        code, _, err = run(capsys, "compare", "synth:uniform", "--experiment", "exp.toml",
+                           "--out", f"res{seqs}")
+        assert code == 0, err
+        means[seqs] = pd.read_csv(tmp_path / f"res{seqs}" / "summary.csv")["ttft_s_mean"][0]
+    assert means[1] > 2 * means["2k"]      # one running request at a time queues the rest
 
 
 OTHER_CASES = {
