@@ -190,50 +190,75 @@ class ContinuousPolicy:
                     complete &= bool(chunk[i] >= left[i])
 
         # 3. admit waiting requests in priority order (head-of-line: stop at the first misfit)
+        blocked = None                      # the request admission stopped at
+        slots_held = getattr(view, "held_slots", 0)     # async: finished, not yet freed
+        reserved = 0
         if not memory_bound:
             predicted = self.admission == "predicted"
             # blocks the running rows' predicted remaining output still needs after this step
             reserved = (sum(self._reserve(s, h, bs) for s, h in
                             zip(running, (held + need).tolist()))
                         if predicted and n else 0)
-            held = getattr(view, "held_slots", 0)     # async: finished, not yet freed
             for s in admission_order(self, view):
-                if len(rows) + held >= self.max_num_seqs or budget <= 0:
+                blocked = s
+                if len(rows) + slots_held >= self.max_num_seqs or budget <= 0:
                     break
-                # prefix caching: the cached part of its prompt is skipped, and blocks other
-                # requests hold cost nothing
-                hit, shared = kv.prefix_hit(s)
-                if preempt:     # a displaced victim may free blocks it shared: count them
-                    shared = 0
-                c = self._chunk(s, budget, hit)
-                if c == 0 and not s.prefill_done:
+                fit = self._fits(s, kv, budget, free, reserved, bool(preempt), bool(n or rows))
+                if fit is None:
                     break
-                need_s = kv.blocks_for(s.context_tokens + hit + c + 1) - shared
-                if need_s > free:
-                    break
-                # vLLM's full-sequence gate: its prompt + kept output (request.num_tokens)
-                if self.reserve_full_isl and kv.blocks_for(s.prompt_tokens + s.generated) \
-                        - shared > free:
-                    break
-                if predicted:
-                    extra = self._reserve(s, need_s, bs)
-                    # an otherwise empty replica admits greedily (a prediction above the
-                    # whole memory must not wait forever)
-                    if need_s + extra > free - reserved and (n or rows):
-                        break
-                    reserved += extra
+                c, need_s, extra, hit = fit
+                reserved += extra
                 free -= need_s
                 rows.append(s)
                 chunks.append(c)
                 budget -= max(c, 1)         # a swapped-in row past its prefill decodes
                 complete &= s.prefilled + hit + c >= s.prefill_len
+                blocked = None
         if not rows:
             return None
 
         # 4. the batch may run unchanged until a completion or an arrival; the engine also
-        #    stops it where the KV blocks run out (the next step then preempts)
-        return Step(rows, chunks, max_iterations=self.horizon(view, rows) if complete else 1,
-                    preempt=preempt)
+        #    stops it where the KV blocks run out (the next step then preempts). vLLM plans
+        #    every iteration: where this iteration's prompt chunks leave too little budget for
+        #    a prompt that the next iteration's (every row decodes one token) has room for,
+        #    the step is one iteration and the next plan admits it
+        iterations = self.horizon(view, rows) if complete else 1
+        if iterations > 1 and budget < self.max_batched_tokens - len(rows):
+            budget = self.max_batched_tokens - len(rows)
+            idle = [running[i] for i in prefill_order if keep[i] and not chunk[i]] if n else []
+            if any(self._chunk(s, budget) for s in idle) or (
+                    blocked is not None and len(rows) + slots_held < self.max_num_seqs
+                    and self._fits(blocked, kv, budget, free, reserved, bool(preempt),
+                                   True) is not None):
+                iterations = 1
+        return Step(rows, chunks, max_iterations=iterations, preempt=preempt)
+
+    def _fits(self, s: Seq, kv, budget: int, free: int, reserved: int, displacing: bool,
+              others: bool) -> tuple[int, int, int, int] | None:
+        """(prompt chunk, blocks, predicted-admission reserve, prefix-cache hit tokens) of
+        waiting request `s` if it can be admitted with `budget` tokens and `free` blocks left, else None."""
+        # prefix caching: the cached part of its prompt is skipped, and blocks other
+        # requests hold cost nothing
+        hit, shared = kv.prefix_hit(s)
+        if displacing:      # a displaced victim may free blocks it shared: count them
+            shared = 0
+        c = self._chunk(s, budget, hit)
+        if c == 0 and not s.prefill_done:
+            return None
+        need_s = kv.blocks_for(s.context_tokens + hit + c + 1) - shared
+        if need_s > free:
+            return None
+        # vLLM's full-sequence gate: its prompt + kept output (request.num_tokens)
+        if self.reserve_full_isl and kv.blocks_for(s.prompt_tokens + s.generated) - shared > free:
+            return None
+        extra = 0
+        if self.admission == "predicted":
+            extra = self._reserve(s, need_s, kv.block_size)
+            # an otherwise empty replica admits greedily (a prediction above the whole
+            # memory must not wait forever)
+            if need_s + extra > free - reserved and others:
+                return None
+        return c, need_s, extra, hit
 
     @staticmethod
     def _reserve(s: Seq, blocks: int, block_size: int) -> int:

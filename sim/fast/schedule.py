@@ -136,6 +136,8 @@ def schedule(rep) -> Plan | None:
 
     admitted: list[int] = []
     admitted_chunks: list[int] = []
+    blocked = None                        # the waiting request admission stopped at
+    reserved = 0
     if not preempt and rep.waiting:
         waiting = rep.waiting
         predicted = rep.predicted_admission
@@ -143,33 +145,55 @@ def schedule(rep) -> Plan | None:
         if predicted and n:
             reserved = _reserved(rep, need if need is not None
                                  else _need(run, prefill, chunks, bs))
-        else:
-            reserved = 0
         while waiting:
-            if rows >= rep.max_num_seqs or budget <= 0:
-                break
             i = waiting[0][-1]
-            plen = table.prompt_l[i] + table.recomputed[i]
-            c = chunk_for(plen, budget, max_tokens, chunked)
-            if c == 0:
+            if rows >= rep.max_num_seqs or budget <= 0:
+                blocked = i
                 break
-            need_s = -(-(c + 1) // bs)
-            if need_s > free or (rep.reserve_full_isl and -(-plen // bs) > free):
-                break               # (plen = prompt + kept output: vLLM's num_tokens)
-            if predicted:
-                extra = reserve_blocks(table.generated[i], int(table.predicted[i]),
-                                       table.prompt_l[i], need_s, bs)
-                if need_s + extra > free - reserved and (n or rows):
-                    break
-                reserved += extra
+            fit = _fits(rep, i, budget, free, reserved, n or rows)
+            if fit is None:
+                blocked = i
+                break
+            c, need_s, extra = fit
+            reserved += extra
             free -= need_s
             heapq.heappop(waiting)
             admitted.append(i)
             admitted_chunks.append(c)
             rows += 1
             budget -= c
-            complete &= c >= plen
+            complete &= c >= table.prompt_l[i] + table.recomputed[i]
     if not rows:
         return None
+    iterations = rep.max_iterations if complete else 1
+    # vLLM plans every iteration: cut the step to one where the next iteration's budget
+    # (every row decodes one token) lets in what this one's prompt chunks kept out
+    # (`ContinuousPolicy.schedule`, step 4)
+    if iterations > 1 and budget < max_tokens - rows:
+        budget = max_tokens - rows
+        if any(chunk_for(run.get(i)[2], budget, max_tokens, chunked) for i in idle) or (
+                blocked is not None and rows < rep.max_num_seqs
+                and _fits(rep, blocked, budget, free, reserved, True) is not None):
+            iterations = 1
     return Plan(keep, preempt, prefill, chunks, idle, admitted, admitted_chunks,
-                rep.max_iterations if complete else 1, complete)
+                iterations, complete)
+
+
+def _fits(rep, i: int, budget: int, free: int, reserved: int, others) -> tuple | None:
+    """(prompt chunk, blocks, predicted-admission reserve) of waiting request `i` if it can
+    be admitted with `budget` tokens and `free` blocks left, else None."""
+    table, bs = rep.table, rep.kv.block_size
+    plen = table.prompt_l[i] + table.recomputed[i]
+    c = chunk_for(plen, budget, rep.max_tokens, rep.chunked)
+    if c == 0:
+        return None
+    need_s = -(-(c + 1) // bs)
+    if need_s > free or (rep.reserve_full_isl and -(-plen // bs) > free):
+        return None                       # (plen = prompt + kept output: vLLM's num_tokens)
+    extra = 0
+    if rep.predicted_admission:
+        extra = reserve_blocks(table.generated[i], int(table.predicted[i]),
+                               table.prompt_l[i], need_s, bs)
+        if need_s + extra > free - reserved and others:
+            return None
+    return c, need_s, extra
