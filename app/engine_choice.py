@@ -7,7 +7,7 @@ engine (the benchmark's reference). Both give the same records and step log.
 
 Covered: the continuous policies fcfs, sjf, srpt and ltr exactly as `policies/continuous.py`
 defines them (greedy or predicted admission, chunked prefill, recompute or restart
-preemption; not swap), the cost-model executor (roofline or fitted profile), free predictions
+preemption, reserve_full_isl, vLLM's async scheduling (`sim/fast/lag.py`); not swap), the cost-model executor (roofline or fitted profile), free predictions
 (or any predictor under a policy that never reads them: fcfs with greedy admission gets no
 prediction step), the round-robin, least-loaded and random routers. A run option or policy parameter the array engine does not
 know must be at its default (so a feature added later falls back rather than being ignored).
@@ -32,7 +32,8 @@ from seqsched.sim.kv import KVCache
 ENGINES = ("auto", "fast", "baseline")
 FAST_POLICIES = (ContinuousPolicy, SJFPolicy, SRPTPolicy, LTRPolicy)
 POLICY_FIELDS = {"max_num_seqs", "max_batched_tokens", "chunked_prefill", "max_iterations",
-                 "preemption", "admission", "name", "aging", "reserve_full_isl"}
+                 "preemption", "admission", "name", "aging", "reserve_full_isl",
+                 "async_scheduling"}
 CONFIG_FIELDS = {"policy", "policy_params", "predictor", "predictor_params", "backend", "gpu",
                  "model", "profile", "iteration_overhead_s", "token_overhead_s",
                  "kv_append_copy", "replicas", "router", "seed", "max_new_tokens",

@@ -85,7 +85,9 @@ def online_cases(scale: float) -> list[dict]:
               RunConfig(policy="sjf", predictor="noisy", predictor_params={"scale": 60.0},
                         **H100)),
              ("srpt, azure-conv, H100, small KV (preempts)", busy,
-              RunConfig(policy="srpt", memory_fraction=0.4, **H100))]
+              RunConfig(policy="srpt", memory_fraction=0.4, **H100)),
+             ("fcfs, vLLM async scheduling, azure-conv, H100", busy,
+              RunConfig(policy="fcfs", policy_params={"async_scheduling": True}, **H100))]
     rows = []
     for label, trace, cfg in cases:
         base = timed(trace, dataclasses.replace(cfg, engine="baseline"))
@@ -102,7 +104,8 @@ def online_cases(scale: float) -> list[dict]:
 def one_case(args) -> None:
     """Child process: simulate one large online case, write its outputs, print JSON."""
     trace = generate("azure-conv", args.n, seed=4, rate=args.rate)
-    cfg = RunConfig(policy=args.policy, engine=args.engine, **H100)
+    cfg = RunConfig(policy=args.policy, engine=args.engine, **H100,
+                    policy_params={"async_scheduling": True} if args.async_scheduling else {})
     run = prepare(trace, cfg)
     simulate_only, cpu = run.engine.run, {}
 
@@ -141,13 +144,14 @@ def child(*argv: str) -> tuple[dict, float]:
 def scale_cases(scale: float) -> list[dict]:
     rows = []
     n_fast, n_base = int(1_000_000 * scale), max(int(20_000 * scale), 2000)
-    for policy in ("fcfs", "sjf"):
+    for policy, lag in (("fcfs", False), ("sjf", False), ("fcfs", True)):
         runs = {}
         for engine, n in (("fast", n_fast), ("baseline", n_base)):
             r, cpu = child("--one", "--n", str(n), "--policy", policy, "--engine", engine,
-                           "--rate", str(AZURE_RATE))
+                           "--rate", str(AZURE_RATE), *(["--async-scheduling"] if lag else []))
             runs[engine] = {
-                "case": f"{policy}, azure-conv {AZURE_RATE:g} rps, H100 llama-3-8b",
+                "case": f"{policy}{' (async scheduling)' if lag else ''}, azure-conv "
+                        f"{AZURE_RATE:g} rps, H100 llama-3-8b",
                 "engine": engine, "requests": n, "events": r["events"],
                 "iterations": r["iterations"], "mean rows": r["mean rows"],
                 "sim wall s": r["sim_s"], "sim CPU s": r["sim_cpu_s"], "process CPU s": cpu,
@@ -187,6 +191,7 @@ def main() -> None:
     ap.add_argument("--policy", help=argparse.SUPPRESS)
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--async-scheduling", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         return one_case(args)

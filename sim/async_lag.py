@@ -1,5 +1,6 @@
 """vLLM's async scheduling in the object engine's replica (`async_scheduling`, vLLM's
-`--async-scheduling`, on by default in vLLM 0.19.0).
+`--async-scheduling`, on by default in vLLM 0.19.0); the array engine's is
+`sim/fast/lag.py`, with the same decisions.
 
 What vLLM does (v0.19.0 = commit 2a69949bd): with `async_scheduling` the engine core keeps a
 batch queue of two (`MultiprocExecutor` / `UniProcExecutor.max_concurrent_batches` = 2;

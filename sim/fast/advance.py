@@ -95,6 +95,8 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
         first = cost.prefill_time(np.asarray(chunks, dtype=np.int64), np.zeros(m, np.int64),
                                   rows - m, tokens - chunk_sum, **first_spread)
     n, seconds = _advance(rep, first, rows, tokens + rows, k, stop_after, spread)
+    if rep.lag is not None:
+        rep.lag.stepped(start, first, rows, tokens + rows, n, spread)
     _take(rep, run.growth(n) + deficit)
     kv_used = kv.used_blocks * kv.block_size
     yield rep.env.timeout(seconds)

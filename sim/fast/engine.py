@@ -86,9 +86,9 @@ class FastEngine:
         add = self.replicas[0].add
         i = self._next
         while f < nf and (h[f] < now or (h[f] == now and f == mark)):
-            end = self._fire_end[f]
+            end, at = self._fire_end[f], h[f]
             while i < end:
-                add(i)
+                add(i, at)
                 i += 1
             f += 1
         self._next, self.fire = i, f

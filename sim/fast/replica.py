@@ -19,6 +19,7 @@ import simpy
 from seqsched.sim.fast.advance import run_complete
 from seqsched.sim.fast.step import run_step
 from seqsched.sim.fast.arrivals import wake_at
+from seqsched.sim.fast.lag import ArrayLag
 from seqsched.sim.fast.running import RunningSet
 from seqsched.sim.fast.schedule import decode_plan, schedule
 from seqsched.sim.kv import KVCache
@@ -58,6 +59,9 @@ class ArrayReplica:
         self.predicted_admission = policy.admission == "predicted"
         self.reserve_full_isl = policy.reserve_full_isl
         self.resume = policy.preemption == "recompute"   # the cost model resumes preempted rows
+        # vLLM's async scheduling: admissions and frees one iteration late (sim/fast/lag.py)
+        self.lag = ArrayLag() if policy.async_scheduling else None
+        self.held_slots = 0               # async: finished rows still holding a slot
         self.waiting: list[tuple] = []
         self._counter = itertools.count()
         self._key = _Key()
@@ -89,12 +93,21 @@ class ArrayReplica:
 
     @property
     def outstanding(self) -> int:
-        return len(self.waiting) + self.run.n
+        n = len(self.waiting) + self.run.n
+        return n if self.lag is None else n + len(self.lag.recent)
 
-    def add(self, i: int) -> None:
-        """A new request (nothing generated yet) joins the waiting queue."""
+    def add(self, i: int, at: float | None = None) -> None:
+        """A new request (nothing generated yet) joins the waiting queue (with async
+        scheduling, at the next plan; `at`: when it joined, if not now)."""
         if self.index:
             self.table.replica[i] = self.index
+        if self.lag is not None:
+            self.lag.recent.append((i, self.env.now if at is None else at))
+            return
+        self.enqueue(i)
+
+    def enqueue(self, i: int) -> None:
+        """Put new request `i` in the waiting heap."""
         if self.leading is None:
             self._push(i)
         else:                             # policy.priority's tuple, from its columns
@@ -114,7 +127,7 @@ class ArrayReplica:
             if pull:
                 engine.pull(self.env.now, mark)
                 mark = engine.fire
-            plan = schedule(self)
+            plan = schedule(self) if self.lag is None else self.lag.plan(self, schedule)
             if plan is None:
                 if self.engine.arrivals_done and self.outstanding == 0:
                     return
@@ -211,6 +224,10 @@ class ArrayReplica:
             t.slot_tokens_all[i] += gen
             t.slot_tokens[i] = gen
             t.finish_s[i] = end
-        self.kv.used_blocks -= freed
+        if self.lag is None:
+            self.kv.used_blocks -= freed
+        else:                             # slots and blocks held until the next plan
+            self.lag.held_rows += len(positions)
+            self.lag.held_blocks += freed
         run.remove(positions)
         self.engine.finished(len(positions))

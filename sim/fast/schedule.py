@@ -147,7 +147,7 @@ def schedule(rep) -> Plan | None:
                                  else _need(run, prefill, chunks, bs))
         while waiting:
             i = waiting[0][-1]
-            if rows >= rep.max_num_seqs or budget <= 0:
+            if rows + rep.held_slots >= rep.max_num_seqs or budget <= 0:
                 blocked = i
                 break
             fit = _fits(rep, i, budget, free, reserved, n or rows)
@@ -172,7 +172,7 @@ def schedule(rep) -> Plan | None:
     if iterations > 1 and budget < max_tokens - rows:
         budget = max_tokens - rows
         if any(chunk_for(run.get(i)[2], budget, max_tokens, chunked) for i in idle) or (
-                blocked is not None and rows < rep.max_num_seqs
+                blocked is not None and rows + rep.held_slots < rep.max_num_seqs
                 and _fits(rep, blocked, budget, free, reserved, True) is not None):
             iterations = 1
     return Plan(keep, preempt, prefill, chunks, idle, admitted, admitted_chunks,

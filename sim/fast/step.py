@@ -83,6 +83,8 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
     pf_sum = sum(c for _, c, _, _ in pf)
     n, seconds = _advance(rep, first, rows, dec_sum + pf_sum + chunk_sum + rows, k,
                           stop_after, spread)
+    if rep.lag is not None:
+        rep.lag.stepped(start, first, rows, dec_sum + pf_sum + chunk_sum + rows, n, spread)
     after = [c + ch + (n if ok else 0) for ch, ok, (_, c, _, _) in zip(chunks, completes, pf)]
     _take(rep, run.growth(n) + sum(_blocks(a, bs) - _blocks(c, bs)
                                    for a, (_, c, _, _) in zip(after, pf)))

@@ -67,7 +67,8 @@ def scenario(draw):
                                      else max(prompts) + draw(st.integers(0, 300))),
               "max_num_seqs": draw(st.sampled_from([1, 3, 8, 256])),
               "max_iterations": draw(st.sampled_from([1, 7, 4096])),
-              "reserve_full_isl": draw(st.booleans())}
+              "reserve_full_isl": draw(st.booleans()),
+              "async_scheduling": draw(st.booleans())}
     if policy == "ltr":
         params["aging"] = draw(st.sampled_from([0.0, 10.0, 1000.0]))
     replicas = draw(st.integers(1, 3))

@@ -23,8 +23,9 @@ from seqsched.sim.fast.engine import FastEngine
 from tests.core.coretoy import FixedPredictor, rec, small_kv_config, toy_executor, trace
 
 
-def run(rows, capacity=100_000, block=16, **params):
-    cfg = small_kv_config(capacity, policy="fcfs", policy_params=params, block_size=block)
+def run(rows, capacity=100_000, block=16, engine="auto", **params):
+    cfg = small_kv_config(capacity, policy="fcfs", policy_params=params, block_size=block,
+                          engine=engine)
     return simulate(trace(rows), cfg, predictor=FixedPredictor([r[3] for r in rows]),
                     executor=toy_executor())
 
@@ -78,14 +79,15 @@ MID = [("a", 0.0, 10, 5), ("b", 0.3, 10, 3), ("c", 0.3, 20, 4)]
 MID_KW = dict(chunked_prefill=True, max_batched_tokens=64)
 
 
-def test_an_arrival_during_a_step_is_admitted_one_iteration_later():
+@pytest.mark.parametrize("engine", ["baseline", "fast"])
+def test_an_arrival_during_a_step_is_admitted_one_iteration_later(engine):
     # a's prefill runs 0 -> 2.75 (1 + 0.5 + 10/8); b and c arrive at 0.3, during it
-    sync = run(MID, **MID_KW)
+    sync = run(MID, engine=engine, **MID_KW)
     assert rec(sync, "b")["first_scheduled_s"] == 2.75
     assert rec(sync, "b")["first_token_s"] == 2.75 + 1 + 1.5 + 30 / 8     # 9.0
     # async: the plan of the step after 2.75 was made at 0, before they arrived: a decodes
     # alone (2.75 -> 4.25), then b and c join: 4.25 + 6.25 = 10.5
-    lag = run(MID, async_scheduling=True, **MID_KW)
+    lag = run(MID, engine=engine, async_scheduling=True, **MID_KW)
     for rid in ("b", "c"):
         assert rec(lag, rid)["first_scheduled_s"] == 4.25
         assert rec(lag, rid)["first_token_s"] == 10.5
@@ -94,40 +96,47 @@ def test_an_arrival_during_a_step_is_admitted_one_iteration_later():
     assert rec(lag, "c")["finish_s"] == 17.0     # 10.5, 13, 15.5, then alone: + 1.5
 
 
-def test_a_finished_request_holds_its_slot_one_iteration_longer():
+@pytest.mark.parametrize("engine", ["baseline", "fast"])
+def test_a_finished_request_holds_its_slot_one_iteration_longer(engine):
     rows = [("a", 0.0, 8, 10), ("b", 0.0, 8, 2), ("c", 0.0, 8, 1)]
     # max 2 running. a and b prefill together: 1 + 1 + 2 = 4.0; b's second token at 6.0
-    sync = run(rows, max_num_seqs=2)
+    sync = run(rows, engine=engine, max_num_seqs=2)
     assert rec(sync, "b")["finish_s"] == 6.0
     assert rec(sync, "c")["first_scheduled_s"] == 6.0
     assert rec(sync, "c")["finish_s"] == 6.0 + 1 + 1 + 1                   # 9.0
     # async: b's slot is still taken when the step after 6.0 is planned -> a alone (1.5)
-    lag = run(rows, max_num_seqs=2, async_scheduling=True)
+    lag = run(rows, engine=engine, max_num_seqs=2, async_scheduling=True)
     assert rec(lag, "b")["finish_s"] == 6.0
     assert rec(lag, "c")["first_scheduled_s"] == 7.5
     assert rec(lag, "c")["finish_s"] == 10.5
 
 
-def test_an_idle_gpu_plans_at_once():
+@pytest.mark.parametrize("engine", ["baseline", "fast"])
+def test_an_idle_gpu_plans_at_once(engine):
     # one slot: b waits for a; when a finishes nothing else runs, so vLLM plans again as soon
     # as a's output is read: b starts when a ends, as without the lag
     rows = [("a", 0.0, 8, 2), ("b", 0.0, 8, 2)]
     for lag in (False, True):
-        r = run(rows, max_num_seqs=1, async_scheduling=lag)
+        r = run(rows, engine=engine, max_num_seqs=1, async_scheduling=lag)
         assert rec(r, "b")["first_scheduled_s"] == rec(r, "a")["finish_s"] == 2.5 + 1.5
     # an arrival while idle starts at once too
-    r = run([("a", 0.0, 8, 2), ("b", 10.0, 8, 2)], async_scheduling=True)
+    r = run([("a", 0.0, 8, 2), ("b", 10.0, 8, 2)], engine=engine, async_scheduling=True)
     assert rec(r, "b")["first_scheduled_s"] == 10.0
 
 
-def test_async_runs_on_the_object_engine():
+def test_async_runs_on_the_array_engine():
     t = trace([("a", 0.0, 10, 5), ("b", 0.1, 20, 7)])
     cfg = RunConfig(policy="fcfs", policy_params={"async_scheduling": True})
-    assert isinstance(prepare(t, cfg).engine, Engine)
+    assert isinstance(prepare(t, cfg).engine, FastEngine)
+    assert isinstance(prepare(t, dataclasses.replace(cfg, engine="baseline")).engine, Engine)
     assert isinstance(prepare(t, RunConfig(policy="fcfs", policy_params={
         "reserve_full_isl": True})).engine, FastEngine)
+    # what the array engine does not cover still falls back, async or not
+    swap = RunConfig(policy="fcfs", policy_params={"async_scheduling": True,
+                                                    "preemption": "swap"})
+    assert isinstance(prepare(t, swap).engine, Engine)
     with pytest.raises(UserError, match="does not cover"):
-        prepare(t, dataclasses.replace(cfg, engine="fast"))
+        prepare(t, dataclasses.replace(swap, engine="fast"))
     with pytest.raises(UserError, match="async-scheduling must be true or false"):
         prepare(t, RunConfig(policy="fcfs", policy_params={"async_scheduling": "yes"}))
 
