@@ -218,7 +218,7 @@ def cmd_measured(args) -> int:
         what += (f" with kernel-measured efficiencies by shape (GEMMs at "
                  f"{min(shape.gemm_efficiency):.0%}-{max(shape.gemm_efficiency):.0%} of their "
                  "roofline bound by token count; attention and per-kernel floors"
-                 + (f"; {borrowed_from(cfg.gpu)}" if borrowed_from(cfg.gpu) else "") + ")"
+                 + (f"; {borrowed}" if (borrowed := borrowed_from(cfg.gpu)) else "") + ")"
                  " -- no built-in kernel profile for this GPU x model x TP")
     elif hasattr(cost, "flops_efficiency"):     # the roofline: at which efficiency, and why
         eff = (cost.flops_efficiency, cost.bandwidth_efficiency)

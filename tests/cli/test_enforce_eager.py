@@ -16,26 +16,20 @@ from seqsched.app.vllm_args import add_vllm_options, vllm_settings
 from seqsched.sim.lockstep import DPPadding
 from seqsched.traces.recorded import read_recorded
 
+from tests.cli.test_validate_measured import write_llmservingsim
+
 
 def write_run(folder: Path, engine: dict, resolved: dict | None = None) -> Path:
-    """Two short requests, the second after the first has finished."""
-    folder.mkdir(parents=True)
+    """Two short requests, the second after the first has finished (the LLMServingSim layout
+    of test_validate_measured.write_llmservingsim), with `resolved` as resolved_config."""
     rows = [(0.0, 24, 3, 1000.0, 1000.5, 1001.0), (5.0, 30, 3, 1005.0, 1005.4, 1005.8)]
-    with (folder / "workload.jsonl").open("w") as f:
-        for a, i, o, *_ in rows:
-            f.write(json.dumps({"input_toks": i, "output_toks": o,
-                                "arrival_time_ns": int(a * 1e9)}) + "\n")
-    with (folder / "requests.jsonl").open("w") as f:
-        for n, (a, i, o, q, ft, lt) in enumerate(rows):
-            f.write(json.dumps({"request_id": f"r{n}", "input_toks": i, "output_toks": o,
-                                "queued_ts": q, "first_token_ts": ft,
-                                "last_token_ts": lt}) + "\n")
-    meta = {"model": "meta-llama/Llama-3-8B", "vllm_version": "0.19.0",
-            "engine_kwargs": {"model": "meta-llama/Llama-3-8B", "max_num_seqs": 4,
-                              "max_num_batched_tokens": 64, **engine}}
+    write_llmservingsim(folder, rows, engine={"model": "meta-llama/Llama-3-8B",
+                                              "max_num_seqs": 4, "max_num_batched_tokens": 64,
+                                              **engine})
     if resolved is not None:
+        meta = json.loads((folder / "meta.json").read_text())
         meta["resolved_config"] = resolved
-    (folder / "meta.json").write_text(json.dumps(meta))
+        (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
 

@@ -11,7 +11,7 @@ import pytest
 from seqsched.app.measured_cli import builtin_model
 from seqsched.common.errors import UserError
 
-from tests.cli.test_validate_measured import run_cli, write_llmservingsim
+from tests.cli.test_validate_measured import _with_device, run_cli, write_llmservingsim
 
 
 @pytest.mark.parametrize("name, model", [
@@ -66,8 +66,7 @@ def test_quantised_kv_cache_is_replayed_with_a_note(tmp_path, capsys):
 @pytest.mark.parametrize("device, gpu, donor", [("NVIDIA L40S", "L40S", "RTX-4090"),
                                                 ("NVIDIA H100 PCIe", "H100-PCIe", "H100-SXM")])
 def test_gpu_without_kernel_data_says_whose_it_borrows(tmp_path, capsys, device, gpu, donor):
-    folder = _meta(write_llmservingsim(tmp_path / "run"),
-                   hardware={"device_name": device, "device_count": 1})
+    folder = _with_device(write_llmservingsim(tmp_path / "run"), device)
     code, stdout, _ = run_cli(capsys, "--measured", folder, "--profile", "roofline",
                               "--out", tmp_path / "out")
     assert code == 0 and f"replayed on {gpu}" in stdout and f"measured on {donor}" in stdout
