@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -21,17 +22,24 @@ from seqsched.backends.specs import GPU_ALIASES
 TABLE = BUILTIN_DIR / "roofline_allreduce.json"
 
 
-@lru_cache(maxsize=1)
-def _table() -> dict:
-    return json.loads(TABLE.read_text(encoding="utf-8")) if TABLE.is_file() else {}
+@lru_cache(maxsize=None)
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def measured_collective(path: Path, gpu: str, tp: int
+                        ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(bytes, us) of a collective table (`{gpu: {"tp": {"2": {"bytes", "us"}}}}`, this one or
+    logits_gather's all-gather) for a built-in GPU at `tp` GPUs; None when unmeasured."""
+    entry = _read(path).get(GPU_ALIASES.get(gpu, gpu), {}).get("tp", {}).get(str(int(tp)))
+    if entry is None:
+        return None
+    return tuple(float(b) for b in entry["bytes"]), tuple(float(u) for u in entry["us"])
 
 
 def measured_allreduce(gpu: str, tp: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """(message bytes, us) measured for a built-in GPU at `tp` GPUs; None when unmeasured."""
-    entry = _table().get(GPU_ALIASES.get(gpu, gpu), {}).get("tp", {}).get(str(int(tp)))
-    if entry is None:
-        return None
-    return tuple(float(b) for b in entry["bytes"]), tuple(float(u) for u in entry["us"])
+    return measured_collective(TABLE, gpu, tp)
 
 
 def allreduce_seconds(nbytes, table: tuple) -> np.ndarray:

@@ -31,32 +31,23 @@ Vidur time the LM head GEMM alone.
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache, partial
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
-from seqsched.backends.allreduce_table import allreduce_seconds
+from seqsched.backends.allreduce_table import allreduce_seconds, measured_collective
 from seqsched.backends.profile import BUILTIN_DIR
-from seqsched.backends.specs import GPU_ALIASES, ModelSpec
+from seqsched.backends.specs import ModelSpec
 
 TABLE = BUILTIN_DIR / "nccl_allgather.json"
 VOCAB_PADDING = 64                  # vLLM's DEFAULT_VOCAB_PADDING_SIZE
 
 
-@lru_cache(maxsize=1)
-def _table() -> dict:
-    return json.loads(TABLE.read_text(encoding="utf-8")) if TABLE.is_file() else {}
-
-
 def measured_allgather(gpu: str, tp: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """(gathered bytes, us) of NCCL's all_gather on a built-in GPU at `tp` GPUs; None when
     unmeasured."""
-    entry = _table().get(GPU_ALIASES.get(gpu, gpu), {}).get("tp", {}).get(str(int(tp)))
-    if entry is None:
-        return None
-    return tuple(float(b) for b in entry["bytes"]), tuple(float(u) for u in entry["us"])
+    return measured_collective(TABLE, gpu, tp)
 
 
 def gather_bytes_per_row(model: ModelSpec, tp: int) -> float:
