@@ -6,6 +6,7 @@ profile was measured on another GPU, model, dtype or TP degree than the run.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from pathlib import Path
@@ -56,10 +57,11 @@ def load_cost_profile(path_or_name: str, model: ModelSpec | None = None):
     profile's GPU, else the profile's all-reduce table at half the bytes."""
     p = resolve_profile_path(path_or_name)
     if not p.is_file():
-        names = ", ".join(sorted(builtin_index())) or "none"
-        raise UserError(f"profile {path_or_name}: no such file or built-in profile (built-in "
-                        f"kernel profiles: {names}); run `seqsched profile import` or "
-                        "`seqsched calibrate`, or drop --profile")
+        close = difflib.get_close_matches(str(path_or_name), sorted(builtin_index()), 3, 0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"profile {path_or_name}: no such file or built-in profile{hint}; "
+                        "`seqsched profile list` names the built-in ones; run `seqsched "
+                        "profile import` or `seqsched calibrate`, or drop --profile")
     data = read_profile(p)
     if isinstance(data, dict) and data.get("format") == KERNEL_FORMAT:
         cost = kernel_profile_from_dict(data, str(p))

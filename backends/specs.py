@@ -262,12 +262,30 @@ def kv_capacity_tokens(gpu: GPUSpec, model: ModelSpec, memory_fraction: float = 
     return int(free // kv_bytes_per_gpu(model, tp))
 
 
+def check_tensor_parallel(model: ModelSpec, tp: int) -> None:
+    """The head splits vLLM accepts (vLLM 0.19.0, Apache-2.0): `ModelConfig.
+    verify_with_parallel_config` refuses query heads not divisible by the TP size, and
+    `QKVParallelLinear` (`divide`) needs the KV heads divisible by it, or it divisible by them
+    when it is larger (each KV head is then replicated on tp / kv GPUs)."""
+    if tp <= 1:
+        return
+    fix = "pick a --tp (--tensor-parallel-size) that divides them"
+    if model.n_heads % tp:
+        raise UserError(f"model {model.name}: its {model.n_heads} attention heads cannot be "
+                        f"split over tensor parallel size {tp} (vLLM refuses it too); {fix}")
+    kv = model.n_kv_heads
+    if (kv % tp) if kv >= tp else (tp % kv):
+        raise UserError(f"model {model.name}: its {kv} KV heads cannot be split over tensor "
+                        f"parallel size {tp}, nor replicated evenly (vLLM refuses it too); {fix}")
+
+
 def kv_bytes_per_gpu(model: ModelSpec, tp: int = 1) -> float:
     """One token's KV bytes on one GPU: KV heads split over TP (a head is never split: with
     fewer KV heads than GPUs, vLLM replicates them, one per GPU)."""
+    check_tensor_parallel(model, tp)
     heads = max(model.n_kv_heads / tp, 1.0)
     return 2 * model.n_layers * heads * model.head_dim * model.dtype_bytes
 
 
 __all__ = ["GPUSpec", "ModelSpec", "GPUS", "MODELS", "get_gpu", "get_model",
-           "kv_capacity_tokens", "kv_bytes_per_gpu", "GPU_ALIASES", "MODEL_ALIASES"]
+           "kv_capacity_tokens", "kv_bytes_per_gpu", "check_tensor_parallel", "GPU_ALIASES", "MODEL_ALIASES"]

@@ -125,3 +125,18 @@ def test_roofline_uses_kernel_measured_efficiency_but_presets_keep_the_datasheet
     assert achieved_efficiency("my-gpu") == (1.0, 1.0)             # no kernel data: datasheet
     preset = build_cost_model(RunConfig(backend="paper-a100"))
     assert (preset.flops_efficiency, preset.bandwidth_efficiency) == (1.0, 1.0)
+
+
+def test_tp_that_vllm_cannot_split_heads_over_is_one_error_line():
+    m = get_model("llama-3.1-70b")                       # 64 query heads, 8 KV heads
+    with pytest.raises(UserError, match="64 attention heads cannot be split over tensor "
+                                        "parallel size 3"):
+        kv_bytes_per_gpu(m, 3)
+    qwen = get_model("qwen2.5-7b")                       # 28 query heads, 4 KV heads
+    with pytest.raises(UserError, match="4 KV heads cannot be split"):
+        kv_bytes_per_gpu(qwen, 14)                       # 28 % 14 == 0, but 14 % 4 != 0
+    assert kv_bytes_per_gpu(qwen, 2) == 2 * 28 * 2 * 128 * 2
+    assert kv_bytes_per_gpu(m, 16) == 2 * 80 * 1 * 128 * 2    # 16 GPUs: 2 replicas per KV head
+    with pytest.raises(UserError, match="tensor parallel size 3"):
+        simulate(Trace.from_requests([Request("r", 0.0, 10, 5)]),
+                 RunConfig(gpu="H100-SXM", model="llama-3.1-70b", tp=3))

@@ -275,3 +275,19 @@ def test_report_header_names_what_ran(tmp_path, capsys, monkeypatch, flags, need
     report = (tmp_path / "res" / "report.md").read_text()
     for needle in needles:
         assert needle in report, report[:400]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--profile", "h100-llama-3.1-8b-tp1-aik"], ["did you mean h100-llama-3.1-8b-tp1-aic",
+                                                  "seqsched profile list"]),
+    (["--profile", "nothing-like-it"], ["no such file or built-in profile",
+                                         "seqsched profile list"]),
+    (["--gpu", "H100-SXM", "--model", "llama-3.1-70b", "--tp", "3"],
+     ["64 attention heads", "tensor parallel size 3"]),
+])
+def test_profile_name_typo_and_unsplittable_tp(capsys, args, needles):
+    """A typo in a built-in profile's name gets the nearest names, not a list of fifty; a TP
+    size vLLM cannot split the heads over is refused as vLLM refuses it."""
+    code, _, err = run(capsys, "simulate", "synth:uniform", "-n", "4", *args)
+    line = assert_user_error(code, err, needles[0])
+    assert all(n in line for n in needles)
