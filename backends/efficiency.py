@@ -5,7 +5,9 @@ scripts/derive_roofline_efficiency.py (sources and licences there). A built-in G
 kernel measurements of its own borrows those of a measured GPU of the same chip or architecture
 (`SIBLINGS`: the efficiencies are shares of each GPU's own datasheet peaks, and the same vLLM
 kernels run on both); one with neither (a GPU TOML) keeps the datasheet figures (1.0) and the
-one-max roofline. benchmarks/efficiency_transfer.py measures what borrowing costs on the
+one-max roofline. The RTX A6000 and RTX 3090 have GEMMs of their own (LLMServingSim's v0
+tables) but no vLLM attention kernels: their entries name where those come from
+(`attention_from`). benchmarks/efficiency_transfer.py measures what borrowing costs on the
 recorded runs. Where the GPU's
 kernels were measured by shape, `kernel_shape` gives the per-family curves
 (backends/roofline_shape.py). `roofline_measurements` adds the measured all-reduce table at
@@ -26,15 +28,12 @@ from seqsched.backends.specs import GPU_ALIASES
 TABLE = BUILTIN_DIR / "roofline_efficiency.json"
 # GPU -> (measured GPU whose kernel efficiencies it borrows, why they carry over). Same chip:
 # H100 PCIe / SXM (GH100, sm90), A100 40 / 80 GB (GA100, sm80). Same architecture: the Ada
-# cards (sm89: AD102 in the RTX 4090 and L40S, AD104 in the L4), and the Ampere GA102 cards
-# (sm86) from the GA100 A100 (sm80), whose kernels (cuBLAS/CUTLASS sm80, FlashAttention-2's
-# sm8x path) they run.
+# cards (sm89: AD102 in the RTX 4090 and L40S, AD104 in the L4). (The Ampere GA102 cards, RTX
+# 3090 and RTX A6000, have entries of their own that take only attention from the A100.)
 SIBLINGS = {"H100-PCIe": ("H100-SXM", "same GH100 chip"),
             "A100-40GB": ("A100-80GB", "same GA100 chip"),
             "L4": ("RTX-4090", "same Ada architecture, sm89"),
-            "L40S": ("RTX-4090", "same Ada AD102 chip, sm89"),
-            "RTX-3090": ("A100-80GB", "same Ampere architecture, sm8x"),
-            "RTX-A6000": ("A100-80GB", "same Ampere architecture, sm8x")}
+            "L40S": ("RTX-4090", "same Ada AD102 chip, sm89")}
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +46,9 @@ def _entry(gpu: str) -> tuple[dict | None, str]:
     name = GPU_ALIASES.get(gpu, gpu)
     table = _table()
     if name in table:
-        return table[name], ""
+        part = table[name].get("attention_from")
+        return table[name], (f"attention kernels measured on {part}; GEMMs its own"
+                             if part else "")
     if name in SIBLINGS and SIBLINGS[name][0] in table:
         other, why = SIBLINGS[name]
         return table[other], f"measured on {other} ({why}; none of {name}'s own)"
@@ -56,7 +57,7 @@ def _entry(gpu: str) -> tuple[dict | None, str]:
 
 def borrowed_from(gpu: str) -> str:
     """'' for a GPU with kernel measurements of its own (or none at all), else where they
-    come from, for the run's description."""
+    (or some of them) come from, for the run's description."""
     return _entry(gpu)[1]
 
 

@@ -4,8 +4,8 @@ its own GPU's measured efficiency curves and once with each other measured GPU's
 
     .venv/bin/python benchmarks/efficiency_transfer.py [RUN[=GPU] ...]
 
-A GPU with no kernel measurements of its own (L4, L40S, H100-PCIe, A100-40GB, RTX 3090, RTX
-A6000) borrows a sibling's curves: same chip or same architecture. No recorded run of such a
+A GPU with no kernel measurements of its own (L4, L40S, H100-PCIe, A100-40GB; the RTX 3090
+and RTX A6000 for attention only) borrows a sibling's curves: same chip or same architecture. No recorded run of such a
 GPU is public, so this measures the nearest thing: the error of borrowing across the measured
 GPUs, where the donor is of ANOTHER architecture (Ada <-> Blackwell, Ampere <-> Hopper) - an
 upper bound on a same-architecture borrow's - beside the error with the GPU's own curves and

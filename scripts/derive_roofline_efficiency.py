@@ -32,6 +32,15 @@ Sources:
   (`perf/RTX4090/meta-llama/Llama-3.1-8B/bf16/tp1/{dense,attention}.csv`, vLLM 0.19.0, eager):
   the GEMM curve over its four GEMMs (qkv 4096 x 6144, o 4096 x 4096, gate_up 4096 x 28672,
   down 14336 x 4096), attention from its (prefill chunk, decode rows, KV) table.
+- the same repository's older tables, `profiler/v0/perf_models/{A6000,RTX3090}/meta-llama/
+  Llama-3.1-8B/tp1/layers.csv` (Hugging Face transformers layers timed by the PyTorch
+  profiler): the GEMM curve of the RTX A6000 and RTX 3090 over the GEMMs vLLM runs the same way
+  (q, o, gate, up, down; HF's separate k and v are 1024 wide where vLLM fuses them into qkv).
+  Its attention and small kernels are not vLLM's (FlashAttention-2 without split-KV, unfused
+  fp32 norms: RESULTS.md "H100 calibration report"), so those two GPUs keep the attention
+  figures and floors of their sibling A100-80GB (`attention_from`). The check that v0's GEMMs
+  carry over: on H100, where both v0 and aiconfigurator measured, this script prints the two
+  curves side by side.
 
     .venv/bin/python scripts/derive_roofline_efficiency.py --aiconfigurator-repo PATH
         [--data ../shared/data/serving/profiles]
@@ -39,7 +48,9 @@ Sources:
 PATH is a checkout of aiconfigurator @ 095f58a (a partial one is enough: `git archive 095f58a
 aic-core/src/aiconfigurator_core/systems/data/{a100_sxm,h100_sxm,h200_sxm,rtx_pro_6000_server}
 | tar -x -C PATH`); without it only the tables under --data are read (A100, H100). A GPU whose
-tables are not found keeps its previous entry.
+tables are not found keeps its previous entry. `--llmservingsim-repo LSS` (a checkout of
+LLMServingSim @ 5daddb2; `git archive 5daddb2 profiler/v0/perf_models | tar -x -C LSS` is
+enough) adds the v0 GEMM curves.
 """
 
 from __future__ import annotations
@@ -63,6 +74,11 @@ AICONF = {"A100-80GB": ("a100_sxm", "0.14.0"), "H100-SXM": ("h100_sxm", "0.19.0"
 BROKEN_PREFILL = {"H200": "H100-SXM"}
 LLAMA31_8B = {"qkv_proj": (6144, 4096), "o_proj": (4096, 4096), "gate_up_proj": (28672, 4096),
               "down_proj": (4096, 14336)}      # (n, k) at TP1
+V0_GEMMS = {"q_proj": (4096, 4096), "o_proj": (4096, 4096), "gate_proj": (14336, 4096),
+            "up_proj": (14336, 4096), "down_proj": (4096, 14336)}    # Llama-3.1-8B, TP1
+V0_GPUS = {"RTX-A6000": ("A6000", "A100-80GB", "same Ampere architecture, sm8x"),
+           "RTX-3090": ("RTX3090", "A100-80GB", "same Ampere architecture, sm8x")}
+GEMM_KEYS = ("flops_efficiency", "bandwidth_efficiency", "gemm_m", "gemm_efficiency")
 M_GRID = 2 ** np.arange(15)                   # 1 ... 16384 tokens
 R3 = 3
 
@@ -135,12 +151,44 @@ def llmservingsim(folder: Path, gpu) -> dict:
     return out
 
 
+def v0_gemms(layers_csv: Path, gpu) -> dict:
+    d = pd.read_csv(layers_csv)
+    d = d[d["layer_name"].isin(V0_GEMMS)]
+    n = d["layer_name"].map(lambda x: V0_GEMMS[x][0])
+    k = d["layer_name"].map(lambda x: V0_GEMMS[x][1])
+    return gemm_fields(d["input"], n, k, d["latency(ns)"] * 1e-9, gpu)
+
+
+def v0_entries(lss: Path, data: Path, out: dict) -> None:
+    """RTX A6000 / RTX 3090: v0 GEMMs, the sibling's attention and floors; and the H100 check."""
+    for name, (folder, sibling, why) in V0_GPUS.items():
+        path = lss / f"profiler/v0/perf_models/{folder}/meta-llama/Llama-3.1-8B/tp1/layers.csv"
+        if not path.is_file() or sibling not in out:
+            print(f"skip {name}: {path} not found")
+            continue
+        entry = {**out[sibling], **v0_gemms(path, get_gpu(name))}
+        entry["attention_from"] = f"{sibling} ({why})"
+        entry["source"] = (f"LLMServingSim @ 5daddb2 (MIT) v0 {folder} Llama-3.1-8B TP1 "
+                           f"layers.csv GEMMs (q, o, gate, up, down); attention and kernel "
+                           f"floors: {sibling}'s ({out[sibling]['source']})")
+        out[name] = entry
+    h100 = data / "llmservingsim/v0/perf_models/H100/meta-llama/Llama-3.1-8B/tp1/layers.csv"
+    if h100.is_file() and "H100-SXM" in out:
+        mine, theirs = v0_gemms(h100, get_gpu("H100-SXM")), out["H100-SXM"]
+        ref = dict(zip(theirs["gemm_m"], theirs["gemm_efficiency"]))
+        print("check, H100-SXM GEMM share by m: v0 / aiconfigurator")
+        for m, e in zip(mine["gemm_m"], mine["gemm_efficiency"]):
+            print(f"  m={m:<5} {e:.3f} / {ref.get(m, float('nan')):.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get(
         "SEQSCHED_SERVING_PROFILES", "../shared/data/serving/profiles"))
     ap.add_argument("--aiconfigurator-repo", default=None,
                     help="a checkout of ai-dynamo/aiconfigurator @ 095f58a")
+    ap.add_argument("--llmservingsim-repo", default=None,
+                    help="a checkout of casys-kaist/LLMServingSim @ 5daddb2 (profiler/v0/)")
     args = ap.parse_args()
     data, repo = Path(args.data), Path(args.aiconfigurator_repo) if args.aiconfigurator_repo \
         else None
@@ -161,6 +209,8 @@ def main() -> int:
     bundle = data / "llmservingsim/perf/RTX4090/meta-llama/Llama-3.1-8B/bf16"
     if bundle.is_dir():
         out["RTX-4090"] = llmservingsim(bundle, get_gpu("RTX-4090"))
+    if args.llmservingsim_repo:
+        v0_entries(Path(args.llmservingsim_repo), data, out)
     text = json.dumps(dict(sorted(out.items())), indent=1)
     text = re.sub(r"\[\s+([^\]]*?)\s+\]", lambda x: "[" + re.sub(r"\s+", " ", x[1]) + "]", text)
     path.write_text(text + "\n", encoding="utf-8")

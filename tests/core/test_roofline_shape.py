@@ -179,3 +179,22 @@ def test_array_engine_reproduces_the_object_engine_on_shape_rooflines():
         assert len(a.steps) > 50 and int(a.steps["iterations"].sum()) > 500
         pd.testing.assert_frame_equal(a.steps, b.steps, check_exact=True)
         pd.testing.assert_frame_equal(a.records, b.records, check_exact=True)
+
+
+def test_ga102_cards_have_their_own_gemm_curves_and_the_a100s_attention():
+    """RTX A6000 / RTX 3090: GEMMs from LLMServingSim's v0 tables of the card itself (GDDR6
+    streams weights at a larger share of its datasheet than the A100's HBM2e), attention and
+    kernel floors from the A100 (v0's attention is not vLLM's), said in the description."""
+    from seqsched.backends.efficiency import achieved_efficiency, borrowed_from
+    a100 = kernel_shape("A100-80GB")
+    for gpu in ("RTX-A6000", "RTX-3090"):
+        own = kernel_shape(gpu)
+        assert own.gemm_m[:12] == a100.gemm_m[:12] and own.gemm_efficiency != a100.gemm_efficiency
+        assert all(0.3 < e <= 1.0 for e in own.gemm_efficiency)
+        assert achieved_efficiency(gpu)[1] > achieved_efficiency("A100-80GB")[1] + 0.1
+        assert (own.prefill_attention_efficiency, own.decode_attention_bandwidth,
+                own.attention_floor_us, own.kernel_floor_us) == (
+            a100.prefill_attention_efficiency, a100.decode_attention_bandwidth,
+            a100.attention_floor_us, a100.kernel_floor_us)
+        assert borrowed_from(gpu).startswith("attention kernels measured on A100-80GB")
+        assert "v0" in own.source and own.source.startswith(borrowed_from(gpu))
