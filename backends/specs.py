@@ -214,6 +214,13 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     ModelSpec("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 32768,
               source="mistralai/Mixtral-8x7B-v0.1 config.json", n_experts=8,
               experts_per_token=2),
+    # Phi-mini-MoE-instruct (microsoft/Phi-mini-MoE-instruct config.json, as casys-kaist/
+    # LLMServingSim @ 5daddb2 (MIT) ships it in configs/model/microsoft/): 32 layers x 4096,
+    # 32 heads of 128, 8 KV heads, 16 experts of ffn 960, 2 per token, vocabulary 32,064,
+    # untied, 4,096 positions. Its 2,047-token sliding window is not modelled (full attention).
+    ModelSpec("phi-mini-moe", 32, 4096, 32, 8, 960, 32064, 4096,
+              source="microsoft/Phi-mini-MoE-instruct config.json", head_size=128,
+              n_experts=16, experts_per_token=2),
     # A tiny shape for CPU tests and the CI calibration profile (random weights).
     _llama("tiny", 2, 64, 4, 2, 128, 512, 1024, "seqsched test model"),
 ]}

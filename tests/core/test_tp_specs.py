@@ -140,3 +140,14 @@ def test_tp_that_vllm_cannot_split_heads_over_is_one_error_line():
     with pytest.raises(UserError, match="tensor parallel size 3"):
         simulate(Trace.from_requests([Request("r", 0.0, 10, 5)]),
                  RunConfig(gpu="H100-SXM", model="llama-3.1-70b", tp=3))
+
+
+def test_phi_mini_moe_has_its_model_cards_sizes():
+    """7.6B parameters, 2.4B of them active per token (microsoft/Phi-mini-MoE-instruct's model
+    card), from the config.json shape: 16 experts of ffn 960, 2 per token."""
+    m = get_model("phi-mini-moe")
+    assert m.n_params == pytest.approx(7.6e9, rel=0.01)
+    embed = 2 * m.vocab_size * m.d_model
+    assert embed + m.n_layers * m.active_layer_params == pytest.approx(2.4e9, rel=0.02)
+    from seqsched.app.measured_cli import builtin_model
+    assert builtin_model("microsoft/Phi-mini-MoE-instruct") == "phi-mini-moe"  # a run's name
