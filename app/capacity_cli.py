@@ -12,7 +12,7 @@ import pandas as pd
 
 from seqsched.app.capacity import (LowestRateFails, arrival_shape, make_evaluate,
                                    offline_throughput, search)
-from seqsched.app.cli import add_run_options, policy_configs
+from seqsched.app.cli import SpecList, add_run_options, policy_configs
 from seqsched.app.objectives import check_slo_target
 from seqsched.common.errors import UserError
 
@@ -117,9 +117,9 @@ def cmd_capacity(args) -> int:
 
 
 def _common(p) -> None:
-    p.add_argument("--policies", nargs="+", metavar="SPEC",
+    p.add_argument("--policies", nargs="+", metavar="SPEC", action=SpecList,
                    help="NAME[:KEY=VALUE...] each (default fcfs), e.g. fcfs sjf "
-                        "sjf:admission=predicted")
+                        "sjf:admission=predicted (or comma-separated)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="batch size of the static policies (vanilla, sorted, binned)")
     p.add_argument("--target", type=float, default=None, metavar="SHARE",

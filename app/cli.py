@@ -33,6 +33,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class SpecList(argparse.Action):
+    """`--policies fcfs sjf` or `--policies fcfs,sjf` (as vLLM users type lists)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [v for x in values for v in x.split(",") if v])
+
+
 def parse_policy_spec(spec: str) -> tuple[str, dict]:
     """`binned:vbs=false:fcr=true` -> ("binned", {"vbs": False, "fcr": True})."""
     name, *items = spec.split(":")
@@ -306,9 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="several policies side by side on the same trace",
                        description="Run several policies on the same trace and backend; "
                        "prints a table, writes CSV, plots and report.md with --out.")
-    p.add_argument("--policies", nargs="+", metavar="SPEC",
-                   help="NAME[:KEY=VALUE...], e.g. vanilla sorted binned:vbs=false fcfs sjf; "
-                        "the first is the baseline")
+    p.add_argument("--policies", nargs="+", metavar="SPEC", action=SpecList,
+                   help="NAME[:KEY=VALUE...], e.g. vanilla sorted binned:vbs=false fcfs sjf "
+                        "(or comma-separated); the first is the baseline")
     p.add_argument("--experiment", metavar="TOML",
                    help="read options from an experiment file (experiments/*.toml); options "
                         "given on the command line win")
@@ -334,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NAME[:KEY=VALUE...], e.g. binned:vbs=false (repeatable; default "
                         "fcfs); static: vanilla, sorted, binned; continuous: fcfs, sjf, srpt, "
                         "ltr")
-    p.add_argument("--policies", nargs="+", metavar="SPEC", help="more policies, as compare")
+    p.add_argument("--policies", nargs="+", metavar="SPEC", action=SpecList,
+                   help="more policies, as compare")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                    help="one swept knob and its values, e.g. rate=2,4,8, batch_size=8,16, "
                         "gpu=A100-80GB,H100-SXM, predictor.scale=20,62 (repeatable: the "

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import difflib
 
-from seqsched.traces.formats import (alpaca_vicuna, azure, burstgpt, mooncake, native,
-                                     paper_lengths, sharegpt, splitwise)
+from seqsched.traces.formats import (alpaca_vicuna, azure, burstgpt, llmservingsim,
+                                     mooncake, native, paper_lengths, sharegpt, splitwise)
 from seqsched.traces.formats.base import Format, _Converter, _key, _resolve
 from seqsched.traces.request import TraceError
 
-_MODULES = (native, azure, splitwise, burstgpt, mooncake, sharegpt, paper_lengths,
-            alpaca_vicuna)
+_MODULES = (native, azure, splitwise, burstgpt, mooncake, llmservingsim, sharegpt,
+            paper_lengths, alpaca_vicuna)
 
 FORMATS: dict[str, Format] = {m.FORMAT.name: m.FORMAT for m in _MODULES}
 _CONVERTERS: dict[str, _Converter] = {m.FORMAT.name: m.CONVERTER for m in _MODULES}
 
 # most specific first: detection takes the first format whose required columns are present
-_DETECT_ORDER = ("alpaca-vicuna", "paper-lengths", "sharegpt", "mooncake", "azure",
-                 "splitwise", "burstgpt", "native")
+_DETECT_ORDER = ("alpaca-vicuna", "paper-lengths", "sharegpt", "mooncake", "llmservingsim",
+                 "azure", "splitwise", "burstgpt", "native")
 
 
 def detect_format(columns: list[str], path: str = "trace") -> str:
