@@ -76,7 +76,7 @@ def jsonl(rows):
 
 
 def test_format_names():
-    assert set(FORMATS) == {"native", "azure", "splitwise", "burstgpt", "mooncake",
+    assert set(FORMATS) == {"native", "azure", "splitwise", "burstgpt", "mooncake", "llmservingsim",
                             "sharegpt", "paper-lengths", "alpaca-vicuna"}
 
 
