@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 
@@ -53,8 +54,9 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
         if flags and any(f.startswith("--") for f in flags):
             g.add_argument(*flags, **kw)
 
-    source_help = (f"trace file (formats: {', '.join(FORMATS)}; detected from content) or "
-                   f"synth:NAME ({', '.join(GENERATORS)})")
+    source_help = (f"trace file (formats: {', '.join(FORMATS)}; detected from content), a "
+                   "recorded run's traffic (an LLMServingSim bench folder, a vLLM bench "
+                   f"result JSON) or synth:NAME ({', '.join(GENERATORS)})")
     if positional:
         g.add_argument("trace", nargs="?", metavar="TRACE", help=source_help)
     add("--trace", dest="trace_path", metavar="TRACE", help="the same, as an option")
@@ -165,9 +167,13 @@ def load_source(source: str, args: argparse.Namespace) -> Trace:
     window = parse_span(getattr(args, "window", None), "window")
     options = _parse_options(getattr(args, "trace_option", None))
     seed = getattr(args, "seed", 0) or 0
-    if source.startswith(SYNTH_PREFIX):
-        name = source[len(SYNTH_PREFIX):]
-        trace = generate(name, synth_count(args), seed, **options)
+    from seqsched.traces.recorded import recorded_traffic
+    if Path(source).is_dir() and (Path(source) / "workload.jsonl").is_file():
+        source = str(Path(source) / "workload.jsonl")     # a recorded run's folder: its traffic
+    bench = None if source.startswith(SYNTH_PREFIX) else recorded_traffic(source)
+    if bench is not None or source.startswith(SYNTH_PREFIX):
+        trace = bench if bench is not None else generate(source[len(SYNTH_PREFIX):],
+                                                         synth_count(args), seed, **options)
         if rows is not None:
             trace = arrivals.slice_rows(trace, *rows)
         if window is not None:

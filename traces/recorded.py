@@ -99,6 +99,22 @@ def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None 
 
 
 # -- LLMServingSim bench layout --------------------------------------------------------------
+def recorded_traffic(source: str) -> Trace | None:
+    """The requests of a recorded run given where a trace is expected (simulate, compare,
+    sweep): a vLLM bench result JSON's, with its arrivals as `read_vllm_bench` rebuilds them;
+    None for anything else (a bench folder's workload.jsonl is read as a trace file)."""
+    path = Path(source)
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:1 << 16]
+    except OSError:
+        return None
+    if '"input_lens"' not in head or '"output_lens"' not in head:
+        return None
+    return read_vllm_bench(path).trace
+
+
 def _jsonl(path: Path, what: str) -> list[dict]:
     if not path.is_file():
         raise TraceError(f"recorded run {path.parent}: {path.name} is missing ({what})")

@@ -70,3 +70,29 @@ def test_compare_takes_a_comma_separated_policy_list(tmp_path, capsys):
     assert list(pd.read_csv(tmp_path / "out" / "summary.csv")["label"]) == ["fcfs", "sjf", "srpt"]
     code = main(["compare", str(path), "--policies", "fcfs,fcfs", "--out", str(tmp_path / "o2")])
     assert code == 2 and "listed twice" in capsys.readouterr().err
+
+
+def test_a_recorded_run_folder_or_bench_json_is_a_trace_for_compare(tmp_path, capsys):
+    """Policy what-ifs on recorded traffic: a bench folder gives its workload.jsonl; a vLLM
+    bench result JSON its requests (input_lens / output_lens; all at t = 0 for an infinite
+    rate, as vLLM's client sends them)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    workload(folder)
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"num_prompts": 3, "request_rate": "inf", "burstiness": 1.0,
+                                 "input_lens": [40, 20, 30], "output_lens": [3, 5, 1],
+                                 "ttfts": [0.5, 0.25, 0.5], "itls": [[0.1, 0.1], [0.1] * 4, []],
+                                 "errors": ["", "", ""]}))
+    import pandas as pd
+    for source, n, prompts in ((folder, 2, [16, 20]), (bench, 3, [40, 20, 30])):
+        out = tmp_path / f"out-{source.name}"
+        code = main(["simulate", str(source), "--gpu", "H100-SXM", "--model", "llama-3.1-8b",
+                     "--out", str(out), "--no-progress"])
+        assert code == 0, capsys.readouterr().err
+        rec_ = pd.read_csv(next(out.glob("records*.csv")))
+        assert len(rec_) == n and sorted(rec_["prompt_tokens"]) == sorted(prompts)
+    # a JSON that is not a bench result is still read as an ordinary trace file
+    other = tmp_path / "plain.json"
+    other.write_text(json.dumps([{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 2}]))
+    assert main(["simulate", str(other), "--gpu", "H100-SXM", "--model", "llama-3.1-8b"]) == 0
