@@ -99,14 +99,15 @@ def measured_config(args, run):
 
 
 def unsupported_settings(run) -> None:
-    """Refuse what the replay cannot model rather than answer for another setup: pipeline
-    parallelism (stages and micro-batches in flight; seqsched models TP and DP only). A
-    quantised KV cache is replayed with a note: the KV capacity is the run's own where its
-    metadata records the block count, but attention is timed at the model's dtype."""
+    """Say what the replay models only in part: pipeline parallelism (app/pipeline_setup.py;
+    stage times split from the cost model, activations over the GPU's link). A quantised KV
+    cache is replayed with a note: the KV capacity is the run's own where its metadata
+    records the block count, but attention is timed at the model's dtype."""
     pp = int(run.engine.get("pipeline_parallel_size") or 1)
     if pp > 1:
-        raise UserError(f"recorded run {run.name} used pipeline_parallel_size {pp}; seqsched "
-                        "models tensor and data parallelism only, so it cannot replay it")
+        run.notes.append(f"pipeline_parallel_size {pp}: stages of the model's layers (vLLM's "
+                         "split), each timed as its share of the cost model's step plus the LM "
+                         "head on the last, activations sent over the GPU's interconnect")
     kv = str(run.engine.get("kv_cache_dtype") or "auto").lower()
     if kv not in ("auto", "bfloat16", "float16", "half"):
         run.notes.append(f"kv_cache_dtype {kv}: attention is timed as at the model's dtype"
@@ -205,6 +206,7 @@ def cmd_measured(args) -> int:
                     "cost_model": cost.name, **({"replicas": cfg.replicas}
                                                 if cfg.replicas > 1 else {}),
                     **({"dp_lockstep": cfg.dp_lockstep} if cfg.dp_lockstep > 1 else {}),
+                    **({"pipeline_parallel_size": cfg.pp} if cfg.pp > 1 else {}),
                     **({"max_concurrency": cfg.max_concurrency}
                        if cfg.max_concurrency is not None else {}),
                     **({"enforce_eager": "on (no CUDA graphs: no DP padding)"}
@@ -227,6 +229,7 @@ def cmd_measured(args) -> int:
                     f"(datasheet peaks: no kernel measurements of {cfg.gpu})")
                  + " -- no built-in kernel profile for this GPU x model x TP")
     where = f"{cfg.gpu} / {cfg.model}" + (f" / TP{cfg.tp}" if cfg.tp > 1 else "") + (
+        f" / PP{cfg.pp}" if cfg.pp > 1 else "") + (
         f" x {cfg.replicas} DP replicas" if cfg.replicas > 1 else "")
     print(f"{run.name} ({run.format}, {len(run.trace)} requests) replayed on {where}, "
           f"{what}; KV {result.kv_capacity_tokens} tokens")

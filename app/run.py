@@ -18,6 +18,8 @@ from seqsched.analysis.metrics import summarize
 from seqsched.analysis.saturation import saturation_summary
 from seqsched.analysis.slo import slo_summary
 from seqsched.app.engine_choice import build_fast_engine, choose_fast
+from seqsched.app.pipeline_setup import check_pipeline, pipeline_parts
+from seqsched.app.run_seqs import attach_length_knowledge, make_seqs
 from seqsched.app.serving_setup import (check_disagg, dp_padding, decode_config, decode_side,
                                         disaggregation, make_kv, prefix_setup)
 from seqsched.backends.efficiency import roofline_measurements
@@ -25,6 +27,7 @@ from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
 from seqsched.backends.links import get_link, host_link
+from seqsched.backends.pipeline import pp_kv_capacity_tokens
 from seqsched.backends.spec_files import resolve_gpu, resolve_model
 from seqsched.backends.specs import kv_bytes_per_gpu, kv_capacity_tokens
 from seqsched.backends.vllm_engine import batch_defaults, kv_cache_tokens
@@ -32,13 +35,9 @@ from seqsched.common.defaults import DEFAULT_GPU, DEFAULT_MODEL, is_default
 from seqsched.common.params import init_params, is_whole
 from seqsched.policies import POLICIES, STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
-from seqsched.predictors.distribution import length_distribution
-from seqsched.predictors.reprediction import make_repredictor
 from seqsched.sim.engine import ROUTERS, Engine
 from seqsched.common.errors import UserError
 from seqsched.sim.lockstep import attach_groups
-from seqsched.sim.replica import Replica
-from seqsched.sim.sequence import Seq
 from seqsched.sim.swap import host_swap
 from seqsched.traces.request import Trace
 
@@ -48,7 +47,7 @@ KV_SIZING = ("vllm", "weights")
 # of its rows and point ids, so its files stay as they were before the features existed
 FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas", "dp_lockstep",
                   "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile",
-                  "max_concurrency")
+                  "max_concurrency", "pp")
 
 
 @dataclass
@@ -62,6 +61,7 @@ class RunConfig:
     model: str = DEFAULT_MODEL
     profile: str | None = None          # a profile JSON or built-in name ("roofline": none)
     tp: int = 1                         # tensor-parallel GPUs per replica
+    pp: int = 1                         # pipeline stages per replica (app/pipeline_setup.py)
     iteration_overhead_s: float | None = None
     token_overhead_s: float | None = None
     kv_append_copy: bool | None = None
@@ -152,7 +152,7 @@ class RunConfig:
         on = {"swap": self.policy_params.get("preemption") == "swap",
               "prefix": self.prefix_caching, "disagg": self.prefill_replicas > 0,
               "lockstep": self.dp_lockstep > 1,
-              "max-concurrency": self.max_concurrency is not None}
+              "max-concurrency": self.max_concurrency is not None, "pipeline": self.pp > 1}
         return tuple(name for name, is_on in on.items() if is_on)
 
 
@@ -215,7 +215,8 @@ def _describe_side(config: RunConfig) -> str:
         # flags overrode the preset's GPU/model: name what really ran
         return (f"{config.gpu} / {config.model}: the {config.backend} preset's overheads, "
                 f"with --gpu/--model overriding its {preset.gpu} / {preset.model}")
-    base = f"{config.gpu} / {config.model}" + (f" / TP{config.tp}" if config.tp > 1 else "")
+    base = f"{config.gpu} / {config.model}" + (f" / TP{config.tp}" if config.tp > 1 else "") \
+        + (f" / PP{config.pp}" if config.pp > 1 else "")
     name = cost_profile_name(config)
     if name is None:
         return f"{base}, roofline"
@@ -257,38 +258,14 @@ def kv_tokens(config: RunConfig, params: dict) -> int:
     if config.kv_blocks is None and vllm:
         return kv_cache_tokens(gpu, model, config.memory_fraction,
                                int(params["max_batched_tokens"]), int(params["max_num_seqs"]),
-                               config.block_size, tp=config.tp)
+                               config.block_size, tp=config.tp, pp=config.pp)
     if config.kv_blocks is not None:
         return config.kv_blocks * config.block_size
+    if config.pp > 1:
+        return pp_kv_capacity_tokens(gpu, model, config.memory_fraction, 0.0, config.tp,
+                                     config.pp, config.block_size)
     capacity = kv_capacity_tokens(gpu, model, config.memory_fraction, tp=config.tp)
     return capacity - capacity % config.block_size
-
-
-def make_seqs(trace: Trace, predicted: np.ndarray, cap: int | None) -> list[Seq]:
-    out = trace.output_tokens
-    target = np.minimum(out, cap) if cap is not None else out
-    prompts = trace.df["prompt"].tolist() if "prompt" in trace.df else [None] * len(trace)
-    return [Seq(i, rid, a, p, o, int(pr), target_tokens=int(t), prompt=pt, truncated=bool(t < o))
-            for i, (rid, a, p, o, pr, pt, t) in enumerate(zip(
-                trace.ids.tolist(), trace.arrival_s.tolist(), trace.prompt_tokens.tolist(),
-                out.tolist(), predicted.tolist(), prompts, target.tolist()))]
-
-
-def attach_length_knowledge(policy, config: RunConfig, predictor, trace: Trace,
-                            predicted: np.ndarray, seqs: list[Seq]):
-    """Give each request its predicted length distribution where the policy ranks by one
-    (or re-predicts from it), and build the re-predictor the policy asks for."""
-    repredictor = make_repredictor(policy, predicted, trace.output_tokens, config.seed)
-    needs = None
-    if getattr(policy, "needs_distribution", False):
-        needs = f"policy {config.policy} ranks by"
-    elif repredictor is not None and repredictor.mode == "conditional":
-        needs = "repredict=conditional conditions"
-    if needs:
-        dist = length_distribution(predictor, trace, needs)
-        for s, d in zip(seqs, dist):
-            s.dist = d
-    return repredictor
 
 
 @dataclass
@@ -305,6 +282,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     `predictor` / `executor` objects override the config's (the live executor plugs in here)."""
     config = config.resolved()
     config.validate()
+    check_pipeline(config)
     disagg = config.prefill_replicas > 0
     if disagg:
         config = check_disagg(config, executor)
@@ -354,6 +332,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
         return PreparedRun(config, engine, capacity)
     seqs = make_seqs(trace, predicted, config.max_new_tokens)
     repredictor = attach_length_knowledge(probe, config, predictor, trace, predicted, seqs)
+    executor, replica = pipeline_parts(config, executor, probe, cost, repredictor)
     engine = Engine(seqs, router=config.router, seed=config.seed,
                     max_new_tokens=config.max_new_tokens or int(need.max()),
                     progress=config.progress, features=features,
@@ -367,7 +346,7 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
                 if "swap" in features else None)
         on_decode = disagg and r >= config.prefill_replicas
         kv = make_kv(decode[0] if on_decode else capacity, config.block_size, source)
-        engine.replicas.append(Replica(engine, r, policy, decode[1] if on_decode else executor,
+        engine.replicas.append(replica(engine, r, policy, decode[1] if on_decode else executor,
                                        kv, cost, swap, repredictor=repredictor))
     attach_groups(engine.replicas, config.dp_lockstep, disagg, dp_padding(config, params))
     return PreparedRun(config, engine, capacity)
@@ -387,7 +366,7 @@ def execute(run: PreparedRun, slos: tuple = (), prices: str | None = None) -> Ru
     summary = summarize(records, steps, run.capacity, run.config.replicas)
     summary.update(saturation_summary(records, steps))
     summary.update(cost_energy(records, steps, run.config.gpu, run.config.replicas,
-                               run.config.tp, load_prices(prices)))
+                               run.config.tp * run.config.pp, load_prices(prices)))
     summary.update(slo_summary(records, slos))
     return RunResult(run.config, records, steps, summary, wall, run.capacity)
 

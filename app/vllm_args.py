@@ -34,7 +34,8 @@ CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
                "gpu_memory_utilization": "memory_fraction", "kv_blocks": "kv_blocks",
                "num_gpu_blocks_override": "kv_blocks", "enforce_eager": "enforce_eager",
                "max_concurrency": "max_concurrency"}   # vllm bench's client (sim/client.py)
-ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching")
+ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching",
+               "pipeline_parallel_size")
 _NOTED: set[str] = set()
 
 
@@ -76,6 +77,10 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                    "never pads its ranks (vllm/config/vllm.py:1024; default: off)")
     g.add_argument("--tensor-parallel-size", "-tp", type=int, default=None, metavar="N",
                    help="tensor-parallel GPUs per replica (vLLM's name for --tp)")
+    g.add_argument("--pipeline-parallel-size", "-pp", type=int, default=None, metavar="N",
+                   help="pipeline stages per replica, each of --tp GPUs (layers, weights and "
+                   "KV split; PP micro-batches in flight without async scheduling, "
+                   "serialised with it, as vLLM 0.19; default 1)")
     g.add_argument("--block-size", type=int, default=None, metavar="N",
                    help="KV-cache block size in tokens (default 16)")
     g.add_argument("--max-model-len", type=human_int, default=None, metavar="N",
@@ -138,6 +143,8 @@ def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
     fields = {CONFIG_KEYS[k]: engine[k] for k in CONFIG_KEYS if k in engine}
     if engine.get("tensor_parallel_size") is not None:
         fields["tp"] = int(engine["tensor_parallel_size"])
+    if engine.get("pipeline_parallel_size") is not None:
+        fields["pp"] = int(engine["pipeline_parallel_size"])
     if engine.get("enable_prefix_caching") is not None:
         fields["prefix_caching"] = bool(engine["enable_prefix_caching"])
     return params, fields

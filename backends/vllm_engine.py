@@ -46,6 +46,7 @@ against `policies/continuous.py`:
 
 from __future__ import annotations
 
+from seqsched.backends.pipeline import pp_kv_capacity_tokens
 from seqsched.backends.specs import GPUSpec, ModelSpec, kv_capacity_tokens
 
 GIB = 2 ** 30
@@ -91,12 +92,17 @@ def activation_peak_bytes(model: ModelSpec, max_num_batched_tokens: int,
 
 def kv_cache_tokens(gpu: GPUSpec, model: ModelSpec, gpu_memory_utilization: float,
                     max_num_batched_tokens: int, max_num_seqs: int, block_size: int,
-                    kv_blocks: int | None = None, tp: int = 1) -> int:
+                    kv_blocks: int | None = None, tp: int = 1, pp: int = 1) -> int:
     """KV-cache capacity in tokens, whole blocks: `kv_blocks` x block_size when pinned,
-    else what vLLM's memory profiling would leave (see the module docstring)."""
+    else what vLLM's memory profiling would leave (see the module docstring); over `pp`
+    pipeline stages, the smallest stage's (backends/pipeline.py), each stage holding back the
+    same activation peak."""
     if kv_blocks is not None:
         return int(kv_blocks) * block_size
     reserve = activation_peak_bytes(model, max_num_batched_tokens, max_num_seqs, tp)
+    if pp > 1:
+        return pp_kv_capacity_tokens(gpu, model, gpu_memory_utilization, reserve, tp, pp,
+                                     block_size)
     tokens = kv_capacity_tokens(gpu, model, gpu_memory_utilization,
                                 activation_reserve_gb=reserve / 1e9, tp=tp)
     return tokens - tokens % block_size

@@ -109,6 +109,8 @@ OPTION_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "tp": ("int", 1, 4096, False),
     "decode_tp": ("int", 1, 4096, False),
     "tensor_parallel_size": ("int", 1, 4096, False),
+    "pipeline_parallel_size": ("int", 1, 4096, False),
+    "pp": ("int", 1, 4096, False),
     "max_num_seqs": ("int", 1, None, False),
     "max_num_batched_tokens": ("int", 1, None, False),
     "max_model_len": ("int", 1, TOKENS_MAX, False),

@@ -34,6 +34,7 @@ FEATURE_FIELDS = {"swap": {"swapped_tokens": "swapped_tokens"},
                              "prefill_end_s": "prefill_end_s",
                              "kv_transfer_s": "kv_transfer_s"},
                   "lockstep": {},     # DP lockstep (sim/lockstep.py): no record columns
+                  "pipeline": {},     # pipeline parallelism (sim/pipeline.py): none either
                   "max-concurrency": {"client_arrival_s": "client_arrival_s"}}  # sim/client.py
 
 
