@@ -7,10 +7,12 @@ engine (the benchmark's reference). Both give the same records and step log.
 
 Covered: the continuous policies fcfs, sjf, srpt and ltr exactly as `policies/continuous.py`
 defines them (greedy or predicted admission, chunked prefill, recompute or restart
-preemption, reserve_full_isl, vLLM's async scheduling (`sim/fast/lag.py`); not swap), the cost-model executor (roofline or fitted profile), free predictions
-(or any predictor under a policy that never reads them: fcfs with greedy admission gets no
-prediction step), the round-robin, least-loaded and random routers. A run option or policy parameter the array engine does not
-know must be at its default (so a feature added later falls back rather than being ignored).
+preemption, reserve_full_isl, vLLM's async scheduling (`sim/fast/lag.py`); not swap), vLLM
+bench's `--max-concurrency` client (`sim/client.py`), the cost-model executor (roofline or
+fitted profile), free predictions (or any predictor under a policy that never reads them:
+fcfs with greedy admission gets no prediction step), the round-robin, least-loaded and random
+routers. A run option or policy parameter the array engine does not know must be at its
+default (so a feature added later falls back rather than being ignored).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ CONFIG_FIELDS = {"policy", "policy_params", "predictor", "predictor_params", "ba
                  "model", "profile", "iteration_overhead_s", "token_overhead_s",
                  "kv_append_copy", "replicas", "router", "seed", "max_new_tokens",
                  "memory_fraction", "block_size", "swap_space", "host_link", "progress",
-                 "engine", "tp", "kv_blocks", "max_model_len", "kv_sizing"}
+                 "engine", "tp", "kv_blocks", "max_model_len", "kv_sizing", "max_concurrency"}
+# serving features the array engine runs (vLLM bench's closed-loop client, sim/client.py)
+FAST_FEATURES = ("max-concurrency",)
 # tp, kv_blocks, max_model_len, kv_sizing: only the cost model, KV capacity and the request
 # checks, all built or done in prepare() before the engine
 PREEMPTIONS = ("recompute", "restart")
@@ -59,8 +63,9 @@ def fast_unsupported(config, policy, executor, cost) -> str | None:
         return f"policy {policy.name} is not one of fcfs, sjf, srpt, ltr"
     if policy.preemption not in PREEMPTIONS:
         return f"preemption={policy.preemption}"
-    if config.features():
-        return f"serving features {', '.join(config.features())}"
+    features = [f for f in config.features() if f not in FAST_FEATURES]
+    if features:
+        return f"serving features {', '.join(features)}"
     if type(executor) is not CostModelExecutor or getattr(executor.cost, "pads_to_longest",
                                                           False):
         return f"executor {getattr(executor, 'name', '?')} is not the cost-model executor"
@@ -93,7 +98,8 @@ def build_fast_engine(trace, config, predicted: np.ndarray, target: np.ndarray, 
     table = RequestTable(trace.ids.tolist(), trace.arrival_s, trace.prompt_tokens,
                          trace.output_tokens, np.asarray(predicted, dtype=np.int64),
                          np.asarray(target, dtype=np.int64))
-    engine = FastEngine(table, router=config.router, seed=config.seed, progress=config.progress)
+    engine = FastEngine(table, router=config.router, seed=config.seed, progress=config.progress,
+                        max_concurrency=config.max_concurrency)
     for r, policy in enumerate(policies):
         leading = leading_keys(policy)
         engine.replicas.append(ArrayReplica(engine, r, policy, executor.cost,

@@ -17,6 +17,11 @@ it are unfinished), in arrival order. Here a slot frees at the finishing request
 and the next request reaches the server at that instant (no network or client latency), so
 the replica plans its next step with it. Records: `arrival_s` is the send (when the server
 got the request; the clock vLLM bench times from), `client_arrival_s` the trace's arrival.
+
+Both engines drive this one client: each gives `_arrival_s` (the trace's arrival times, never
+changed), `_next` (the first request not sent), `send(i, at)` (request i reaches the server,
+at `at` when it waited for a slot; returns its replica), `replicas` (each with `wake()` and
+`busy_until`, the end of the step it runs) and `arrivals_done`.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ class ClosedLoop:
     def arrivals(self, engine):
         """`Engine._arrivals` with the cap: the same steps (one per distinct arrival time)
         while a slot is free, so a cap that never binds changes nothing."""
-        env, times, n = engine.env, engine._arrival_s, len(engine.seqs)
+        env, times = engine.env, engine._arrival_s
+        n = len(times)
         while engine._next < n:
             if self.in_flight >= self.limit:
                 self._slot = env.event()
@@ -64,7 +70,7 @@ class ClosedLoop:
             return
         now = engine.env.now
         self._send(engine, int(np.searchsorted(engine._arrival_s, now, side="right")), now)
-        backlog = (engine._next < len(engine.seqs)
+        backlog = (engine._next < len(engine._arrival_s)
                    and engine._arrival_s[engine._next] <= now)
         if not backlog and self.in_flight < self.limit and not self._slot.triggered:
             self._slot.succeed()            # the process goes back to waiting for arrivals
@@ -77,14 +83,11 @@ class ClosedLoop:
         if end <= start:
             return
         touched = set()
-        for seq in engine.seqs[start:end]:
-            seq.client_arrival_s = seq.arrival_s
-            if at is not None:
-                seq.arrival_s = at
-            touched.add(engine.deliver(seq))
+        for i in range(start, end):
+            touched.add(engine.send(i, at))
         self.in_flight += end - start
         engine._next = end
-        if end >= len(engine.seqs):
+        if end >= len(engine._arrival_s):
             engine.arrivals_done = True
             touched = range(len(engine.replicas))
             if self._slot is not None and not self._slot.triggered:
@@ -97,7 +100,7 @@ class ClosedLoop:
         there): its arrival; while the cap binds, also the end of the first running step of
         another replica (only a finish frees a slot, and a request finishes at its step's end;
         the asking replica's own step already ends at its first finish)."""
-        if engine._next >= len(engine.seqs):
+        if engine._next >= len(engine._arrival_s):
             return None
         now = engine.env.now
         wait = max(engine._arrival_s[engine._next] - now, 0.0)

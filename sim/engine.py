@@ -116,6 +116,14 @@ class Engine:
         self.replicas[r].add(seq)
         return r
 
+    def send(self, i: int, at: float | None) -> int:
+        """The closed-loop client sends request `i` (sim/client.py), at `at` when it waited."""
+        seq = self.seqs[i]
+        seq.client_arrival_s = seq.arrival_s
+        if at is not None:
+            seq.arrival_s = at
+        return self.deliver(seq)
+
     # -- running -----------------------------------------------------------------------
     def _arrivals(self):
         times = self._arrival_s

@@ -74,8 +74,11 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
         k = _max_iterations(rep, run.ctx, held, free, limit)
     engine = rep.engine                   # time_to_next_arrival, inlined
     nxt = engine._next
-    stop_after = (None if nxt >= engine.n_requests
-                  else max(engine.arrival_list[nxt] - rep.env.now, 0.0))
+    if engine.client is not None:
+        stop_after = engine.client.next_send_s(engine, rep.index)
+    else:
+        stop_after = (None if nxt >= engine.n_requests
+                      else max(engine.arrival_list[nxt] - rep.env.now, 0.0))
     tokens = run.ctx_sum
     chunk_sum = sum(chunks)
     spread, first_spread = None, {}
@@ -99,6 +102,7 @@ def run_complete(rep, start: float, admitted: list[int], chunks: list[int],
         rep.lag.stepped(start, first, rows, tokens + rows, n, spread)
     _take(rep, run.growth(n) + deficit)
     kv_used = kv.used_blocks * kv.block_size
+    rep.busy_until = rep.env.now + seconds
     yield rep.env.timeout(seconds)
     end = rep.env.now
     run.advance(n)

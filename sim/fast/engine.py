@@ -6,6 +6,12 @@ time, a wake for an idle replica), exactly as the baseline engine, so simultaneo
 resolve in the same order and the two engines produce the same records and step log. A lone
 replica pulls them itself where the arrival process would have handed them over
 (`sim/fast/arrivals.py`): one SimPy event per step instead of one more per arrival.
+
+vLLM bench's `--max-concurrency` runs the object engine's closed-loop client
+(`sim/client.py`) as the arrival process, with any number of replicas: a request's send is
+written to the table's `arrival_s` (the trace's arrivals stay in `_arrival_s` and the
+`client_arrival_s` record column) and a finish releases its slot where the object engine's
+does, one finished row at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
+from seqsched.sim.client import ClosedLoop
 from seqsched.sim.engine import ROUTERS, STEP_COLUMNS, run_until_done
 from seqsched.sim.fast.arrivals import fire_times
 from seqsched.sim.fast.table import RequestTable
@@ -40,6 +47,7 @@ class FastEngine:
     router: str = "round-robin"
     seed: int = 0
     progress: bool = False
+    max_concurrency: int | None = None  # vLLM bench's client cap (sim/client.py)
     env: simpy.Environment = field(default_factory=lambda: simpy.Environment(initial_time=0.0))
 
     def __post_init__(self) -> None:
@@ -49,6 +57,10 @@ class FastEngine:
         self.arrivals_done = False
         self.rng = np.random.default_rng(self.seed)
         self._arrival_s = self.table.arrival_s
+        self.client = None
+        if self.max_concurrency is not None:
+            self.client = ClosedLoop(self.max_concurrency)
+            self.table.arrival_s = self._arrival_s.copy()    # the sends, written at send
         self.arrival_list = self._arrival_s.tolist()
         self.n_requests = len(self.arrival_list)
         self._next = 0
@@ -65,15 +77,36 @@ class FastEngine:
         self.fire = 0
 
     # -- called by replicas ------------------------------------------------------------
-    def time_to_next_arrival(self) -> float | None:
+    def time_to_next_arrival(self, replica: int | None = None) -> float | None:
+        if self.client is not None:
+            return self.client.next_send_s(self, replica)
         if self._next >= self.n_requests:
             return None
         return max(self.arrival_list[self._next] - self.env.now, 0.0)
 
-    def finished(self, count: int) -> None:
+    def finished(self, count: int, rep=None) -> None:
         self._done += count
         if self._bar is not None:
             self._bar.update(count)
+        if self.client is not None:
+            # the object engine releases a slot per finished row, the rows after it in the
+            # step still running (what a least-loaded router counts)
+            for left in range(count - 1, -1, -1):
+                rep.finishing = left
+                self.client.release(self)
+
+    def send(self, i: int, at: float | None) -> int:
+        """The closed-loop client sends request `i`, at `at` when it waited for a slot."""
+        replicas = self.replicas
+        r = 0 if len(replicas) == 1 else ROUTERS[self.router](self, _Row(i))
+        rep = replicas[r]
+        if at is not None:
+            self.table.arrival_s[i] = at
+            self.arrival_list[i] = at
+            if rep.leading is not None:          # its key with the send as its arrival
+                rep.leading[i] = rep._priority(i, 0)[0]
+        rep.add(i)
+        return r
 
     def pull(self, now: float, mark: int) -> None:
         """Hand the lone replica, resuming at `now`, what the arrival process would have by
@@ -130,16 +163,20 @@ class FastEngine:
     def run(self) -> None:
         if self.progress:
             self._bar = tqdm(total=len(self.table), desc="simulating", unit="req", leave=False)
-        self.pull_mode = len(self.replicas) == 1
+        self.pull_mode = len(self.replicas) == 1 and self.client is None
         if self.pull_mode:
             self.fire_h, self._fire_end = fire_times(self._arrival_s)
             self.arrivals_done = not self.fire_h
-        run_until_done(self.env, None if self.pull_mode else self._arrivals(), self.replicas,
-                       self._bar)
+        arrivals = (None if self.pull_mode else self._arrivals() if self.client is None
+                    else self.client.arrivals(self))
+        run_until_done(self.env, arrivals, self.replicas, self._bar)
 
     # -- results -----------------------------------------------------------------------
     def records(self) -> pd.DataFrame:
-        return self.table.records()
+        df = self.table.records()
+        if self.client is not None:          # the object engine's feature column
+            df["client_arrival_s"] = self._arrival_s
+        return df
 
     def steps(self) -> pd.DataFrame:
         log = np.frombuffer(self._log, dtype=np.float64).reshape(-1, 8)

@@ -62,6 +62,8 @@ class ArrayReplica:
         # vLLM's async scheduling: admissions and frees one iteration late (sim/fast/lag.py)
         self.lag = ArrayLag() if policy.async_scheduling else None
         self.held_slots = 0               # async: finished rows still holding a slot
+        self.busy_until = 0.0             # end of the step it runs (the closed-loop client)
+        self.finishing = 0                # finished rows whose slot is not yet released
         self.waiting: list[tuple] = []
         self._counter = itertools.count()
         self._key = _Key()
@@ -93,7 +95,7 @@ class ArrayReplica:
 
     @property
     def outstanding(self) -> int:
-        n = len(self.waiting) + self.run.n
+        n = len(self.waiting) + self.run.n + self.finishing
         return n if self.lag is None else n + len(self.lag.recent)
 
     def add(self, i: int, at: float | None = None) -> None:
@@ -230,4 +232,4 @@ class ArrayReplica:
             self.lag.held_rows += len(positions)
             self.lag.held_blocks += freed
         run.remove(positions)
-        self.engine.finished(len(positions))
+        self.engine.finished(len(positions), self)

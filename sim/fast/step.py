@@ -71,7 +71,7 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
         tokens = run.ctx
         tokens[prefill] += chunks
         k = _max_iterations(rep, tokens[running], run.held[running], free, limit)
-    stop_after = rep.engine.time_to_next_arrival()
+    stop_after = rep.engine.time_to_next_arrival(rep.index)
     past = [t.prompt_l[i] + t.recomputed[i] - left for i, _, left, _ in pf]
     if dt is not None and m <= dt.SCALAR_ROWS:
         first = dt.prefill(chunks, n_dec, dec_sum, past)
@@ -89,6 +89,7 @@ def run_step(rep, start: float, prefill: list[int], chunks: list[int], idle: lis
     _take(rep, run.growth(n) + sum(_blocks(a, bs) - _blocks(c, bs)
                                    for a, (_, c, _, _) in zip(after, pf)))
     kv_used = kv.used_blocks * bs
+    rep.busy_until = rep.env.now + seconds
     yield rep.env.timeout(seconds)
     end = rep.env.now
     run.advance(n)                        # the counted rows decoded n; the rest go back

@@ -37,7 +37,7 @@ def assert_same(a, b):
 
 
 @st.composite
-def scenario(draw):
+def scenario(draw, capped=False):
     n = draw(st.integers(1, 30))
     prompts = draw(st.lists(st.integers(1, 300), min_size=n, max_size=n))
     outputs = draw(st.lists(st.integers(1, 200), min_size=n, max_size=n))
@@ -73,9 +73,11 @@ def scenario(draw):
         params["aging"] = draw(st.sampled_from([0.0, 10.0, 1000.0]))
     replicas = draw(st.integers(1, 3))
     router = draw(st.sampled_from(["round-robin", "least-loaded", "random"]))
+    # vLLM bench's --max-concurrency (sim/client.py): a cap that binds or not
+    limit = draw(st.integers(1, n + 1)) if capped else None
     cfg = small_kv_config(capacity, policy=policy, policy_params=params, replicas=replicas,
                           router=router, seed=draw(st.integers(0, 9)), max_new_tokens=cap,
-                          block_size=block)
+                          block_size=block, max_concurrency=limit)
     rows = [(f"r{i}", a, p, o) for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs))]
     return rows, cfg, predicted, draw(st.booleans())
 
@@ -85,6 +87,16 @@ def scenario(draw):
 def test_fast_engine_matches_the_object_engine(case):
     rows, cfg, predicted, toy = case
     a, b = both(rows, cfg, predicted, toy)
+    assert_same(a, b)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario(capped=True))
+def test_a_capped_run_matches_the_object_engine(case):
+    """The closed-loop client on both engines: sends (arrival_s), client_arrival_s, steps."""
+    rows, cfg, predicted, toy = case
+    a, b = both(rows, cfg, predicted, toy)
+    assert b.records.columns[-1] == "client_arrival_s"
     assert_same(a, b)
 
 
