@@ -27,6 +27,7 @@ from seqsched.common.params import parse_params
 
 
 def add_measured_arguments(p) -> None:
+    from seqsched.app.trace_args import add_bench_arrivals
     from seqsched.app.vllm_args import add_vllm_options
     from seqsched.traces.recorded import RECORDED_FORMATS
 
@@ -41,6 +42,7 @@ def add_measured_arguments(p) -> None:
                    help="an LLMServingSim run's workload when its folder has no workload.jsonl "
                         "(LLMServingSim keeps it in workloads/, meta.json's dataset_path)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_bench_arrivals(lambda *flags, **kw: g.add_argument(*flags, **kw))
     add_vllm_options(p)
 
 
@@ -180,6 +182,7 @@ def cmd_measured(args) -> int:
                                             sim_latencies)
     from seqsched.analysis.output import output_folder
     from seqsched.app.run import execute, policy_params, prepare
+    from seqsched.app.trace_args import bench_traffic
     from seqsched.backends.executor import CostModelExecutor
     from seqsched.traces.recorded import read_recorded
 
@@ -187,7 +190,8 @@ def cmd_measured(args) -> int:
         raise UserError("give either --measured RUN (a recorded run brings its own workload) "
                         "or --trace, not both")
     run = read_recorded(args.measured, args.measured_format,
-                        seed=args.seed if args.seed else None, workload=args.workload)
+                        seed=args.seed if args.seed else None, workload=args.workload,
+                        traffic=bench_traffic(args))
     cfg = measured_config(args, run)
     cost = replay_cost(cfg, run.engine)
     executor = CostModelExecutor(cost) if getattr(cost, "moe", None) is not None else None

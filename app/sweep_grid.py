@@ -57,8 +57,12 @@ def trace_option_names() -> list[str]:
 
 def trace_options_from_args(args) -> dict[str, Any]:
     """The `trace_from_args` inputs of a parsed command line, as a plain dict."""
+    from seqsched.app.trace_args import BENCH_ARRIVAL_KEYS
+    # vLLM bench's traffic options join a point's trace options only when given (the point
+    # ids of sweeps without them stay as they were)
     return {dest: getattr(args, dest, action.default)
-            for dest, action in _trace_actions().items()}
+            for dest, action in _trace_actions().items()
+            if dest not in BENCH_ARRIVAL_KEYS or getattr(args, dest, None) is not None}
 
 
 @functools.cache

@@ -24,6 +24,7 @@ import pandas as pd
 from seqsched.analysis.sweep_report import read_sweep, write_sweep_report
 from seqsched.analysis.metrics import FEATURE_METRICS
 from seqsched.app.run import FEATURE_FIELDS, RunConfig
+from seqsched.app.trace_args import BENCH_ARRIVAL_KEYS
 from seqsched.app.sweep_grid import (TRACE_KEYS, SweepPoint, canonical, check_predictor_keys,
                                      expand, parse_grid, run_fields)
 from seqsched.common.errors import UserError
@@ -77,6 +78,9 @@ def point_row(point: SweepPoint, summary: dict) -> dict[str, Any]:
     row["trace"] = point.trace_options.get("trace") or point.trace_options.get("trace_path")
     for name in TRACE_KEYS:
         row.setdefault(name, point.trace_options.get(name))
+    for name in BENCH_ARRIVAL_KEYS:           # vLLM bench's traffic options, when given
+        if name in point.trace_options:
+            row.setdefault(name, point.trace_options[name])
     for key, value in point.coords.items():
         row.setdefault(key, value)
     row.update({k: v for k, v in summary.items()

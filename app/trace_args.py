@@ -11,7 +11,8 @@ For the lead's parsers:
 or -n, stays the lead's); `trace_from_args` reads `args.seed` whoever defined it.
 
 Order of operations in `trace_from_args`: read (with --rows/--window pushed down into CSV
-reads) -> --sample -> --max-output-tokens -> arrival process (--arrival/--rate/--cv/--speedup).
+reads) -> --sample -> --max-output-tokens -> arrival process (--arrival/--rate/--cv/--speedup, or
+vLLM bench's --request-rate/--burstiness/--ramp-up-* as `vllm bench serve` draws them).
 
 Warnings (unsorted timestamps sorted, failed BurstGPT rows skipped, chars/4 estimates) are
 logged on the ``seqsched.traces`` logger (Python `logging`), printed to stderr by default.
@@ -74,6 +75,7 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
         help="gamma: coefficient of variation of inter-arrival gaps (1 = Poisson)")
     add("--speedup", type=float, default=None, metavar="X",
         help="replay recorded timestamps X times faster")
+    add_bench_arrivals(add)
     add("--sample", type=int, default=None, metavar="N",
         help="keep N requests drawn at random (seeded), in arrival order")
     add("--max-output-tokens", type=int, default=None, metavar="N",
@@ -93,6 +95,58 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
              "prompt_tokens=100) or synth parameter (e.g. prompt_median=512); repeatable")
     setattr(parser, _ADDED, True)
     return parser
+
+
+# vLLM bench's traffic options (`vllm bench serve`'s names, traces/bench_arrivals.py): given,
+# they draw the arrivals as vLLM's client does; left out, a command's inputs are as before
+BENCH_ARRIVAL_KEYS = ("request_rate", "burstiness", "ramp_up_strategy", "ramp_up_start_rps",
+                      "ramp_up_end_rps")
+
+
+def add_bench_arrivals(add) -> None:
+    """`vllm bench serve`'s traffic options; `add(*flags, **kw)` adds one to a parser."""
+    from seqsched.traces.bench_arrivals import RAMP_STRATEGIES
+
+    add("--request-rate", type=float, default=None, metavar="R",
+        help="vLLM bench's arrivals: R requests/s (inf: all at t = 0) drawn as `vllm bench "
+             "serve --request-rate R --burstiness B --seed S` draws them (numpy's seeded "
+             "gamma gaps, rescaled so the last is sent at N / R); --seed is its seed")
+    add("--burstiness", type=float, default=None, metavar="B",
+        help="vLLM bench's gamma shape for --request-rate or a ramp-up (1 = Poisson, the "
+             "default; < 1 burstier; inf: even gaps)")
+    add("--ramp-up-strategy", choices=RAMP_STRATEGIES, default=None,
+        help="vLLM bench's ramp-up: request i of N has rate start + (end - start) i/(N-1) "
+             "(linear) or start (end/start)^(i/(N-1)) (exponential), gaps drawn as with "
+             "--request-rate but not rescaled")
+    add("--ramp-up-start-rps", type=int, default=None, metavar="R",
+        help="the ramp-up's first rate, requests/s (> 0)")
+    add("--ramp-up-end-rps", type=int, default=None, metavar="R",
+        help="the ramp-up's last rate, requests/s (>= the start)")
+
+
+def bench_traffic(args) -> dict:
+    """The vLLM bench traffic options given on a command line (key -> value)."""
+    return {k: getattr(args, k) for k in BENCH_ARRIVAL_KEYS
+            if getattr(args, k, None) is not None}
+
+
+def bench_arrival_trace(trace: Trace, traffic: dict, args) -> Trace:
+    """`trace` re-timed by vLLM bench's traffic options (`traffic`, from `bench_traffic`)."""
+    from seqsched.traces import arrivals
+    from seqsched.traces.bench_arrivals import ramp_up
+
+    mixed = [f for f, k in (("--arrival", "arrival"), ("--rate", "rate"), ("--cv", "cv"),
+                            ("--speedup", "speedup")) if getattr(args, k, None) is not None]
+    if mixed:
+        raise TraceError(f"{', '.join(mixed)} and vLLM bench's --request-rate/--burstiness/"
+                         "--ramp-up-* both set the arrivals; give one of the two")
+    ramp = ramp_up(traffic.get("ramp_up_strategy"), traffic.get("ramp_up_start_rps"),
+                   traffic.get("ramp_up_end_rps"))
+    if ramp is None and "request_rate" not in traffic:
+        raise TraceError("--burstiness shapes vLLM bench's arrivals: give --request-rate R "
+                         "or a ramp-up (--ramp-up-strategy ...) with it")
+    return arrivals.vllm_bench(trace, traffic.get("request_rate"), traffic.get("burstiness"),
+                               ramp, getattr(args, "seed", 0) or 0)
 
 
 def parse_span(text: str | None, what: str, *, integer: bool = False):
@@ -196,10 +250,14 @@ def trace_from_args(args: argparse.Namespace) -> Trace:
         trace = arrivals.sample(trace, args.sample, seed)
     if getattr(args, "max_output_tokens", None) is not None:
         trace = arrivals.cap_output(trace, args.max_output_tokens)
-    trace = arrivals.apply_arrival(trace, getattr(args, "arrival", None),
-                                   rate=getattr(args, "rate", None),
-                                   cv=getattr(args, "cv", None),
-                                   speedup=getattr(args, "speedup", None), seed=seed)
+    traffic = bench_traffic(args)
+    if traffic:
+        trace = bench_arrival_trace(trace, traffic, args)
+    else:
+        trace = arrivals.apply_arrival(trace, getattr(args, "arrival", None),
+                                       rate=getattr(args, "rate", None),
+                                       cv=getattr(args, "cv", None),
+                                       speedup=getattr(args, "speedup", None), seed=seed)
     # an arrival process can push times past float64's resolution (--rate 1e-300)
     check_arrivals(trace.arrival_s, trace.name)
     return trace

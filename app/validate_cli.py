@@ -305,6 +305,10 @@ def cmd_validate(args) -> int:
     if not args.trace:
         raise UserError("validate needs --trace FILE (a live run) or --measured RUN (a "
                         "recorded run)")
+    from seqsched.app.trace_args import bench_traffic
+    if bench_traffic(args):
+        raise UserError("--request-rate/--burstiness/--ramp-up-* rebuild a vLLM bench "
+                        "result's arrivals: give them with --measured RESULT.json")
     if not args.profile:
         raise UserError("validate of a live run needs --profile (seqsched calibrate)")
     args.model = args.model or "tiny"

@@ -7,6 +7,8 @@ Arrival processes (they re-time the requests in their current order):
     gamma(t, rate, cv, seed)        Gamma gaps with mean 1/rate and coefficient of variation cv
                                     (cv > 1: burstier than Poisson; cv = 1 is Poisson)
     replay(t, speedup)              recorded timestamps divided by `speedup`
+    vllm_bench(t, rate, b, ramp, s) `vllm bench serve`'s own draws (traces/bench_arrivals.py):
+                                    --request-rate / --burstiness / --ramp-up-*, seed s
 Transforms:
     window(t, start_s, end_s)       requests arriving in [start_s, end_s), shifted to start at 0
     slice_rows(t, a, b)             rows a <= i < b in arrival order
@@ -23,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from seqsched.traces.bench_arrivals import RampUp, bench_arrivals
 from seqsched.traces.request import Trace, TraceError
 
 ARRIVALS = ("offline", "poisson", "gamma", "replay")
@@ -73,6 +76,18 @@ def gamma(trace: Trace, rate: float, cv: float, seed: int = 0) -> Trace:
     shape = 1.0 / cv**2
     gaps = np.random.default_rng(seed).gamma(shape, 1.0 / (rate * shape), size=len(trace))
     return _retime(trace, np.cumsum(gaps), trace.name)
+
+
+def vllm_bench(trace: Trace, request_rate: float | None = None, burstiness: float | None = None,
+               ramp: RampUp | None = None, seed: int = 0) -> Trace:
+    """The send times `vllm bench serve --request-rate R --burstiness B [--ramp-up-*] --seed S`
+    gives these requests, in their current order (R default inf, B default 1)."""
+    rate = np.inf if request_rate is None else request_rate
+    if ramp is not None and np.isfinite(rate):
+        raise TraceError("a ramp-up sets the rate itself: drop --request-rate (vLLM bench "
+                         "refuses a finite --request-rate with --ramp-up-strategy)")
+    burst = 1.0 if burstiness is None else burstiness
+    return _retime(trace, bench_arrivals(len(trace), rate, burst, seed, ramp), trace.name)
 
 
 def replay(trace: Trace, speedup: float = 1.0) -> Trace:

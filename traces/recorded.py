@@ -27,7 +27,13 @@ Two formats (`RECORDED_FORMATS`):
   `start_times`). Arrivals are the recorded `start_times` when present; otherwise rebuilt as
   vLLM's `get_request` draws them (vllm/benchmarks/serve.py): gaps ~ Gamma(shape=burstiness,
   scale=1/(rate x burstiness)) from numpy's generator seeded with the run's seed, scaled so
-  the last request goes out at N / rate; all at t = 0 for an infinite rate. End-to-end is
+  the last request goes out at N / rate; all at t = 0 for an infinite rate; a result that
+  records a ramp-up (`ramp_up_strategy`, `ramp_up_start_rps`, `ramp_up_end_rps`, written
+  only when one was used, serve.py:1854-1857) gets each request's ramped rate and no
+  rescaling (traces/bench_arrivals.py); one whose `rps_change_events` (serve.py:1015-1016)
+  show a ramp-up it does not describe is rebuilt at its rate, with a note. vLLM bench's
+  traffic flags (`--request-rate`, `--burstiness`, `--ramp-up-*`) override the result's
+  keys and rebuild the arrivals even where `start_times` exist. End-to-end is
   `latencies` when present, else TTFT + the sum of the request's ITLs (the same quantity).
   The client's `max_concurrency` (vLLM bench's semaphore) goes to `engine` and is replayed
   closed-loop (sim/client.py) on rebuilt arrivals; recorded `start_times` are the sends
@@ -45,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqsched.traces.bench_arrivals import RAMP_KEYS, bench_arrivals, ramp_up
 from seqsched.traces.request import Trace, TraceError
 
 RECORDED_FORMATS = ("llmservingsim", "vllm-bench")
@@ -81,10 +88,13 @@ def detect_format(path: Path) -> str:
 
 
 def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None = None,
-                  workload: str | Path | None = None) -> RecordedRun:
+                  workload: str | Path | None = None,
+                  traffic: dict | None = None) -> RecordedRun:
     """Read a recorded run; `seed` overrides the bench result's seed when arrivals must be
     rebuilt; `workload` is an LLMServingSim run's workload JSONL kept outside its folder
-    (LLMServingSim's repository keeps it in `workloads/`, named by meta.json's dataset_path)."""
+    (LLMServingSim's repository keeps it in `workloads/`, named by meta.json's dataset_path);
+    `traffic`: vLLM bench's traffic options given as flags (request_rate, burstiness,
+    ramp_up_*), which override the result's and rebuild its arrivals."""
     path = Path(path)
     if not path.exists():
         raise TraceError(f"recorded run {path}: no such file or folder")
@@ -92,8 +102,12 @@ def read_recorded(path: str | Path, fmt: str | None = None, *, seed: int | None 
     if fmt not in RECORDED_FORMATS:
         raise TraceError(f"unknown recorded-run format {fmt!r}; use "
                          f"{' or '.join(RECORDED_FORMATS)}")
+    if traffic and fmt != "vllm-bench":
+        raise TraceError(f"{', '.join('--' + k.replace('_', '-') for k in traffic)}: vLLM "
+                         "bench's traffic options rebuild a vLLM bench result's arrivals; an "
+                         "LLMServingSim run replays its own arrival times")
     run = (read_llmservingsim(path, Path(workload) if workload else None)
-           if fmt == "llmservingsim" else read_vllm_bench(path, seed=seed))
+           if fmt == "llmservingsim" else read_vllm_bench(path, seed=seed, traffic=traffic))
     run.path = str(path)
     return run
 
@@ -216,21 +230,6 @@ def _timeseries(path: Path) -> pd.DataFrame:
 
 
 # -- vLLM benchmark_serving / vllm bench serve result JSON ------------------------------------
-def bench_arrivals(n: int, rate: float, burstiness: float, seed: int) -> np.ndarray:
-    """Send times as vLLM's `get_request` computes them (vllm/benchmarks/serve.py)."""
-    if math.isinf(rate):
-        return np.zeros(n)
-    if math.isinf(burstiness):
-        delays = np.full(n, 1.0 / rate)
-    else:
-        rng = np.random.RandomState(seed)       # np.random.seed(seed) as the benchmark does
-        delays = rng.gamma(shape=burstiness, scale=1.0 / (rate * burstiness), size=n)
-    t = np.cumsum(delays)
-    if t[-1] != 0:
-        t *= (n / rate) / t[-1]
-    return t
-
-
 def _concurrency(value, path: Path) -> int:
     """The client's cap (`--max-concurrency`, replayed closed-loop: sim/client.py)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
@@ -251,7 +250,38 @@ def _rate(value, what: str, path: Path) -> float:
     return v
 
 
-def read_vllm_bench(path: Path, *, seed: int | None = None) -> RecordedRun:
+def _traffic(data: dict, traffic: dict, n: int, seed: int | None, path: Path, notes: list):
+    """Send times rebuilt from the result's traffic keys (`traffic`, given flags, override
+    them; a flag's ramp-up replaces the result's rate and ramp), with a note saying how."""
+    own = {k: data.get(k) for k in ("request_rate", "burstiness", *RAMP_KEYS)}
+    if any(k in traffic for k in RAMP_KEYS) or "request_rate" in traffic:
+        own.update({k: None for k in ("request_rate", *RAMP_KEYS)})
+    own.update(traffic)
+    where = "" if traffic else f"{path}: "
+    try:
+        ramp = ramp_up(own["ramp_up_strategy"], *(
+            None if own[k] is None else _rate(own[k], k, path) for k in RAMP_KEYS[1:]))
+    except TraceError as e:
+        raise TraceError(f"{where}{e}") from None
+    rate = _rate(own["request_rate"], "request_rate", path)
+    burst = _rate(1.0 if own["burstiness"] is None else own["burstiness"], "burstiness", path)
+    s = int(seed if seed is not None else data.get("seed", 0) or 0)
+    if ramp is not None and math.isfinite(rate):
+        raise TraceError(f"{where}a ramp-up with request_rate {rate}: vLLM bench refuses a "
+                         "finite --request-rate with --ramp-up-strategy; drop one")
+    if ramp is None and data.get("rps_change_events") and not traffic:
+        notes.append("the result's rps_change_events say a ramp-up was used, but it does not "
+                     "record ramp_up_strategy/start/end: arrivals rebuilt at request_rate "
+                     f"{rate} (give --ramp-up-strategy, --ramp-up-start-rps, --ramp-up-end-rps)")
+    how = (f"{ramp.strategy} ramp-up {ramp.start_rps:g} -> {ramp.end_rps:g} req/s"
+           if ramp is not None else f"rate {rate}")
+    notes.append(f"arrivals rebuilt: {how}, burstiness {burst}, seed {s}"
+                 + (" (flags override the result)" if traffic else ""))
+    return bench_arrivals(n, rate, burst, s, ramp)
+
+
+def read_vllm_bench(path: Path, *, seed: int | None = None,
+                    traffic: dict | None = None) -> RecordedRun:
     data = _read_json(path)
     if not isinstance(data, dict):
         raise TraceError(f"{path}: not a vLLM bench result (a JSON object was expected)")
@@ -285,18 +315,14 @@ def read_vllm_bench(path: Path, *, seed: int | None = None) -> RecordedRun:
     engine = {k: data[k] for k in ("model_id", "tokenizer_id") if k in data}
     cap = data.get("max_concurrency")
     cap = None if cap is None else _concurrency(cap, path)
-    if isinstance(data.get("start_times"), list):
+    if isinstance(data.get("start_times"), list) and not traffic:
         start = np.asarray(data["start_times"], dtype=float)
         arrival = start - start.min()
         notes.append("arrivals: the recorded start_times" + (
             "" if cap is None else f", the sends after the client's max_concurrency {cap} "
             "held requests back, replayed as they are (--max-concurrency N caps them again)"))
     else:
-        rate = _rate(data.get("request_rate"), "request_rate", path)
-        burst = _rate(data.get("burstiness", 1.0), "burstiness", path)
-        s = int(seed if seed is not None else data.get("seed", 0) or 0)
-        arrival = bench_arrivals(n, rate, burst, s)
-        notes.append(f"arrivals rebuilt: rate {rate}, burstiness {burst}, seed {s}")
+        arrival = _traffic(data, traffic or {}, n, seed, path, notes)
         if cap is not None:             # the client's semaphore, replayed (sim/client.py)
             engine["max_concurrency"] = cap
             notes.append(f"max_concurrency {cap}: replayed closed-loop, each request sent when "
