@@ -6,22 +6,26 @@ allows `max_concurrent_batches` = pipeline_parallel_size batches in flight
 `EngineCore.step_with_batch_queue` (vllm/v1/engine/core.py:421) schedules and submits a new
 batch while the queue has room and the scheduler finds work, else blocks on the OLDEST batch,
 reads its output and only then schedules again (arrivals are read between steps, so one that
-comes while the engine blocks waits for that output). The scheduler counts a scheduled decode
-as computed at once (`_update_after_schedule`, vllm/v1/core/sched/scheduler.py:985) and its
-next token only exists after the batch's output is read, so a decoding request is in at most
-one batch in flight; it keeps its place in the running list (max_num_seqs) meanwhile. Each
+comes while the engine blocks waits for that output). The scheduler counts scheduled tokens
+as computed at once (`_update_after_schedule`, vllm/v1/core/sched/scheduler.py:985: "allowing
+us to schedule the prefill request again immediately"), so a prompt's next chunk goes into the
+next micro-batch while the previous chunk is still in flight; a decode's next token only exists
+after the batch's output is read, so a request whose batch produces a token (a decode or its
+last prompt chunk) is in no other batch until that output is read; it keeps its place in the
+running list (max_num_seqs) meanwhile. Each
 stage's GPU runs the batches in submission order; a batch moves to the next stage when the
 previous stage's forward pass ends and the activations have crossed the link (non-blocking
 `isend`, vllm/v1/worker/gpu_worker.py:825: the sending stage goes on at once).
 
-Here: each micro-batch is one scheduler step (one iteration) planned from the rows not in
-flight (`ReplicaView.running`; the rows in flight fill `held_slots`); its stage times come from
+Here: each micro-batch is one scheduler step (one iteration) planned from the rows not waiting
+for a token (`ReplicaView.running`; those fill `held_slots`); a row's prefilled count moves on
+when its chunk is scheduled, so its next chunk can follow at once; its stage times come from
 the run's cost model split over the stages (`timing.stage_times`, backends/pipeline.py) and
 each stage starts it when the stage is free and the batch has arrived; the micro-batch's tokens,
 finishes and KV frees apply at its end (the last stage's). KV blocks are taken when it is
-scheduled. Not modelled: vLLM also schedules the NEXT chunk of a prompt whose previous chunk is
-still in flight (num_computed_tokens is advanced at scheduling; here a prefilling request too
-waits for its chunk to return), and the TP all-gather of the received activations.
+scheduled. A row preempted while a chunk of it is in flight ignores that chunk's output (as
+vLLM's `update_from_output` skips requests no longer running). Not modelled: the TP all-gather
+of the received activations.
 The step log has one row per micro-batch from the end of the previous row (or its stage-0
 start) to its end, so rows do not overlap and their sum is the time with a batch in flight.
 """
@@ -44,6 +48,8 @@ class MicroBatch:
     step: Step
     chunks: list
     completes: list
+    attempts: list          # each row's attempt when scheduled (a preempted row's is stale)
+    upto: list              # each row's context after its chunk (the prefix cache's mark)
     start: float            # its first stage began
     end: float              # its last stage ended (its output is read)
     kv_used: int
@@ -121,6 +127,8 @@ class PipelineReplica(Replica):
         for s, g in zip(seqs, grow.tolist()):
             s.kv_blocks += g
         whole = self.executor.run(step, 1, None).duration_s
+        for s, c in zip(seqs, chunks.tolist()):
+            s.prefilled += c                # the next chunk may be scheduled at once
         tokens = int(chunks.sum() + (chunks == 0).sum())
         stages = self.timing.stage_times(whole, len(seqs))
         send = self.timing.send_s(tokens)
@@ -132,19 +140,23 @@ class PipelineReplica(Replica):
             t = begin + seconds + send
         end = self.stage_free[-1]
         self.busy_until = end
-        self.in_flight.append(MicroBatch(step, chunks.tolist(), completes.tolist(), start, end,
+        self.in_flight.append(MicroBatch(step, chunks.tolist(), completes.tolist(),
+                                         [s.attempts for s in seqs],
+                                         (context + chunks).tolist(), start, end,
                                          self.kv.used_tokens))
-        self.rows_in_flight.update(s.idx for s in seqs)
+        self.rows_in_flight.update(s.idx for s, c in zip(seqs, completes.tolist()) if c)
 
     def _complete(self, mb: MicroBatch) -> None:
         end = mb.end
         decode_tokens = 0
-        for s, c, done_prefill in zip(mb.step.seqs, mb.chunks, mb.completes):
-            self.rows_in_flight.discard(s.idx)
-            s.prefilled += c
+        for s, c, done_prefill, attempt, upto in zip(mb.step.seqs, mb.chunks, mb.completes,
+                                                     mb.attempts, mb.upto):
+            if s.status is not Status.RUNNING or s.attempts != attempt:
+                continue                    # preempted since: vLLM drops the output
             if not done_prefill:
-                self.kv.computed(s, s.context_tokens)
+                self.kv.computed(s, upto)
                 continue
+            self.rows_in_flight.discard(s.idx)
             if math.isnan(s.first_token_s) and s.generated == 0:
                 s.first_token_s = end
             decode_tokens += 0 if c else 1

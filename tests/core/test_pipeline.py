@@ -146,3 +146,13 @@ def test_bad_pipeline_settings_are_one_error(changes, match):
     cfg = RunConfig(**{"gpu": "H100-SXM", "model": "llama-3-8b", **changes})
     with pytest.raises(UserError, match=match):
         simulate(azure_conv(10, seed=1, rate=5), cfg)
+
+
+def test_a_prompts_next_chunk_follows_while_the_previous_is_in_flight(toy_stages):
+    res = run_toy([("a", 0, 16, 2)], "fcfs", pp=2, policy_params={"max_batched_tokens": 8})
+    a = rec(res, "a")
+    # chunk 1 (2.5 s): stage 0 [0, 1.25], stage 1 [1.5, 2.75]; chunk 2 is scheduled at once
+    # (vLLM counts scheduled tokens as computed): stage 0 [1.25, 2.5], stage 1 [2.75, 4.0];
+    # the decode then waits for that output: [4.0, 4.75], [5.0, 5.75]
+    assert (a["first_token_s"], a["finish_s"]) == (4.0, 5.75)
+    assert res.steps["prefill_tokens"].tolist() == [8, 8, 0]
