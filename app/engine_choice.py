@@ -40,11 +40,13 @@ CONFIG_FIELDS = {"policy", "policy_params", "predictor", "predictor_params", "ba
                  "model", "profile", "iteration_overhead_s", "token_overhead_s",
                  "kv_append_copy", "replicas", "router", "seed", "max_new_tokens",
                  "memory_fraction", "block_size", "swap_space", "host_link", "progress",
-                 "engine", "tp", "kv_blocks", "max_model_len", "kv_sizing", "max_concurrency"}
+                 "engine", "tp", "kv_blocks", "max_model_len", "kv_sizing", "max_concurrency",
+                 "cudagraph_padding", "compilation_config", "enforce_eager"}
 # serving features the array engine runs (vLLM bench's closed-loop client, sim/client.py)
 FAST_FEATURES = ("max-concurrency",)
-# tp, kv_blocks, max_model_len, kv_sizing: only the cost model, KV capacity and the request
-# checks, all built or done in prepare() before the engine
+# tp, kv_blocks, max_model_len, kv_sizing, cudagraph_padding, compilation_config,
+# enforce_eager: only the cost model (its CUDA-graph padding; DP lockstep falls back anyway),
+# KV capacity and the request checks, all built or done in prepare() before the engine
 PREEMPTIONS = ("recompute", "restart")
 
 

@@ -97,7 +97,8 @@ def measured_config(args, run):
                     gpu=gpu, model=builtin_model(str(model)), profile=args.profile,
                     seed=args.seed, max_new_tokens=args.max_new_tokens,
                     **parallel_fields(run.engine, builtin_model(str(model))))
-    return apply_to_config(cfg, *vllm_settings(args, run.engine))
+    # a vLLM server runs its CUDA graphs unless the run says --enforce-eager
+    return apply_to_config(cfg, *vllm_settings(args, {"cudagraph_padding": True, **run.engine}))
 
 
 def unsupported_settings(run) -> None:
@@ -214,7 +215,8 @@ def cmd_measured(args) -> int:
                     **({"max_concurrency": cfg.max_concurrency}
                        if cfg.max_concurrency is not None else {}),
                     **({"enforce_eager": "on (no CUDA graphs: no DP padding)"}
-                       if cfg.enforce_eager else {})}
+                       if cfg.enforce_eager else {}),
+                    **({"cudagraph_padding": "off"} if not cfg.cudagraph_padding else {})}
         write_outputs(folder, run, result, sim, table, settings, paired(sim, run.measured))
     from seqsched.backends.efficiency import borrowed_from
 

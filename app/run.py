@@ -21,7 +21,8 @@ from seqsched.app.engine_choice import build_fast_engine, choose_fast
 from seqsched.app.pipeline_setup import check_pipeline, pipeline_parts
 from seqsched.app.run_seqs import attach_length_knowledge, make_seqs
 from seqsched.app.serving_setup import (check_disagg, dp_padding, decode_config, decode_side,
-                                        disaggregation, make_kv, prefix_setup)
+                                        disaggregation, graph_padded, make_kv,
+                                        prefix_setup)
 from seqsched.backends.efficiency import roofline_measurements
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
@@ -47,7 +48,7 @@ KV_SIZING = ("vllm", "weights")
 # of its rows and point ids, so its files stay as they were before the features existed
 FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas", "dp_lockstep",
                   "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile",
-                  "max_concurrency", "pp")
+                  "max_concurrency", "pp", "cudagraph_padding", "compilation_config")
 
 
 @dataclass
@@ -81,6 +82,9 @@ class RunConfig:
                                         # peak; "weights": memory x fraction - weights only
     prefix_caching: bool = False        # vLLM's automatic prefix caching (sim/prefix_cache.py)
     enforce_eager: bool = False         # vLLM's --enforce-eager: no CUDA graphs, no DP padding
+    cudagraph_padding: bool = False     # vLLM's CUDA-graph padding on one GPU (validate
+                                        # --measured: on; backends/cuda_graphs.py)
+    compilation_config: dict | None = None  # a recorded run's capture sizes / cudagraph_mode
     prefill_replicas: int = 0           # disaggregation (sim/disagg.py): prefill replicas ...
     decode_replicas: int = 0            # ... and decode replicas (both > 0; replaces replicas)
     decode_gpu: str | None = None       # the decode side's GPU (default: gpu)
@@ -297,12 +301,14 @@ def prepare(trace: Trace, config: RunConfig, predictor=None, executor=None) -> P
     if executor is None:
         executor = CostModelExecutor(build_cost_model(config))
     params = policy_params(config)
+    executor = graph_padded(config, params, executor)       # vLLM's CUDA graphs, when asked
     probe = make_policy(config.policy, **params)
     capacity = kv_tokens(config, params)
     out = trace.output_tokens
     target = np.minimum(out, config.max_new_tokens) if config.max_new_tokens is not None else out
     need = trace.prompt_tokens + target
-    decode = (decode_side(config, need, trace.ids, given, kv_tokens, params, build_cost_model)
+    decode = (decode_side(config, need, trace.ids, given, kv_tokens, params,
+                          lambda c: graph_padded(c, params, build_cost_model(c)))
               if disagg else None)
     if disagg:                          # the prefill side holds a prompt and one token
         need = trace.prompt_tokens + 1

@@ -12,7 +12,7 @@ from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.links import peer_link
 from seqsched.backends.spec_files import resolve_model
 from seqsched.backends.specs import kv_bytes_per_gpu
-from seqsched.backends.vllm_engine import cudagraph_capture_sizes
+from seqsched.backends.cuda_graphs import GraphPadding, graph_padding, pad_cost
 from seqsched.common.params import is_whole
 from seqsched.common.errors import UserError
 from seqsched.policies import STATIC_POLICIES
@@ -102,11 +102,33 @@ def disaggregation(config) -> Disaggregation:
                           peer_link(config.gpu, config.kv_link).bandwidth)
 
 
-def dp_padding(config, params: dict) -> DPPadding:
-    """A DP lockstep group pads its ranks over vLLM's default CUDA-graph sizes for the
-    policy's max_num_seqs / max_batched_tokens (backends/vllm_engine.py); none without them,
-    and none with --enforce-eager (no graphs captured)."""
+def _graphs(config, params: dict) -> GraphPadding:
+    """The CUDA graphs of a vLLM server with the policy's max_num_seqs / max_batched_tokens:
+    a recorded run's own capture sizes and mode where its metadata has them, else vLLM's
+    defaults (backends/cuda_graphs.py); none without those parameters (a static policy) and
+    none with --enforce-eager."""
     seqs, tokens = params.get("max_num_seqs"), params.get("max_batched_tokens")
-    if config.dp_lockstep <= 1 or not (is_whole(seqs) and is_whole(tokens)):
+    if not (is_whole(seqs) and is_whole(tokens)):
+        return GraphPadding()
+    return graph_padding(int(seqs), int(tokens), config.enforce_eager, config.compilation_config)
+
+
+def dp_padding(config, params: dict) -> DPPadding:
+    """A DP lockstep group pads its ranks over the CUDA-graph sizes (`_graphs`)."""
+    if config.dp_lockstep <= 1:
         return DPPadding()
-    return DPPadding(cudagraph_capture_sizes(int(seqs), int(tokens), config.enforce_eager))
+    graphs = _graphs(config, params)
+    return DPPadding(graphs.sizes if graphs.active else ())
+
+
+def graph_padded(config, params: dict, target):
+    """`target` (a cost-model executor or a cost model) with its steps padded as vLLM's CUDA
+    graphs pad them on one GPU, when the run asks for it (`cudagraph_padding`); anything else
+    (the live executor, a static policy) as it is."""
+    if not config.cudagraph_padding:
+        return target
+    padding = _graphs(config, params)
+    if type(target) is CostModelExecutor:
+        cost = pad_cost(target.cost, padding)
+        return target if cost is target.cost else CostModelExecutor(cost, target.name)
+    return target if isinstance(target, CostModelExecutor) else pad_cost(target, padding)

@@ -33,6 +33,8 @@ CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
                "kv_sizing": "kv_sizing",
                "gpu_memory_utilization": "memory_fraction", "kv_blocks": "kv_blocks",
                "num_gpu_blocks_override": "kv_blocks", "enforce_eager": "enforce_eager",
+               "cudagraph_padding": "cudagraph_padding",
+               "compilation_config": "compilation_config",   # a recorded run's, not a flag
                "max_concurrency": "max_concurrency"}   # vllm bench's client (sim/client.py)
 ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching",
                "pipeline_parallel_size")
@@ -75,6 +77,11 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=None,
                    help="vLLM without CUDA graphs: no capture sizes, so a DP lockstep group "
                    "never pads its ranks (vllm/config/vllm.py:1024; default: off)")
+    g.add_argument("--cudagraph-padding", action=argparse.BooleanOptionalAction, default=None,
+                   help="time each step as vLLM's CUDA graphs run it on one GPU: a step of at "
+                   "most the largest capture size runs its GEMMs over the next capture size's "
+                   "token count (backends/cuda_graphs.py; validate --measured: on unless "
+                   "--enforce-eager; elsewhere seqsched's default: off)")
     g.add_argument("--tensor-parallel-size", "-tp", type=int, default=None, metavar="N",
                    help="tensor-parallel GPUs per replica (vLLM's name for --tp)")
     g.add_argument("--pipeline-parallel-size", "-pp", type=int, default=None, metavar="N",

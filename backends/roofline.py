@@ -240,6 +240,20 @@ class RooflineCostModel:
             tiles = max(tiles - ctx * (self._fa_s + self._kv_s), 0.0)
         return tiles
 
+    def padded_extra(self, tokens: int, padded: int) -> float:
+        """Seconds an iteration of `tokens` tokens adds when its token-linear kernels run over
+        `padded` tokens (vLLM's CUDA-graph padding, backends/cuda_graphs.py): the GEMMs,
+        elementwise kernels and all-reduce (shape mode: `_base` at a fixed row count); without
+        a shape, the layers' own roofline max(FLOPs, weight bytes) and the all-reduce. The KV
+        write is not padded (padded slots write nothing)."""
+        if self.shape is not None:
+            return self._base(float(padded), 1.0) - self._base(float(tokens), 1.0)
+
+        def dense(n: float) -> float:
+            return float(max(n * self._flops_per_token / self._flops_rate,
+                             float(self._weights(n)) / self._byte_rate) + self._allreduce(n))
+        return dense(float(padded)) - dense(float(tokens))
+
     def decode_times(self, rows: int, context_sum: int, iterations: int) -> np.ndarray:
         ctx = context_sum + rows * np.arange(iterations, dtype=float)
         return self._time(float(rows), float(rows), ctx, ctx)

@@ -137,7 +137,9 @@ def replay_setup(folder: Path, gpu: str | None = None, model: str | None = None,
     model = model or builtin_model(str(meta.get("model", "llama-3.1-8b")))
     base = apply_to_config(RunConfig(policy="fcfs", gpu=gpu or run_gpu(run), model=model,
                                      **parallel_fields(run.engine, model)),
-                           *vllm_settings(argparse.Namespace(), run.engine))
+                           # vLLM's CUDA-graph padding on, as validate --measured has it
+                           *vllm_settings(argparse.Namespace(),
+                                          {"cudagraph_padding": True, **run.engine}))
     return run, base
 
 

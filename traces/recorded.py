@@ -21,7 +21,8 @@ Two formats (`RECORDED_FORMATS`):
   asking). `resolved_config.scheduler_config` (newer runs) gives `async_scheduling` and
   `scheduler_reserve_full_isl` as vLLM resolved them; where absent, `validate --measured`
   takes the defaults of the run's `vllm_version` (app/vllm_args.py `VERSION_DEFAULTS`).
-  `enforce_eager` comes from `engine_kwargs` or `resolved_config.model_config`.
+  `enforce_eager` comes from `engine_kwargs` or `resolved_config.model_config`, the CUDA-graph
+  capture sizes and mode from `resolved_config.compilation_config` (backends/cuda_graphs.py).
 - `vllm-bench`: the result JSON of vLLM's `benchmark_serving.py` / `vllm bench serve`
   (`input_lens`, `output_lens`, `ttfts`, `itls`, and in newer versions `latencies` and
   `start_times`). Arrivals are the recorded `start_times` when present; otherwise rebuilt as
@@ -199,6 +200,12 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
     for key in ("async_scheduling", "scheduler_reserve_full_isl"):
         if isinstance(sched.get(key), bool):
             engine.setdefault(key, sched[key])
+    comp = resolved.get("compilation_config")       # CUDA-graph sizes and mode as resolved
+    if isinstance(comp, dict):
+        kept = {k: comp[k] for k in ("cudagraph_capture_sizes", "cudagraph_mode",
+                                     "max_cudagraph_capture_size") if comp.get(k) is not None}
+        if kept:
+            engine.setdefault("compilation_config", kept)
     model_cfg = resolved.get("model_config")
     if isinstance(model_cfg, dict) and isinstance(model_cfg.get("enforce_eager"), bool):
         engine.setdefault("enforce_eager", model_cfg["enforce_eager"])     # no CUDA graphs
