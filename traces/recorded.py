@@ -31,8 +31,9 @@ Two formats (`RECORDED_FORMATS`):
   the last request goes out at N / rate; all at t = 0 for an infinite rate; a result that
   records a ramp-up (`ramp_up_strategy`, `ramp_up_start_rps`, `ramp_up_end_rps`, written
   only when one was used, serve.py:1854-1857) gets each request's ramped rate and no
-  rescaling (traces/bench_arrivals.py); one whose `rps_change_events` (serve.py:1015-1016)
-  show a ramp-up it does not describe is rebuilt at its rate, with a note. vLLM bench's
+  rescaling (traces/bench_arrivals.py); one that shows a ramp-up (some of those keys, or
+  `rps_change_events`, serve.py:1015-1016) without all three is rebuilt at its rate, with
+  one note. vLLM bench's
   traffic flags (`--request-rate`, `--burstiness`, `--ramp-up-*`) override the result's
   keys and rebuild the arrivals even where `start_times` exist. End-to-end is
   `latencies` when present, else TTFT + the sum of the request's ITLs (the same quantity).
@@ -259,12 +260,22 @@ def _rate(value, what: str, path: Path) -> float:
 
 def _traffic(data: dict, traffic: dict, n: int, seed: int | None, path: Path, notes: list):
     """Send times rebuilt from the result's traffic keys (`traffic`, given flags, override
-    them; a flag's ramp-up replaces the result's rate and ramp), with a note saying how."""
+    them; a flag's rate or ramp-up replaces the result's rate and ramp), with a note saying
+    how. A ramp-up the result shows but does not fully describe is one note, not an error."""
     own = {k: data.get(k) for k in ("request_rate", "burstiness", *RAMP_KEYS)}
-    if any(k in traffic for k in RAMP_KEYS) or "request_rate" in traffic:
+    flagged = any(k in traffic for k in ("request_rate", *RAMP_KEYS))
+    if flagged:
         own.update({k: None for k in ("request_rate", *RAMP_KEYS)})
+    recorded = [k for k in RAMP_KEYS if own[k] is not None]
+    shown = recorded or (["rps_change_events"] if data.get("rps_change_events") else [])
+    if not flagged and shown and len(recorded) < len(RAMP_KEYS):
+        notes.append(f"the result shows a ramp-up ({', '.join(shown)}) but does not record "
+                     f"{', '.join(k for k in RAMP_KEYS if k not in recorded)}: arrivals rebuilt "
+                     f"at request_rate {data.get('request_rate')} (give --ramp-up-strategy, "
+                     "--ramp-up-start-rps, --ramp-up-end-rps)")
+        own.update({k: None for k in RAMP_KEYS})
     own.update(traffic)
-    where = "" if traffic else f"{path}: "
+    where = "" if flagged else f"{path}: "
     try:
         ramp = ramp_up(own["ramp_up_strategy"], *(
             None if own[k] is None else _rate(own[k], k, path) for k in RAMP_KEYS[1:]))
@@ -276,10 +287,6 @@ def _traffic(data: dict, traffic: dict, n: int, seed: int | None, path: Path, no
     if ramp is not None and math.isfinite(rate):
         raise TraceError(f"{where}a ramp-up with request_rate {rate}: vLLM bench refuses a "
                          "finite --request-rate with --ramp-up-strategy; drop one")
-    if ramp is None and data.get("rps_change_events") and not traffic:
-        notes.append("the result's rps_change_events say a ramp-up was used, but it does not "
-                     "record ramp_up_strategy/start/end: arrivals rebuilt at request_rate "
-                     f"{rate} (give --ramp-up-strategy, --ramp-up-start-rps, --ramp-up-end-rps)")
     how = (f"{ramp.strategy} ramp-up {ramp.start_rps:g} -> {ramp.end_rps:g} req/s"
            if ramp is not None else f"rate {rate}")
     notes.append(f"arrivals rebuilt: {how}, burstiness {burst}, seed {s}"

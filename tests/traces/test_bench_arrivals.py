@@ -126,6 +126,22 @@ def test_bad_traffic_flags_are_one_line_exit_2(tmp_path, capsys, extra, match):
     assert not (tmp_path / "o").exists()
 
 
+def test_sweep_points_carry_the_traffic_only_when_given():
+    # a sweep without the flags keeps its trace options, so its point ids, as before
+    import argparse
+    from seqsched.app.sweep_grid import trace_options_from_args
+    from seqsched.app.trace_args import BENCH_ARRIVAL_KEYS, add_trace_arguments
+    p = argparse.ArgumentParser()
+    add_trace_arguments(p)
+    plain = trace_options_from_args(p.parse_args(["synth:alpaca-vicuna"]))
+    assert not set(BENCH_ARRIVAL_KEYS) & set(plain)
+    ramped = trace_options_from_args(p.parse_args([
+        "synth:alpaca-vicuna", "--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1",
+        "--ramp-up-end-rps", "5"]))
+    assert {k: ramped[k] for k in BENCH_ARRIVAL_KEYS if k in ramped} == {
+        "ramp_up_strategy": "linear", "ramp_up_start_rps": 1, "ramp_up_end_rps": 5}
+
+
 # -- a vLLM bench result that records a ramp-up ----------------------------------------------
 def write_result(path, **over):
     """A `vllm bench serve --ramp-up-strategy linear --ramp-up-start-rps 1
@@ -150,13 +166,20 @@ def test_a_result_with_a_ramp_up_is_rebuilt_with_it(tmp_path):
     assert np.allclose(over.trace.arrival_s, np.cumsum([1, 1 / 2, 1 / 4, 1 / 8, 1 / 16]))
 
 
-def test_a_ramp_up_the_result_does_not_describe_is_one_note(tmp_path):
-    path = write_result(tmp_path / "r.json", ramp_up_strategy=None, ramp_up_start_rps=None,
-                        ramp_up_end_rps=None)
+@pytest.mark.parametrize("missing,shown", [
+    (("ramp_up_strategy", "ramp_up_start_rps", "ramp_up_end_rps"), "rps_change_events"),
+    (("ramp_up_end_rps",), "ramp_up_strategy, ramp_up_start_rps")])
+def test_a_ramp_up_the_result_does_not_describe_is_one_note(tmp_path, missing, shown):
+    path = write_result(tmp_path / "r.json", **dict.fromkeys(missing))
     run_ = read_recorded(path)
-    notes = [n for n in run_.notes if "rps_change_events" in n]
-    assert len(notes) == 1 and "--ramp-up-strategy" in notes[0]
+    notes = [n for n in run_.notes if "shows a ramp-up" in n]
+    assert len(notes) == 1 and f"({shown})" in notes[0] and "--ramp-up-strategy" in notes[0]
     assert run_.trace.arrival_s.tolist() == [0.0] * 5          # its rate: inf
+    # flags that describe it rebuild it (no note)
+    over = read_recorded(path, traffic={"ramp_up_strategy": "linear", "ramp_up_start_rps": 1,
+                                        "ramp_up_end_rps": 5, "burstiness": math.inf})
+    assert not [n for n in over.notes if "shows a ramp-up" in n]
+    assert np.allclose(over.trace.arrival_s, [1, 1.5, 11 / 6, 25 / 12, 137 / 60])
 
 
 def test_bad_ramp_keys_in_a_result_are_one_error(tmp_path):
@@ -164,8 +187,6 @@ def test_bad_ramp_keys_in_a_result_are_one_error(tmp_path):
         read_recorded(write_result(tmp_path / "r.json", ramp_up_start_rps=9))
     with pytest.raises(TraceError, match="refuses a finite"):
         read_recorded(write_result(tmp_path / "r.json", request_rate=3.0))
-    with pytest.raises(TraceError, match="needs both"):
-        read_recorded(write_result(tmp_path / "r.json", ramp_up_end_rps=None))
 
 
 def test_validate_measured_replays_the_ramp(tmp_path, capsys):
