@@ -5,8 +5,9 @@ vLLM 0.19.0 runs PP two ways (backends/pipeline.py and sim/pipeline.py cite the 
 - without async scheduling, a batch queue of PP micro-batches keeps the stages busy:
   `sim/pipeline.PipelineReplica` (object engine);
 - with async scheduling (vLLM's default) every micro-batch waits for the previous one's
-  sampled tokens, so they pass the stages one after another: the ordinary replica (and its
-  async lag) on `backends/pipeline.SerialPipelineCost`.
+  sampled tokens, so they pass the stages one after another: the ordinary replica on
+  `backends/pipeline.SerialPipelineCost`, its async lag N - 1 steps deep (a batch queue of N:
+  the plan of step n+1 is made when step n+2-N began; `sim/async_lag.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from seqsched.backends.pipeline import SerialPipelineCost, pipeline_timing, stag
 from seqsched.backends.spec_files import resolve_gpu, resolve_model
 from seqsched.common.errors import UserError
 from seqsched.policies import STATIC_POLICIES
+from seqsched.sim.async_lag import AsyncLag
 from seqsched.sim.pipeline import PipelineReplica
 from seqsched.sim.replica import Replica
 
@@ -41,6 +43,13 @@ def check_pipeline(config) -> None:
                             f"{_ALONE[feature]}; drop one of them")
 
 
+def _serial_replica(*args, depth: int, **kwargs) -> Replica:
+    """The ordinary replica whose async lag is `depth` steps deep."""
+    rep = Replica(*args, **kwargs)
+    rep.lag = AsyncLag(rep.env, depth)
+    return rep
+
+
 def pipeline_parts(config, executor, policy, prediction_cost, repredictor):
     """(executor, replica factory) of a run: unchanged at PP 1; the serial cost model under
     async scheduling; else the batch-queue replica with the stage timing."""
@@ -52,7 +61,8 @@ def pipeline_parts(config, executor, policy, prediction_cost, repredictor):
     timing = pipeline_timing(resolve_gpu(config.gpu), resolve_model(config.model), config.pp,
                              config.tp)
     if getattr(policy, "async_scheduling", False):
-        return CostModelExecutor(SerialPipelineCost(executor.cost, timing)), Replica
+        return (CostModelExecutor(SerialPipelineCost(executor.cost, timing)),
+                functools.partial(_serial_replica, depth=config.pp - 1))
     charged = (prediction_cost is not None and not prediction_cost.is_free
                and getattr(policy, "reads_predictions", True))
     if charged or repredictor is not None or getattr(policy, "preemption", "") == "swap":

@@ -33,17 +33,26 @@ such row is modelled.
 
 from __future__ import annotations
 
+from collections import deque
+
 from seqsched.sim.sequence import Status
 
 
 class AsyncLag:
-    """One replica's lag state: recent joins, the cutoff, and the rows still held."""
+    """One replica's lag state: recent joins, the cutoff, and the rows still held. `depth`:
+    how many steps ahead vLLM plans - 1 with a batch queue of two (one GPU); N - 1 under
+    pipeline parallelism of N stages, whose batch queue holds N (app/pipeline_setup.py): the
+    plan of step n+1 is made when step n+1-depth began, and a row finishing in step m holds
+    its slot and KV through the plans of steps m+1 .. m+depth."""
 
-    def __init__(self, env) -> None:
+    def __init__(self, env, depth: int = 1) -> None:
         self.env = env
-        self.cutoff: float | None = None   # start of the last iteration of the step just ended
+        self.depth = depth
+        self.cutoff: float | None = None   # when the plan being made was made in vLLM
+        self.starts: deque = deque(maxlen=depth)   # last-iteration starts of recent steps
         self.recent: list = []             # (seq, time it joined the waiting queue)
         self.held: list = []               # rows that finished in that step (slot + KV held)
+        self.older: deque = deque()        # [rows, plans still held] per finished step
         self.one_iteration = False         # the step being planned hides arrivals
 
     def joined(self, seq) -> None:
@@ -51,34 +60,47 @@ class AsyncLag:
 
     def stepped(self, start: float, end: float, result) -> None:
         """A continuous step ran from `start` to `end`: the next plan is the one vLLM made
-        when its last iteration began."""
+        when the last iteration of the step `depth` - 1 steps before it began."""
         n = result.iterations
         last = getattr(result, "last_iteration_s", None)
         if last is None:                   # an executor that does not say: mean iteration
             last = 0.0 if n <= 1 else result.first_iteration_s + (
                 result.duration_s - result.first_iteration_s) * (n - 2) / (n - 1)
-        self.cutoff = start + last
+        self.starts.append(start + last)
+        self.cutoff = self.starts[0]
 
     def plan(self, replica, schedule):
         """The next Step of `replica` under the lag; `schedule(held_slots)` asks its policy."""
         hidden = []
-        if self.cutoff is not None:
-            hidden = [s for s, t in self.recent if t > self.cutoff
+        cutoff = self.cutoff
+        if cutoff is not None:
+            hidden = [s for s, t in self.recent if t > cutoff
                       and s.status is Status.WAITING and s in replica.waiting]
             for s in hidden:
                 replica.waiting.remove(s)
-        self.recent, self.cutoff = [], None
-        held, self.held = self.held, []
+        self.recent = ([(s, t) for s, t in self.recent if t > cutoff]
+                       if self.depth > 1 and cutoff is not None else [])
+        self.cutoff = None
+        if self.held:
+            self.older.append([self.held, self.depth])
+        self.held = []
+        held = [s for rows, _ in self.older for s in rows]
         try:
             step = schedule(len(held))
         finally:
             for s in hidden:
                 replica.waiting.add(s)
-        for s in held:                     # step n's output is read: their KV is freed
-            replica.kv.free(s)
-            replica.executor.release(s)
+        for entry in self.older:
+            entry[1] -= 1
+        while self.older and (self.older[0][1] <= 0 or step is None):
+            for s in self.older.popleft()[0]:   # that step's output is read: KV freed
+                replica.kv.free(s)
+                replica.executor.release(s)
         # what was hidden or held is known to the next plan: this step may not run on
         self.one_iteration = bool(hidden or held) and step is not None
-        if step is None and (hidden or held):
-            return self.plan(replica, schedule)    # the GPU would idle: plan with all known
+        if step is None:                   # the GPU idles: every output is read
+            self.starts.clear()
+            self.recent = []
+            if hidden or held:
+                return self.plan(replica, schedule)    # plan with all known
         return step

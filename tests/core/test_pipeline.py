@@ -156,3 +156,15 @@ def test_a_prompts_next_chunk_follows_while_the_previous_is_in_flight(toy_stages
     # the decode then waits for that output: [4.0, 4.75], [5.0, 5.75]
     assert (a["first_token_s"], a["finish_s"]) == (4.0, 5.75)
     assert res.steps["prefill_tokens"].tolist() == [8, 8, 0]
+
+
+def test_async_pp_plans_n_minus_one_steps_ahead(toy_stages):
+    # PP 4 async: a step costs the whole model + 3 transfers + the broadcast (1 s here); the
+    # batch queue of 4 plans steps 1-4 at t = 0, so b (0.1 s) first joins step 5, planned
+    # when step 1 ends: a's prefill [0, 3.5], decodes [3.5, 6], [6, 8.5], [8.5, 11]; b's
+    # prompt [11, 14.5]. With a one-step lag it would have joined step 3 ([6, 10]).
+    res = run_toy([("a", 0, 8, 4), ("b", 0.1, 8, 1)], "fcfs", pp=4,
+                  policy_params={"async_scheduling": True})
+    a, b = rec(res, "a"), rec(res, "b")
+    assert (a["first_token_s"], a["finish_s"]) == (3.5, 11.0)
+    assert (b["first_token_s"], b["finish_s"]) == (14.5, 14.5)
