@@ -72,14 +72,17 @@ def stage_kv_bytes_per_token(model, pp: int, tp: int = 1) -> list[float]:
     return [layers * per_layer for layers in stage_layers(model.n_layers, pp)]
 
 
-def pp_kv_capacity_tokens(gpu, model, memory_fraction: float, reserve_bytes: float, tp: int,
+def pp_kv_capacity_tokens(gpu, model, memory_fraction: float, reserve_bytes, tp: int,
                           pp: int, block_size: int = 1) -> int:
     """KV capacity in tokens (whole blocks) of a PP x TP replica: every stage gets the smallest
-    stage's block count. `reserve_bytes`: the activation peak held back on every GPU."""
+    stage's block count. `reserve_bytes`: the activation peak held back on every GPU, or one
+    per stage."""
+    reserves = (list(reserve_bytes) if isinstance(reserve_bytes, (list, tuple))
+                else [reserve_bytes] * pp)
     blocks = []
-    for s, (w, kv) in enumerate(zip(stage_weight_bytes(model, pp, tp),
-                                    stage_kv_bytes_per_token(model, pp, tp))):
-        free = gpu.memory_bytes * memory_fraction - w - reserve_bytes
+    for s, (w, kv, reserve) in enumerate(zip(stage_weight_bytes(model, pp, tp),
+                                             stage_kv_bytes_per_token(model, pp, tp), reserves)):
+        free = gpu.memory_bytes * memory_fraction - w - reserve
         if free <= 0:
             raise UserError(f"stage {s} of {model.name} over PP{pp}" + (f" x TP{tp}" if tp > 1
                             else "") + f" ({w / 1e9:.1f} GB of weights) does not fit in "

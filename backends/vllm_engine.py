@@ -84,10 +84,18 @@ def activation_peak_bytes(model: ModelSpec, max_num_batched_tokens: int,
     residual and normed hidden states plus the MLP's gate/up output and activated half live
     together (2 d + 3 ff / tp values: the MLP is split over TP); the sampler pass holds fp32
     logits and probabilities of max_num_seqs x vocab. The larger of the two is the peak."""
+    return int(max(activation_peaks(model, max_num_batched_tokens, max_num_seqs, tp)))
+
+
+def activation_peaks(model: ModelSpec, max_num_batched_tokens: int, max_num_seqs: int,
+                     tp: int = 1) -> tuple[int, int]:
+    """(the forward pass's, the sampler pass's) activation peak of `activation_peak_bytes`;
+    under pipeline parallelism only the last stage runs the sampler pass
+    (vllm/v1/worker/gpu_model_runner.py:5785 `if get_pp_group().is_last_rank`)."""
     dense = (max_num_batched_tokens * (2 * model.d_model + 3 * model.d_ff // tp)
              * model.dtype_bytes)
     sampler = min(max_num_seqs, max_num_batched_tokens) * model.vocab_size * 4 * 2
-    return int(max(dense, sampler))
+    return int(dense), int(sampler)
 
 
 def kv_cache_tokens(gpu: GPUSpec, model: ModelSpec, gpu_memory_utilization: float,
@@ -95,14 +103,15 @@ def kv_cache_tokens(gpu: GPUSpec, model: ModelSpec, gpu_memory_utilization: floa
                     kv_blocks: int | None = None, tp: int = 1, pp: int = 1) -> int:
     """KV-cache capacity in tokens, whole blocks: `kv_blocks` x block_size when pinned,
     else what vLLM's memory profiling would leave (see the module docstring); over `pp`
-    pipeline stages, the smallest stage's (backends/pipeline.py), each stage holding back the
-    same activation peak."""
+    pipeline stages, the smallest stage's (backends/pipeline.py), the sampler's activation
+    peak on the last stage only."""
     if kv_blocks is not None:
         return int(kv_blocks) * block_size
     reserve = activation_peak_bytes(model, max_num_batched_tokens, max_num_seqs, tp)
     if pp > 1:
-        return pp_kv_capacity_tokens(gpu, model, gpu_memory_utilization, reserve, tp, pp,
-                                     block_size)
+        dense, _ = activation_peaks(model, max_num_batched_tokens, max_num_seqs, tp)
+        return pp_kv_capacity_tokens(gpu, model, gpu_memory_utilization,
+                                     [dense] * (pp - 1) + [reserve], tp, pp, block_size)
     tokens = kv_capacity_tokens(gpu, model, gpu_memory_utilization,
                                 activation_reserve_gb=reserve / 1e9, tp=tp)
     return tokens - tokens % block_size

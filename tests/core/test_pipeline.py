@@ -168,3 +168,15 @@ def test_async_pp_plans_n_minus_one_steps_ahead(toy_stages):
     a, b = rec(res, "a"), rec(res, "b")
     assert (a["first_token_s"], a["finish_s"]) == (3.5, 11.0)
     assert (b["first_token_s"], b["finish_s"]) == (14.5, 14.5)
+
+
+def test_only_the_last_stage_holds_back_the_sampler_peak():
+    # 32 layers over 3 stages: 11, 11, 10; the last stage has fewer layers but the LM head and
+    # the sampler's activation peak (vLLM's profile run samples on the last rank only)
+    from seqsched.backends.vllm_engine import activation_peaks, kv_cache_tokens
+    gpu, m = get_gpu("H100-SXM"), get_model("llama-3-8b")
+    dense, sampler = activation_peaks(m, 8192, 1024)
+    assert sampler > dense
+    got = kv_cache_tokens(gpu, m, 0.9, 8192, 1024, 16, pp=3)
+    want = pp_kv_capacity_tokens(gpu, m, 0.9, [dense, dense, sampler], 1, 3, 16)
+    assert got == want and got > pp_kv_capacity_tokens(gpu, m, 0.9, sampler, 1, 3, 16)
