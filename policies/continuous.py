@@ -221,9 +221,15 @@ class ContinuousPolicy:
         #    stops it where the KV blocks run out (the next step then preempts). vLLM plans
         #    every iteration: where this iteration's prompt chunks leave too little budget for
         #    a prompt that the next iteration's (every row decodes one token) has room for,
-        #    the step is one iteration and the next plan admits it
+        #    the step is one iteration and the next plan admits it. So is a step that preempts
+        #    for memory where a victim or the waiting head would fit the blocks left: it admits
+        #    nothing, but vLLM's next iteration tries its waiting queue (victims first) again
         iterations = self.horizon(view, rows) if complete else 1
-        if iterations > 1 and budget < self.max_batched_tokens - len(rows):
+        if memory_bound:
+            if iterations > 1 and self._readmits(view, preempt, self.max_batched_tokens
+                                                 - len(rows), free):
+                iterations = 1
+        elif iterations > 1 and budget < self.max_batched_tokens - len(rows):
             budget = self.max_batched_tokens - len(rows)
             idle = [running[i] for i in prefill_order if keep[i] and not chunk[i]] if n else []
             if any(self._chunk(s, budget) for s in idle) or (
@@ -232,6 +238,35 @@ class ContinuousPolicy:
                                    True) is not None):
                 iterations = 1
         return Step(rows, chunks, max_iterations=iterations, preempt=preempt)
+
+    def _readmits(self, view, victims: list[Seq], budget: int, free: int) -> bool:
+        """After a preemption for memory (vLLM 0.19's `Scheduler.schedule` admits nothing in
+        that iteration: `if not preempted_reqs`, vllm/v1/core/sched/scheduler.py) could the
+        next iteration, with `budget` tokens and `free` blocks at most, admit a victim (as it
+        will wait: prompt + kept output as one prefill, its prompt after a restart, or its KV
+        back from host memory after a swap) or the waiting head? Any of them, whichever vLLM
+        tries first (the victims): a cut where vLLM then admits nothing costs an event, not a
+        different answer. A prefix cache (hits need fewer blocks than counted here) cuts."""
+        kv = view.kv
+        if budget <= 0:
+            return False
+        if kv.prefix is not None:
+            return True
+        resumes = getattr(view, "resumes", True) and self.preemption != "restart"
+        for s in victims:
+            tokens = s.prompt_tokens + (s.generated if resumes else 0)
+            if self.reserve_full_isl and kv.blocks_for(tokens) > free:
+                continue                    # vLLM's full-sequence gate
+            c = self._split(tokens, budget)
+            if c and kv.blocks_for(c + 1) <= free:
+                return True
+            if resumes and self.preemption == "swap":  # or a full host: recomputed (above)
+                left = s.prefill_len - s.prefilled
+                c = self._split(left, budget)
+                if (c or left <= 0) and kv.blocks_for(s.context_tokens + c + 1) <= free:
+                    return True
+        head = next(iter(admission_order(self, view)), None)
+        return head is not None and self._fits(head, kv, budget, free, 0, True, True) is not None
 
     def _fits(self, s: Seq, kv, budget: int, free: int, reserved: int, displacing: bool,
               others: bool) -> tuple[int, int, int, int] | None:
@@ -268,7 +303,10 @@ class ContinuousPolicy:
     def _chunk(self, s: Seq, budget: int, cached: int = 0) -> int:
         """Tokens of its prefill `s` processes next (0 = decode row, or no budget for it);
         `cached` tokens of it come from the prefix cache."""
-        left = s.prefill_len - s.prefilled - cached
+        return self._split(s.prefill_len - s.prefilled - cached, budget)
+
+    def _split(self, left: int, budget: int) -> int:
+        """Tokens of a prefill with `left` to go that fit `budget` (0: none)."""
         if left <= 0 or budget <= 0:
             return 0
         if left <= budget:

@@ -47,13 +47,13 @@ class ReplicaView:
     kv: KVCache
     arrivals_done: bool
     held_slots: int = 0     # async scheduling: finished rows still in vLLM's running list
+    resumes: bool = True    # a victim keeps its output (recompute, swap); False: it restarts
 
 
 class Replica:
     def __init__(self, engine: "Engine", index: int, policy, executor: "Executor",
                  kv: KVCache, prediction: PredictorCost | None,
-                 swap: "HostSwap | None" = None,
-                 repredictor: "Repredictor | None" = None) -> None:
+                 swap: HostSwap | None = None, repredictor: Repredictor | None = None) -> None:
         self.engine = engine
         self.env: simpy.Environment = engine.env
         self.index = index
@@ -125,7 +125,8 @@ class Replica:
                 continue
             done = self.engine.inputs_done(self.index)
             plan = lambda held=0: self.policy.schedule(ReplicaView(   # noqa: E731
-                self.env.now, self.index, self.waiting, tuple(self.running), self.kv, done, held))
+                self.env.now, self.index, self.waiting, tuple(self.running), self.kv, done, held,
+                self._resume))
             step = plan() if self.lag is None else self.lag.plan(self, plan)
             if step is None:
                 if done and self.outstanding == 0:

@@ -169,7 +169,11 @@ def schedule(rep) -> Plan | None:
     # vLLM plans every iteration: cut the step to one where the next iteration's budget
     # (every row decodes one token) lets in what this one's prompt chunks kept out
     # (`ContinuousPolicy.schedule`, step 4)
-    if iterations > 1 and budget < max_tokens - rows:
+    if preempt:                           # a step that preempts for memory admits nothing:
+        # one iteration where vLLM's next would admit a victim or the waiting head
+        if iterations > 1 and _readmits(rep, preempt, max_tokens - rows, free):
+            iterations = 1
+    elif iterations > 1 and budget < max_tokens - rows:
         budget = max_tokens - rows
         if any(chunk_for(run.get(i)[2], budget, max_tokens, chunked) for i in idle) or (
                 blocked is not None and rows + rep.held_slots < rep.max_num_seqs
@@ -177,6 +181,25 @@ def schedule(rep) -> Plan | None:
             iterations = 1
     return Plan(keep, preempt, prefill, chunks, idle, admitted, admitted_chunks,
                 iterations, complete)
+
+
+def _readmits(rep, victims: list[int], budget: int, free: int) -> bool:
+    """`ContinuousPolicy._readmits`: after a preemption for memory, could the next iteration
+    admit a victim (running positions: its prompt + kept output, or its prompt after a
+    restart) or the waiting head? (No swap or prefix caching here: the array engine runs
+    neither.)"""
+    if budget <= 0:
+        return False
+    t, run, bs = rep.table, rep.run, rep.kv.block_size
+    for pos in victims:
+        i, _, _, rem = run.get(pos)
+        tokens = t.prompt_l[i] + (t.target_l[i] - rem if rep.resume else 0)
+        c = chunk_for(tokens, budget, rep.max_tokens, rep.chunked)
+        if c and -(-(c + 1) // bs) <= free and not (rep.reserve_full_isl
+                                                    and -(-tokens // bs) > free):
+            return True
+    return bool(rep.waiting) and _fits(rep, rep.waiting[0][-1], budget, free, 0, True) \
+        is not None
 
 
 def _fits(rep, i: int, budget: int, free: int, reserved: int, others) -> tuple | None:

@@ -11,8 +11,6 @@ iteration (the per-iteration scheduler), in both engines."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -97,25 +95,39 @@ def scenario(draw):
               else max(prompts) + draw(st.integers(0, 120)))
     params = {"chunked_prefill": chunked, "max_batched_tokens": budget,
               "max_num_seqs": draw(st.sampled_from([1, 3, 8, 256])),
-              "reserve_full_isl": draw(st.booleans())}
-    policy = draw(st.sampled_from(["fcfs", "sjf"]))
+              "reserve_full_isl": draw(st.booleans()),
+              "async_scheduling": draw(st.booleans()),
+              "preemption": draw(st.sampled_from(["recompute", "restart"]))}
+    policy = draw(st.sampled_from(["fcfs", "sjf", "srpt"]))
+    # predictions off the true lengths: sjf/srpt rank (and pick victims) by them
+    predicted = draw(st.lists(st.integers(1, 80), min_size=n, max_size=n))
+    block = draw(st.sampled_from([1, 4, 16]))
+    # a KV cache that forces preemption (one request always fits alone), or one that never
+    # binds
+    capacity = draw(st.sampled_from([max(p + o for p, o in zip(prompts, outputs)) + block
+                                     + draw(st.integers(0, 400)), 100_000]))
     rows = [(f"r{i}", a, p, o) for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs))]
-    return rows, policy, params
+    return rows, policy, params, predicted, capacity, block
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
 def test_many_iterations_per_event_equal_one_iteration_per_event(case):
-    """Without KV pressure (nothing preempted), cutting every step to one iteration is vLLM's
-    per-iteration scheduler; the long steps must give the same records, in both engines."""
-    rows, policy, params = case
-    out = []
+    """Cutting every step to one iteration is vLLM's per-iteration scheduler; the long steps
+    must give the same records, in both engines, with or without preemption (a step that
+    preempts for memory admits nothing, so where a victim or the waiting head fits the blocks
+    left it is one iteration: vLLM tries them again at the next), with or without vLLM's
+    async scheduling. The two engines also agree on the step log at each k."""
+    rows, policy, params, predicted, capacity, block = case
+    out = {}
     for engine in ENGINES:
         for k in (1, 4096):
-            cfg = small_kv_config(100_000, policy=policy, engine=engine,
+            cfg = small_kv_config(capacity, policy=policy, engine=engine, block_size=block,
                                   policy_params={**params, "max_iterations": k})
-            out.append(simulate(trace(rows), cfg,
-                                predictor=FixedPredictor(np.array([r[3] for r in rows])),
-                                executor=toy_executor()).records)
-    for other in out[1:]:
-        pd.testing.assert_frame_equal(out[0], other, check_exact=True)
+            out[engine, k] = simulate(trace(rows), cfg, predictor=FixedPredictor(predicted),
+                                      executor=toy_executor())
+    ref = out["baseline", 1].records
+    for engine, k in out:
+        pd.testing.assert_frame_equal(ref, out[engine, k].records, check_exact=True)
+        pd.testing.assert_frame_equal(out["baseline", k].steps, out["fast", k].steps,
+                                      check_exact=True)

@@ -168,37 +168,52 @@ def test_preemption_by_recompute_hand_case():
 
 def test_preemption_restart_throws_the_output_away():
     res = _preempt_run("fcfs", preemption="restart")
-    # as above until 24; e3: r1 from scratch: 2.5 + 11 * 1.5 = 19 -> 43
-    assert times(res, "r0") == (0.0, 4.0, 24.0)
+    # e1 as above: 0 -> 18, both hold 16 tokens (8 generated) in 4 blocks each, 0 free
+    # e2 at 18: r1 preempted (its 4 blocks freed, its 8 tokens thrown away); r0 takes a 5th
+    #     block: 3 free. A step that preempts admits nothing (vLLM's `if not preempted_reqs`),
+    #     but r1 restarts as its 8-token prompt, blocks(8 + 1) = 3 <= 3: vLLM admits it at the
+    #     next iteration, so the step is one iteration: r0 decodes, 1.5 -> 19.5 (r0: 9 tokens)
+    # e3 at 19.5: r0 decodes (blocks(18) = 5, held) + r1 prefills 8 from scratch (3 blocks,
+    #     0 free): 1 + 1 + 0.125*8 = 3 -> 22.5 (r1's token 1); both decode, 2 each, blocks
+    #     still held (r0 up to 20 tokens, r1 up to 12): 24.5, 26.5 = r0's 12th token, done
+    # e4 at 26.5: r1 (3 tokens) decodes its last 9 alone: 9 * 1.5 = 13.5 -> 40
+    assert times(res, "r0") == (0.0, 4.0, 26.5)
     r1 = rec(res, "r1")
-    assert (r1["first_scheduled_s"], r1["first_token_s"], r1["finish_s"]) == (0.0, 4.0, 43.0)
+    assert (r1["first_scheduled_s"], r1["first_token_s"], r1["finish_s"]) == (0.0, 4.0, 40.0)
     assert (r1["attempts"], r1["preemptions"], r1["failed_attempts"]) == (2, 1, 0)
     assert (r1["wasted_tokens"], r1["recomputed_tokens"]) == (8, 16)
     assert (r1["generated_tokens"], r1["slot_tokens"], r1["slot_tokens_all"]) == (12, 12, 20)
-    assert list(res.steps["end_s"]) == [18.0, 24.0, 43.0]
-    assert list(res.steps["prefill_tokens"]) == [16, 0, 8]
-    assert list(res.steps["kv_used_tokens"]) == [32, 20, 20]
+    st = res.steps
+    assert list(st["end_s"]) == [18.0, 19.5, 26.5, 40.0]
+    assert list(st["iterations"]) == [8, 1, 3, 9]
+    assert list(st["prefill_tokens"]) == [16, 0, 8, 0]
+    assert list(st["decode_tokens"]) == [14, 1, 5, 9]
+    # blocks held in each step's last iteration x 4: 8; r0's 5; r0's 5 + r1's 3; r1's 5
+    assert list(st["kv_used_tokens"]) == [32, 20, 32, 20]
 
 
 def test_resumed_prefill_above_the_token_budget_is_split():
     # no chunked prefill, budget 12: both 6-token prompts fit one iteration; r1's resume
-    # (6 + 10 kept = 16 tokens) never can: it is split 12 + 4 instead of waiting forever
+    # (6 + 10 kept = 16 tokens) never can: it is split (11 + 5) instead of waiting forever
     cfg = small_kv_config(32, policy="fcfs", block_size=4,
                           policy_params={"max_batched_tokens": 12})
     res = simulate(trace([("r0", 0, 6, 12), ("r1", 0, 6, 12)]), cfg, executor=toy_executor())
     # e1: both prefill: 1 + 1 + 0.125*12 = 3.5; KV: 2 * blocks(6 + k) <= 8 -> k = 10:
     #     + 9 * 2 -> 21.5; each row holds 16 tokens (10 generated) in 4 blocks
-    # e2: both need a 5th block -> r1 preempted (16 KV tokens freed, 10 output kept);
-    #     r0's last 2 tokens: 2 * 1.5 -> 24.5
-    # e3: r1's 16-token resume > budget: chunk 12, no token: 1 + 0.5 + 1.5 = 3 -> 27.5
-    # e4: chunk 4 completes it and produces token 11: 1 + 0.5 + 0.5 = 2 -> 29.5;
-    #     token 12: + 1.5 -> 31
+    # e2: both need a 5th block -> r1 preempted (16 KV tokens freed, 10 output kept), r0
+    #     takes its 5th: 3 free. Nothing is admitted in a preempting step, but at the next
+    #     iteration (budget 12 - 1 = 11) r1's 16-token resume is split to 11, blocks(11 + 1)
+    #     = 3 <= 3: vLLM admits it there, so the step is one iteration: 1.5 -> 23 (r0: 11)
+    # e3 at 23: r0 decodes (blocks(18) = 5, held) + r1's chunk of 11 (3 blocks, 0 free),
+    #     no token: 1 + 1 + 0.125*11 = 3.375 -> 26.375, r0's 12th token (done)
+    # e4 at 26.375: r1's chunk 5 (< 12) completes it and produces token 11 (blocks(17) = 5,
+    #     2 more of the 5 r0 freed): 1 + 0.5 + 0.625 = 2.125 -> 28.5; token 12: 1.5 -> 30
     st = res.steps
-    assert list(st["prefill_tokens"]) == [12, 0, 12, 4]
-    assert list(st["iterations"]) == [10, 2, 1, 2]
-    assert list(st["end_s"]) == [21.5, 24.5, 27.5, 31.0]
-    assert times(res, "r0") == (0.0, 3.5, 24.5)
-    assert times(res, "r1") == (0.0, 3.5, 31.0)
+    assert list(st["prefill_tokens"]) == [12, 0, 11, 5]
+    assert list(st["iterations"]) == [10, 1, 1, 2]
+    assert list(st["end_s"]) == [21.5, 23.0, 26.375, 30.0]
+    assert times(res, "r0") == (0.0, 3.5, 26.375)
+    assert times(res, "r1") == (0.0, 3.5, 30.0)
     r1 = rec(res, "r1")
     assert (r1["attempts"], r1["preemptions"], r1["recomputed_tokens"]) == (2, 1, 16)
     assert (r1["generated_tokens"], r1["wasted_tokens"]) == (12, 0)
