@@ -3,7 +3,9 @@ request blocked only by the token budget of a step's first iteration (its prompt
 the budget up) gets in at the next iteration, when every row of the step decodes one token,
 instead of waiting for the step's multi-iteration run to end. vLLM 0.19.0
 vllm/v1/core/sched/scheduler.py `Scheduler.schedule` runs admission every iteration
-(`while (self.waiting or self.skipped_waiting) and token_budget > 0`).
+(`while (self.waiting or self.skipped_waiting) and token_budget > 0`). An iteration that
+preempts for memory admits nothing (`if not preempted_reqs`); the next one tries the victims
+and the waiting head again (here: the preempting step is one iteration where one would fit).
 
 Hand-computed with the toy cost model (coretoy: iteration = 1 + 0.5 rows + 0.125 prompt
 tokens); then a property: steps of many iterations give the same records as steps of one
@@ -77,6 +79,53 @@ def test_a_pure_decode_first_iteration_keeps_the_long_step():
         assert list(r.steps["iterations"])[:2] == [1, 2], engine
         assert rec(r, "c")["finish_s"] == 2.25 + 2 * 2.0, engine
         assert rec(r, "b")["first_scheduled_s"] == 6.25, engine
+
+
+# -- admission after a preemption: vLLM admits nothing in the iteration that preempts, and
+# tries the victims and the waiting head again at the next one -----------------------------
+def times(result, rid):
+    r = rec(result, rid)
+    return r["first_scheduled_s"], r["first_token_s"], r["finish_s"]
+
+
+def _srpt_restart_run(policy, r2_arrival, preemption="restart"):
+    cfg = small_kv_config(32, policy=policy, block_size=4,
+                          policy_params={"preemption": preemption})
+    t = trace([("r0", 0, 8, 12), ("r1", 0, 8, 12), ("r2", r2_arrival, 4, 2)])
+    return simulate(t, cfg, predictor=FixedPredictor([12, 12, 6]), executor=toy_executor())
+
+
+def test_srpt_restart_forgets_the_output():
+    # with restart the preempted request has generated 0 again: its key is its prediction
+    # (12), so srpt decides as sjf. e1 as above (0 -> 18; 8 tokens each, 0 blocks free).
+    # e2 at 18: r1 preempted (keys 12 - 8 = 4 tie: the later index), its output thrown
+    #   away; r0 takes a 5th block: 3 free. The step admits nothing, but r1's restart (8-token
+    #   prompt, blocks(9) = 3) fits the 3 blocks at the next iteration: one iteration, r0
+    #   decodes -> 19.5 (r0: 9 tokens, 5 blocks)
+    # r2 arrives at 20.0 (after the plan of 19.5): at 19.5 r1 prefills again beside r0's
+    #   decode (3 blocks, 0 free): 1 + 1 + 1 = 3 -> 22.5 (r1 token 1), stopped by r2's arrival.
+    # 22.5: r2 (blocks(5) = 2) does not fit 0 free blocks; r0 (10) and r1 (1) decode, both
+    #   within their blocks: 24.5, 26.5 = r0's 12th token.
+    # 26.5: r0's 5 blocks free; r2's prefill beside r1's decode: 1 + 1 + 0.5 = 2.5 -> 29.0
+    #   (r2 TTFT), + 2 -> 31.0 (r2 done; r1: 5 tokens); r1's last 7 alone: 10.5 -> 41.5
+    res = _srpt_restart_run("srpt", 20.0)
+    assert times(res, "r0") == (0.0, 4.0, 26.5)
+    assert times(res, "r1") == (0.0, 4.0, 41.5)
+    assert times(res, "r2") == (26.5, 29.0, 31.0)
+    assert list(res.steps["end_s"]) == [18.0, 19.5, 22.5, 26.5, 31.0, 41.5]
+    assert rec(res, "r1")["wasted_tokens"] == 8 and res.summary["preemptions"] == 1
+    pd.testing.assert_frame_equal(_srpt_restart_run("sjf", 20.0).records, res.records)
+    # r2 waiting at 18 (arrived at that step's end): at 19.5 it (key 6) goes before the
+    # restarted r1 (key 12, as sjf orders them): blocks(5) = 2 of the 3 free; r1's 3 do not fit
+    # the 1 left. r0 decode + r2 prefill: 1 + 1 + 0.5 = 2.5 -> 22.0 (r2 TTFT), + 2 -> 24.0
+    early = _srpt_restart_run("srpt", 18.0)
+    assert times(early, "r2") == (19.5, 22.0, 24.0)
+    pd.testing.assert_frame_equal(_srpt_restart_run("sjf", 18.0).records, early.records)
+    # with recompute r1 keeps its 8 tokens: key 12 - 8 = 4 puts it first, and its 16-token
+    # resume (blocks(17) = 5) does not fit 3 free blocks, so r2 waits behind it until r0's
+    # last 3 tokens are out: 19.5 + 3 * 1.5 = 24.0
+    kept = _srpt_restart_run("srpt", 18.0, preemption="recompute")
+    assert rec(kept, "r2")["first_scheduled_s"] == 24.0
 
 
 # -- property: k iterations per event == one iteration per event --------------------------
