@@ -37,7 +37,7 @@ from typing import Callable
 
 import numpy as np
 
-from seqsched.backends.interp import bracket, interp1, interp2
+from seqsched.backends.kernel_tables import Grid2, Grid4, Op, Slice
 from seqsched.backends.moe_profile import MoeTable, moe_from_dict
 from seqsched.backends.skew import SkewTable, apply_skew, skew_from_dict
 from seqsched.common.errors import UserError
@@ -47,75 +47,12 @@ VERSION = 1
 logger = logging.getLogger("seqsched.backends")
 
 
-@dataclass
-class Op:
-    """One kernel measured along one axis (tokens, sequences or bytes)."""
-    name: str
-    count: float
-    x: np.ndarray
-    us: np.ndarray
-
-    def seconds(self, q) -> np.ndarray:
-        return self.count * np.maximum(interp1(self.x, self.us, q), 0.0) * 1e-6
+def _zero(q):
+    """The start of a sum over ops: a float64 scalar for one query (no 0-d array)."""
+    return _ZERO if np.ndim(q) == 0 else np.zeros(np.shape(q))
 
 
-@dataclass
-class Grid2:
-    ax0: np.ndarray
-    ax1: np.ndarray
-    us: np.ndarray
-
-    def __call__(self, q0, q1) -> np.ndarray:
-        return np.maximum(interp2(self.ax0, self.ax1, self.us, q0, q1), 0.0)
-
-
-@dataclass
-class Slice:
-    """One (pc, nd) slice of the 4-D table: per kv_prefill value, a kv_decode row (the
-    profiler's rows are ragged: not every kp has every kd)."""
-    kp: np.ndarray
-    rows: list              # [(kd axis, us)] per kp
-
-    def __call__(self, kp: float, kd) -> np.ndarray:
-        lo, hi, t = (float(v) for v in bracket(self.kp, kp))
-        a = interp1(*self.rows[int(lo)], kd)
-        if int(hi) == int(lo):
-            return a
-        return a + t * (interp1(*self.rows[int(hi)], kd) - a)
-
-
-@dataclass
-class Grid4:
-    """LLMServingSim's attention table: (pc, nd) slices, blended linearly on every axis."""
-    slices: dict                    # (pc, nd) -> Slice
-    pc: np.ndarray = field(init=False)
-    nd: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pc = np.array(sorted({k[0] for k in self.slices}), dtype=float)
-        self.nd = np.array(sorted({k[1] for k in self.slices}), dtype=float)
-        self._pairs = np.array(sorted(self.slices), dtype=float)
-
-    def _slice(self, pc: float, nd: float) -> Slice:
-        s = self.slices.get((int(pc), int(nd)))
-        if s is None:    # a corner the profiler never measured: the nearest measured pair
-            i = int(np.argmin(((self._pairs - (pc, nd)) ** 2).sum(axis=1)))
-            s = self.slices[tuple(int(v) for v in self._pairs[i])]
-        return s
-
-    def __call__(self, pc: float, kp: float, nd: float, kd) -> np.ndarray:
-        lo_p, hi_p, t_p = (float(v) for v in bracket(self.pc, pc))
-        lo_n, hi_n, t_n = (float(v) for v in bracket(self.nd, nd))
-
-        def corner(p, n):
-            return self._slice(self.pc[int(p)], self.nd[int(n)])(kp, kd)
-        c00, c01 = corner(lo_p, lo_n), corner(lo_p, hi_n)
-        v0 = c00 + t_n * (c01 - c00)
-        if t_p == 0.0:
-            return np.maximum(v0, 0.0)
-        c10, c11 = corner(hi_p, lo_n), corner(hi_p, hi_n)
-        v1 = c10 + t_n * (c11 - c10)
-        return np.maximum(v0 + t_p * (v1 - v0), 0.0)
+_ZERO = np.float64(0.0)
 
 
 @dataclass
@@ -155,9 +92,9 @@ class KernelProfileCostModel:
         """Dense + per-sequence + all-reduce seconds (tokens/rows scalars or arrays; rows None:
         no per-sequence ops); `moe_tokens`: what the MoE layers gather, when known
         (`moe_largest`: the largest rank's share of it)."""
-        t = sum((op.seconds(tokens) for op in self.dense), np.zeros(np.shape(tokens)))
+        t = sum((op.seconds(tokens) for op in self.dense), _zero(tokens))
         if rows is not None:
-            t = t + sum((op.seconds(rows) for op in self.per_sequence), np.zeros(np.shape(rows)))
+            t = t + sum((op.seconds(rows) for op in self.per_sequence), _zero(rows))
             if self.logits_gather is not None:
                 t = t + self.logits_gather(rows)
         if self.allreduce is not None:
