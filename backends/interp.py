@@ -67,8 +67,8 @@ def bracket1(axis: list, q: float) -> tuple[int, int, float]:
 
 
 def max0(v: float) -> float:
-    """np.maximum(v, 0.0) of one float (it keeps v when v >= 0 or v is NaN)."""
-    return v if v >= 0.0 or v != v else 0.0
+    """np.maximum(v, 0.0) of one float: v when v > 0 or NaN, else +0.0 (also for -0.0)."""
+    return v if v > 0.0 or v != v else 0.0
 
 
 def scalar(q):

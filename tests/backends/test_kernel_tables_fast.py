@@ -116,3 +116,27 @@ def test_many_queries_take_numpy_and_agree():
     assert op.seconds(10.0) == pytest.approx(32 * (5 + 6 / 12 * 12) * 1e-6)     # by hand: 11 us
     assert op.seconds(0.0) == pytest.approx(32 * 3e-6)                          # clamped below
     assert op.seconds(128.0) == pytest.approx(32 * (40 + 64 / 48 * 23) * 1e-6)  # extrapolated
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_skew_few_equals_numpy(data):
+    """The skew table's list lookup picks the same buckets as searchsorted; NaN -> default."""
+    from seqsched.backends.skew import AXES, SkewTable
+    edges = {a: np.array(sorted(data.draw(st.lists(st.integers(0, 5000), min_size=1,
+                                                   max_size=4, unique=True))), dtype=float)
+             for a in AXES}
+    edges["skew_rate"] = np.array(sorted(data.draw(st.lists(
+        st.floats(0.0, 1.0), min_size=1, max_size=4, unique=True))))
+    shape = (2,) + tuple(len(edges[a]) for a in AXES)
+    flat = data.draw(st.lists(st.one_of(st.just(float("nan")), st.floats(-1, 2)),
+                              min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    table = SkewTable(0.3, edges, {0: 0, 512: 1}, np.array(flat).reshape(shape))
+    k = data.draw(st.integers(1, 10))
+    rate = np.array(data.draw(st.lists(st.floats(-0.5, 1.5), min_size=k, max_size=k)))
+    kv = np.array(data.draw(st.lists(st.integers(0, 9000).map(float), min_size=k, max_size=k)))
+    pc, n, kp = (data.draw(st.sampled_from([0, 512, 7])), data.draw(st.integers(0, 6000)),
+                 data.draw(st.integers(0, 6000)))
+    few = table.lookup(pc, n, rate, kv, kp)
+    many = table.lookup(pc, n, np.resize(rate, 200), np.resize(kv, 200), kp)[:k]
+    assert bits(few) == bits(many)
