@@ -37,6 +37,8 @@ from typing import Callable
 
 import numpy as np
 
+from seqsched.backends import kernel_tables
+from seqsched.backends.interp import SMALL, max0
 from seqsched.backends.kernel_tables import Grid2, Grid4, Op, Slice
 from seqsched.backends.moe_profile import MoeTable, moe_from_dict
 from seqsched.backends.skew import SkewTable, apply_skew, skew_from_dict
@@ -161,6 +163,10 @@ class KernelProfileCostModel:
         self._check("kv_decode", float(np.max(top)) if top.size else 0.0)
         if self.grid4 is None:
             return self.attention_count * self.decode_grid(float(rows), mean_ctx) * 1e-6
+        if kernel_tables.FAST and mean_ctx.size <= SMALL:
+            few = self._grid4_few(rows, mean_ctx, max_ctx, min_ctx, pc, kp)
+            if few is not None:
+                return few
         kd = np.maximum(mean_ctx - 1.0, 0.0)        # the profiler's kv_decode: history
 
         def lookup(q):
@@ -174,6 +180,30 @@ class KernelProfileCostModel:
             alpha = self.skew.lookup(int(pc), rows, rate, kmax, int(kp))
             us = apply_skew(us, lookup(kmax), alpha, rows, kmax <= kd)
         return self.attention_count * us * 1e-6
+
+    def _grid4_few(self, rows: int, mean_ctx: np.ndarray, max_ctx, min_ctx, pc: float,
+                   kp: float) -> np.ndarray | None:
+        """`_decode_attention` of a grid4 table on Python floats, element by element: the same
+        operations in the same order (None: shapes it does not cover, numpy's path)."""
+        kd = [max0(v - 1.0) for v in mean_ctx.ravel().tolist()]
+        nd, g = float(rows), self.grid4
+        us = g.values(float(pc), float(kp), nd, kd)
+        if self.skew is not None and max_ctx is not None and min_ctx is not None and rows > 1:
+            hi, lo = np.asarray(max_ctx, dtype=float), np.asarray(min_ctx, dtype=float)
+            if hi.shape != mean_ctx.shape or lo.shape != mean_ctx.shape:
+                return None
+            kmax = [max0(v - 1.0) for v in hi.ravel().tolist()]
+            kmin = [max0(v - 1.0) for v in lo.ravel().tolist()]
+            rate = []
+            for d, a, b in zip(kd, kmax, kmin):
+                gap = a - b
+                rate.append(min(max((d - b) / gap, 0.0), 1.0) if gap > 0 else 0.5)
+            alpha = self.skew.values(int(pc), rows, rate, kmax, int(kp))
+            top = g.values(float(pc), float(kp), nd, kmax)
+            us = [m + al * (t - m) if not (a <= d) and t > m else m
+                  for m, t, al, a, d in zip(us, top, alpha, kmax, kd)]
+        c = self.attention_count
+        return np.array([c * u * 1e-6 for u in us]).reshape(mean_ctx.shape)
 
     def prefill_time(self, new_tokens, past_tokens, decode_rows: int = 0,
                      decode_context: int = 0, decode_max: int | None = None,

@@ -26,6 +26,7 @@ def _line(owner, x, v) -> Line:
     line = owner.__dict__.get("_line")
     if line is None or line.src[0] is not x or line.src[1] is not v:
         line = owner.__dict__["_line"] = Line(x, v)
+        owner.__dict__["_memo"] = {}
     return line
 
 
@@ -39,8 +40,15 @@ class Op:
 
     def seconds(self, q):
         one = scalar(q) if FAST else None
-        if one is not None:
-            return self.count * max0(_line(self, self.x, self.us)(one)) * 1e-6
+        if one is not None:     # memoised: a run asks for the same token counts again and again
+            line = _line(self, self.x, self.us)
+            memo = self.__dict__["_memo"]
+            hit = memo.get((one, self.count))
+            if hit is None:
+                if len(memo) > 1 << 16:
+                    memo.clear()
+                hit = memo[(one, self.count)] = self.count * max0(line(one)) * 1e-6
+            return hit
         few = small(q) if FAST else None
         if few is not None:
             line, c = _line(self, self.x, self.us), self.count
@@ -150,6 +158,9 @@ class Grid4:
         return s.lines(kp)
 
     def _few(self, pc: float, kp: float, nd: float, kd: np.ndarray) -> np.ndarray:
+        return np.array(self.values(pc, kp, nd, kd.ravel().tolist())).reshape(kd.shape)
+
+    def values(self, pc: float, kp: float, nd: float, kd: list) -> list:
         """`__call__` on Python floats, one kd at a time (the same operations per element)."""
         lo_p, hi_p, t_p = bracket1(self._pcl, pc)
         lo_n, hi_n, t_n = bracket1(self._ndl, nd)
@@ -162,7 +173,7 @@ class Grid4:
             a = lo(q)
             return a if hi is None else a + t * (hi(q) - a)
         out = []
-        for q in kd.ravel().tolist():
+        for q in kd:
             c00, c01 = at(corners[0], q), at(corners[1], q)
             v0 = c00 + t_n * (c01 - c00)
             if t_p == 0.0:
@@ -171,7 +182,7 @@ class Grid4:
             c10, c11 = at(corners[2], q), at(corners[3], q)
             v1 = c10 + t_n * (c11 - c10)
             out.append(max0(v0 + t_p * (v1 - v0)))
-        return np.array(out).reshape(kd.shape)
+        return out
 
 
 __all__ = ["Op", "Grid2", "Grid4", "Slice"]

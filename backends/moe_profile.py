@@ -130,7 +130,21 @@ class MoeTable:
     def seconds(self, tokens, gathered=None, largest=None) -> np.ndarray:
         """Seconds of every MoE layer of one iteration of `tokens` tokens on this rank
         (`gathered`: the group's gathered tokens, when known; `largest`: its largest rank's
-        count, which sets the collectives' time: `comm_us`)."""
+        count, which sets the collectives' time: `comm_us`). One iteration at a time (scalars)
+        is memoised: a run asks for the same few token counts over and over, and a stored
+        result is the very double the numpy path gives."""
+        key = _scalar_key(tokens, gathered, largest)
+        if key is None:
+            return self._seconds(tokens, gathered, largest)
+        memo = self.__dict__.setdefault("_memo", {})
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) > 1 << 16:
+                memo.clear()
+            hit = memo[key] = self._seconds(tokens, gathered, largest)[()]
+        return hit
+
+    def _seconds(self, tokens, gathered=None, largest=None) -> np.ndarray:
         tokens = np.asarray(tokens, dtype=float)
         comm = self.comm_us(tokens, gathered, largest)
         if self.by_ep is not None:
@@ -141,6 +155,20 @@ class MoeTable:
             table_tokens, experts = self.shape(tokens, gathered)
             us = self.us(np.maximum(table_tokens, 1.0), experts) + comm
         return np.where(tokens > 0, self.count * us * 1e-6, 0.0)
+
+
+def _scalar_key(*values) -> tuple | None:
+    """The values as floats (None kept) when each is one number, else None."""
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (float, int, np.generic)) or (isinstance(v, np.ndarray)
+                                                         and v.ndim == 0):
+            out.append(float(v))
+        else:
+            return None
+    return tuple(out)
 
 
 def expert_parallel(table: MoeTable, ep: int, gather: int, link_gbs: float,

@@ -60,13 +60,18 @@ class SkewTable:
         if i is None:
             return np.full(sr.shape, self.default)
         if sr.size <= 64:           # a step's few iterations: bisect on lists, no numpy calls
-            return self._few(i, n, sr, kvb, kp)
+            return np.array(self.values(pc, n, sr.ravel().tolist(), kvb.ravel().tolist(),
+                                        kp)).reshape(sr.shape)
         a = self.alpha[i, int(bucket(self.edges["n"], n)), bucket(self.edges["skew_rate"], sr),
                        bucket(self.edges["kv_big"], kvb), int(bucket(self.edges["kp"], kp))]
         return np.where(np.isnan(a), self.default, a)
 
-    def _few(self, i: int, n: int, sr: np.ndarray, kvb: np.ndarray, kp: int) -> np.ndarray:
-        """`lookup` by `bisect_left` (searchsorted's side="left") on the edges as lists."""
+    def values(self, pc: int, n: int, sr: list, kvb: list, kp: int) -> list:
+        """`lookup` by `bisect_left` (searchsorted's side="left") on the edges as lists
+        (`sr` already clipped to [0, 1])."""
+        i = self.pcs.get(int(pc))
+        if i is None:
+            return [self.default] * len(sr)
         e = self.__dict__.get("_edges")
         if e is None or e[0] is not self.edges:
             e = self.__dict__["_edges"] = (self.edges, {a: [float(v) for v in self.edges[a]]
@@ -77,9 +82,8 @@ class SkewTable:
             return min(bisect_left(e[axis], v), len(e[axis]) - 1)
         block = self.alpha[i, at("n", float(n))]
         k = at("kp", float(kp))
-        out = [float(block[at("skew_rate", r), at("kv_big", b), k])
-               for r, b in zip(sr.ravel().tolist(), kvb.ravel().tolist())]
-        return np.array([self.default if a != a else a for a in out]).reshape(sr.shape)
+        out = [float(block[at("skew_rate", r), at("kv_big", b), k]) for r, b in zip(sr, kvb)]
+        return [self.default if a != a else a for a in out]
 
 
 def apply_skew(t_mean, t_max, alpha, rows: int, uniform) -> np.ndarray:

@@ -140,3 +140,70 @@ def test_skew_few_equals_numpy(data):
     few = table.lookup(pc, n, rate, kv, kp)
     many = table.lookup(pc, n, np.resize(rate, 200), np.resize(kv, 200), kp)[:k]
     assert bits(few) == bits(many)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_moe_memo_returns_the_numpy_double_for_every_argument_set(data):
+    """The MoE table memoises one-iteration calls: each (tokens, gathered, largest) gets the
+    double its numpy path gives, whatever was asked before (no key collides)."""
+    from seqsched.backends.moe_profile import expert_parallel, moe_from_dict
+    section = {"count": 3, "n_experts": 8, "top_k": 2,
+               "routing": data.draw(st.sampled_from(["uniform", "pigeonhole"])),
+               "rows": [{"experts": 2, "tokens": [1, 100], "us": [11, 110]},
+                        {"experts": 8, "tokens": [2, 100], "us": [24, 220]}]}
+    table = moe_from_dict(section)
+    if data.draw(st.booleans()):
+        table = expert_parallel(table, 2, 2, 100.0, 5.0, 64)
+    calls = data.draw(st.lists(st.tuples(st.integers(0, 300),
+                                         st.one_of(st.none(), st.integers(1, 900)),
+                                         st.one_of(st.none(), st.integers(1, 300))),
+                               min_size=1, max_size=12))
+    for tokens, gathered, largest in calls * 2:             # the second pass hits the memo
+        got = table.seconds(tokens, gathered, largest)
+        want = table._seconds(float(tokens), gathered, largest)
+        assert np.ndim(got) == 0 and bits(got) == bits(want)
+
+
+PROFILES = {"rtxpro6000-llama-3.1-8b-tp1": "llama-3.1-8b",          # grid4 + skew
+            "rtxpro6000-llama-3.1-8b-tp1-aic": "llama-3.1-8b",      # split grids
+            "h100-llama-2-70b-tp4": "llama-2-70b",                  # Vidur, all-reduce
+            "rtxpro6000-qwen3-30b-a3b-tp1": "qwen3-30b-a3b"}        # grid4 + MoE
+_MODELS: dict = {}
+
+
+def _profile(name: str):
+    if name not in _MODELS:
+        from seqsched.backends.profile_registry import load_cost_profile
+        from seqsched.backends.specs import get_model
+        _MODELS[name] = load_cost_profile(name, get_model(PROFILES[name]))
+    return _MODELS[name]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_built_in_profiles_step_times_equal_the_numpy_path(data):
+    """prefill_time and decode_times of the shipped profiles, float path vs numpy path."""
+    m = _profile(data.draw(st.sampled_from(sorted(PROFILES))))
+    k = data.draw(st.integers(0, 6))
+    chunks = data.draw(st.lists(st.integers(1, 3000), max_size=k))
+    past = data.draw(st.lists(st.integers(0, 9000), min_size=len(chunks),
+                              max_size=len(chunks)))
+    rows = data.draw(st.integers(0 if chunks else 1, 300))
+    lo = data.draw(st.integers(1, 20000))
+    hi = lo + data.draw(st.integers(0, 20000))
+    ctx = rows * lo + data.draw(st.integers(0, rows * (hi - lo)))
+    spread = data.draw(st.booleans())
+    iters = data.draw(st.integers(1, 80))
+
+    def both():
+        pre = m.prefill_time(np.array(chunks, dtype=np.int64), np.array(past, dtype=np.int64),
+                             rows, ctx, *((hi, lo) if spread and rows else ()))
+        dec = m.decode_times(rows, ctx, iters, *((hi, lo) if spread else ())) if rows else []
+        return bits([pre]) + bits(dec)
+    fast = both()
+    kernel_tables.FAST = False
+    try:
+        assert fast == both()
+    finally:
+        kernel_tables.FAST = True
