@@ -195,7 +195,7 @@ def cmd_measured(args) -> int:
                         traffic=bench_traffic(args))
     cfg = measured_config(args, run)
     cost = replay_cost(cfg, run.engine)
-    executor = CostModelExecutor(cost) if getattr(cost, "moe", None) is not None else None
+    executor = CostModelExecutor(cost)         # built once: its mismatch warning says once
     prepared = prepare(run.trace, cfg, executor=executor)   # every check before the folder
     out = Path(args.out)
     with output_folder(out, args.overwrite) as folder:

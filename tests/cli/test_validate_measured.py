@@ -258,3 +258,12 @@ def test_gpu_read_from_the_bench_folder_names(tmp_path, capsys):
     src = write_llmservingsim(tmp_path / "examples" / "RTX4090" / "Llama-3-8B" / "vllm")
     code, stdout, err = run_cli(capsys, "--measured", src, "--out", tmp_path / "out")
     assert code == 0 and "replayed on RTX-4090" in stdout and "folder name" in err
+
+
+def test_a_profile_of_another_gpu_is_warned_about_once(tmp_path, capsys, caplog):
+    code, _, _ = run_cli(capsys, "--measured", write_llmservingsim(tmp_path / "run"), "--gpu",
+                         "H100-SXM", "--profile", "rtx4090-llama-3.1-8b-tp1", "--out",
+                         tmp_path / "out", "--no-progress")
+    lines = [r.getMessage() for r in caplog.records if "was measured on" in r.getMessage()]
+    assert code == 0 and len(lines) == 1
+    assert "measured on GPU RTX-4090" in lines[0] and "this run is GPU H100-SXM" in lines[0]
