@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqsched.traces.formats.base import Format, _Converter, _ids
+from seqsched.traces.formats.base import Format, _Converter, _extras, _ids
 from seqsched.traces.request import TraceError
 
 
@@ -27,10 +27,7 @@ def _llmservingsim(df, cmap, src, locate, options, rownums):
         "prompt_tokens": df[cmap["input_toks"]].to_numpy(),
         "output_tokens": df[cmap["output_toks"]].to_numpy(),
     })
-    used = set(cmap.values())
-    for c in df.columns:
-        if c not in used:
-            out[c] = df[c].tolist() if df[c].dtype == object else df[c].to_numpy()
+    out = out.assign(**_extras(df, cmap.values()))
     names = {"arrival_s": cmap["arrival_time_ns"] + " (ns)", "prompt_tokens": cmap["input_toks"],
              "output_tokens": cmap["output_toks"]}
     out.attrs["generated_ids"] = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqsched.traces.formats.base import Format, _Converter, _ids
+from seqsched.traces.formats.base import Format, _Converter, _extras, _ids
 from seqsched.traces.request import TraceError
 
 
@@ -23,10 +23,7 @@ def _mooncake(df, cmap, src, locate, options, rownums):
         r = int(np.flatnonzero(bad)[0])
         raise TraceError(f"{src.path}: {locate(r)}: timestamp is "
                          f"{df[cmap['timestamp']].iloc[r]!r}, not a number of milliseconds")
-    used = set(cmap.values())
-    for c in df.columns:
-        if c not in used:
-            out[c] = df[c].tolist() if df[c].dtype == object else df[c].to_numpy()
+    out = out.assign(**_extras(df, cmap.values()))
     names = {"arrival_s": cmap["timestamp"] + " (ms)", "prompt_tokens": cmap["input_length"],
              "output_tokens": cmap["output_length"]}
     out.attrs["generated_ids"] = True
