@@ -215,19 +215,20 @@ def load_source(source: str, args: argparse.Namespace) -> Trace:
     """Read a file or run a generator, applying --rows/--window (no arrivals, no sampling)."""
     from seqsched.traces import arrivals
     from seqsched.traces.io import load_trace
+    from seqsched.traces.recorded import recorded_traffic
     from seqsched.traces.synthetic import generate
 
     rows = parse_span(getattr(args, "rows", None), "rows", integer=True)
     window = parse_span(getattr(args, "window", None), "window")
     options = _parse_options(getattr(args, "trace_option", None))
     seed = getattr(args, "seed", 0) or 0
-    from seqsched.traces.recorded import recorded_traffic
     if Path(source).is_dir() and (Path(source) / "workload.jsonl").is_file():
         source = str(Path(source) / "workload.jsonl")     # a recorded run's folder: its traffic
-    bench = None if source.startswith(SYNTH_PREFIX) else recorded_traffic(source)
-    if bench is not None or source.startswith(SYNTH_PREFIX):
-        trace = bench if bench is not None else generate(source[len(SYNTH_PREFIX):],
-                                                         synth_count(args), seed, **options)
+    if source.startswith(SYNTH_PREFIX):
+        trace = generate(source[len(SYNTH_PREFIX):], synth_count(args), seed, **options)
+    else:
+        trace = recorded_traffic(source)    # a vLLM bench result JSON; None for a trace file
+    if trace is not None:
         if rows is not None:
             trace = arrivals.slice_rows(trace, *rows)
         if window is not None:

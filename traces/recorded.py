@@ -123,7 +123,8 @@ def recorded_traffic(source: str) -> Trace | None:
     if path.suffix != ".json" or not path.is_file():
         return None
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:1 << 16]
+        with path.open(encoding="utf-8", errors="replace") as f:
+            head = f.read(1 << 16)          # the keys, not the whole of a large trace file
     except OSError:
         return None
     if '"input_lens"' not in head or '"output_lens"' not in head:
