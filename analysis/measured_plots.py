@@ -60,6 +60,8 @@ def timeseries(sim: pd.DataFrame, measured: pd.DataFrame, path: Path) -> Path:
                                               "KV cache use (%)"))):
         sns.lineplot(both, x="t", y=col, hue="run", ax=ax, legend=i == 0)
         ax.set(xlabel="time since start (s)", ylabel=label)
+        if measured[col].isna().all():          # the recorder left it unfilled
+            ax.set_title("measured: not recorded", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

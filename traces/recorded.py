@@ -223,18 +223,25 @@ def read_llmservingsim(folder: Path, workload: Path | None = None) -> RecordedRu
         df = trace.df.copy()
         df["input_tok_ids"] = [r["input_tok_ids"] for r in work_rows]
         trace = Trace(df, name=folder.name)
-    ts = _timeseries(folder / "timeseries.csv") if (folder / "timeseries.csv").is_file() \
-        else None
+    notes: list[str] = []
+    ts = _timeseries(folder / "timeseries.csv", notes) \
+        if (folder / "timeseries.csv").is_file() else None
     return RecordedRun(trace, measured, engine, ts, "llmservingsim", folder.name,
-                       clock="queued")
+                       clock="queued", notes=notes)
 
 
-def _timeseries(path: Path) -> pd.DataFrame:
+def _timeseries(path: Path, notes: list[str]) -> pd.DataFrame:
     df = pd.read_csv(path)
     missing = [c for c in TIMESERIES_COLUMNS if c not in df.columns]
     if missing:
         raise TraceError(f"{path}: missing column(s) {', '.join(missing)} (needed: "
                          f"{', '.join(TIMESERIES_COLUMNS)})")
+    # Some recorders write KV use 0 at every second (two of LLMServingSim's four published
+    # runs do): with requests running that is a column left unfilled, not a measurement.
+    if (df["kv_cache_pct"].fillna(0) == 0).all() and (df["running"] > 0).any():
+        df["kv_cache_pct"] = float("nan")
+        notes.append(f"{path.name}: KV-cache use is 0 at every second while requests run, "
+                     "so it was not recorded; left blank in timeseries.csv and not plotted")
     return df
 
 

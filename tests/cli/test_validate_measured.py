@@ -75,6 +75,19 @@ def test_llmservingsim_reader_uses_the_layouts_definitions(tmp_path):
     assert run.timeseries["running"].tolist() == [1, 2, 1]
 
 
+def test_an_all_zero_kv_column_is_read_as_not_recorded(tmp_path):
+    folder = write_llmservingsim(tmp_path / "run")
+    ts = pd.read_csv(folder / "timeseries.csv")
+    assert read_recorded(folder).timeseries["kv_cache_pct"].tolist() == [0.0, 0.1, 0.0]
+    ts.assign(kv_cache_pct=0.0).to_csv(folder / "timeseries.csv", index=False)
+    run = read_recorded(folder)
+    assert run.timeseries["kv_cache_pct"].isna().all()
+    assert run.timeseries["running"].tolist() == [1, 2, 1]      # the other columns stay
+    assert any("KV-cache use is 0 at every second" in n for n in run.notes)
+    ts.assign(kv_cache_pct=0.0, running=0).to_csv(folder / "timeseries.csv", index=False)
+    assert read_recorded(folder).timeseries["kv_cache_pct"].tolist() == [0.0] * 3  # idle: 0
+
+
 def test_metrics_by_hand(tmp_path):
     metrics = run_metrics(read_recorded(write_llmservingsim(tmp_path / "run")).measured)
     assert metrics["ttft_mean_ms"] == pytest.approx(1000 * 1.25 / 3)
