@@ -44,9 +44,10 @@ def unqueued(folder: Path, within_s: float = 2.0) -> pd.DataFrame:
     return req.loc[keep, ["request_id", "input_toks"]].rename(columns={"request_id": "id"})
 
 
-def replay(folder: Path, gpu: str | None, profile: str | None) -> tuple[pd.DataFrame, str]:
-    """(OUT/requests.csv, the cost model's name) of `validate --measured` with `profile`
-    (None: the default match)."""
+def replay(folder: Path, gpu: str | None, profile: str | None,
+           table: str = "requests.csv") -> tuple[pd.DataFrame, str]:
+    """(OUT/`table`, the cost model's name) of `validate --measured` with `profile`
+    (None: the default match); `table` "records_sim.csv" gives the simulated records."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = ["validate", "--measured", str(folder), "--out", f"{tmp}/out", "--no-progress"]
         argv += (["--gpu", gpu] if gpu else []) + (["--profile", profile] if profile else [])
@@ -54,7 +55,7 @@ def replay(folder: Path, gpu: str | None, profile: str | None) -> tuple[pd.DataF
             if cli(argv) != 0:
                 raise SystemExit(f"validate --measured failed with --profile {profile}")
         used = json.loads(Path(f"{tmp}/out/settings.json").read_text())["simulated_with"]
-        return pd.read_csv(f"{tmp}/out/requests.csv"), str(used["cost_model"])
+        return pd.read_csv(f"{tmp}/out/{table}"), str(used["cost_model"])
 
 
 def main() -> None:
