@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -47,31 +46,23 @@ def add_measured_arguments(p) -> None:
 
 
 def builtin_model(name: str) -> str:
-    """A built-in model for a run's model name: as given, else its Hugging Face basename in
-    lower case with release tags peeled off the end one by one (-hf, -instruct, -chat, -it,
-    -base, a version -v0.1, a date -2507) and a leading meta- dropped:
-    mistralai/Mixtral-8x7B-Instruct-v0.1 -> mixtral-8x7b, meta-llama/Meta-Llama-3-8B-Instruct
-    -> llama-3-8b. Fine-tunes keep their base model's shape; a quantised name (-AWQ, -FP8)
-    is not peeled: its weights differ, so it needs its config.json."""
+    """A built-in model for a run's model name: as given (a built-in name, alias or
+    config.json), else the built-in shape its Hugging Face id names with release tags peeled
+    (backends/specs.builtin_model_name: mistralai/Mixtral-8x7B-Instruct-v0.1 -> mixtral-8x7b,
+    meta-llama/Meta-Llama-3-8B-Instruct -> llama-3-8b). Fine-tunes keep their base model's
+    shape; a quantised name (-AWQ, -FP8) is not peeled: its weights differ, so it needs its
+    config.json."""
     from seqsched.backends.spec_files import resolve_model
-    from seqsched.backends.specs import MODELS
+    from seqsched.backends.specs import MODELS, builtin_model_name
 
-    base = name.rstrip("/").split("/")[-1].lower()
-    tries = [name, base]
-    while True:
-        peeled = re.sub(r"-(hf|instruct|chat|it|base|v\d+(\.\d+)*|\d{4})$", "", tries[-1])
-        if peeled == tries[-1]:
-            break
-        tries.append(peeled)
-    tries += [t[len("meta-"):] for t in tries[1:] if t.startswith("meta-")]
-    for candidate in tries:
-        try:
-            spec = resolve_model(candidate)
-        except UserError:
-            continue
-        return spec.name if spec.name in MODELS else candidate
-    resolve_model(name)         # the one-line error listing the built-in models
-    return name
+    try:
+        spec = resolve_model(name)
+    except UserError:
+        found = builtin_model_name(name)
+        if found is None:
+            raise
+        return found
+    return spec.name if spec.name in MODELS else name
 
 
 def measured_config(args, run):

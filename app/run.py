@@ -29,7 +29,7 @@ from seqsched.backends.presets import get_preset
 from seqsched.backends.roofline import RooflineCostModel
 from seqsched.backends.links import get_link, host_link
 from seqsched.backends.pipeline import pp_kv_capacity_tokens
-from seqsched.backends.spec_files import resolve_gpu, resolve_model
+from seqsched.backends.spec_files import resolve_gpu, resolve_model, respelled
 from seqsched.backends.specs import kv_bytes_per_gpu, kv_capacity_tokens
 from seqsched.backends.vllm_engine import batch_defaults, kv_cache_tokens
 from seqsched.common.defaults import DEFAULT_GPU, DEFAULT_MODEL, is_default
@@ -37,7 +37,7 @@ from seqsched.common.params import init_params, is_whole
 from seqsched.policies import POLICIES, STATIC_POLICIES, make_policy
 from seqsched.predictors import make_predictor
 from seqsched.sim.engine import ROUTERS, Engine
-from seqsched.common.errors import UserError
+from seqsched.common.errors import UserError, did_you_mean
 from seqsched.sim.lockstep import attach_groups
 from seqsched.sim.swap import host_swap
 from seqsched.traces.request import Trace
@@ -98,7 +98,13 @@ class RunConfig:
     engine: str = "auto"                # auto, fast (array engine) or baseline (engine_choice)
 
     def resolved(self) -> "RunConfig":
-        """The preset's GPU/model/overheads filled in; explicit values win over the preset."""
+        """The preset's GPU/model/overheads filled in; explicit values win over the preset. A
+        GPU or model typed another way than a name it accepts (case, a Hugging Face id with
+        release tags) becomes its built-in name, so profiles and prices match it."""
+        changes = {key: name for key, kind in (("gpu", "gpu"), ("decode_gpu", "gpu"),
+                                               ("model", "model"))
+                   if (name := respelled(getattr(self, key), kind))}
+        self = dataclasses.replace(self, **changes) if changes else self
         if self.backend is None:
             return self
         p = get_preset(self.backend)
@@ -117,7 +123,8 @@ class RunConfig:
         if self.replicas < 1:
             raise UserError(f"replicas must be >= 1, got {self.replicas}")
         if self.router not in ROUTERS:
-            raise UserError(f"unknown router {self.router!r}; choose one of {', '.join(ROUTERS)}")
+            raise UserError(f"unknown router {self.router!r}{did_you_mean(self.router, ROUTERS)}; "
+                            f"choose one of {', '.join(ROUTERS)}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise UserError(f"max-new-tokens must be >= 1, got {self.max_new_tokens}")
         if not 0 < self.memory_fraction <= 1:

@@ -16,10 +16,13 @@ GPU TOML keys (the datasheet's figures):
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
-from seqsched.backends.specs import MODEL_ALIASES, GPUSpec, ModelSpec, get_gpu, get_model
+from seqsched.backends.specs import (GPU_ALIASES, GPUS, MODEL_ALIASES, MODELS, GPUSpec,
+                                     ModelSpec, builtin_gpu_name, builtin_model_name,
+                                     get_gpu, get_model)
 from seqsched.common.errors import UserError
 
 GPU_KEYS = {"peak_tflops", "bandwidth_gbs", "memory_gb"}
@@ -77,12 +80,18 @@ QK_NORM_TYPES = {"qwen3", "qwen3_moe"}
 def model_from_hf_config(path: str | Path) -> ModelSpec:
     """A LLaMA-family shape from a Hugging Face config.json (LLaMA, Mistral, Mixtral, Qwen2/3
     field names; `text_config` of a multimodal wrapper is read when present)."""
+    given = path
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if re.fullmatch(r"[\w.-]+/[\w.-]+", str(given)) and not str(given).endswith(".json"):
+            raise UserError(f"model {given}: not a built-in shape and no such folder here; "
+                            f"download its config.json (huggingface.co/{given}/blob/main/"
+                            "config.json) and pass --model PATH/config.json, or name a built-in "
+                            "model (seqsched simulate --help lists them)") from None
         raise UserError(f"model {path}: no such file; give a built-in model name or a Hugging "
                         "Face config.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -117,12 +126,24 @@ def resolve_gpu(name: str) -> GPUSpec:
     return gpu_from_toml(name) if str(name).endswith(".toml") else get_gpu(name)
 
 
+def respelled(name: str | None, kind: str) -> str | None:
+    """The built-in name of a GPU (`kind` "gpu") or model ("model") typed another way than
+    any name accepted as it is ("h100-sxm", "meta-llama/Llama-3.1-8B-Instruct"); None for a
+    name accepted as it is, a file or folder, or no built-in one."""
+    if name is None or str(name).endswith((".toml", ".json")) or Path(name).is_dir():
+        return None
+    names, aliases, lookup = ((GPUS, GPU_ALIASES, builtin_gpu_name) if kind == "gpu"
+                              else (MODELS, MODEL_ALIASES, builtin_model_name))
+    return None if name in names or name in aliases else lookup(name)
+
+
 def resolve_model(name: str) -> ModelSpec:
-    """A built-in model by name, or a Hugging Face config.json / the folder holding one."""
-    if str(name).endswith(".json") or ("/" in str(name) and name not in MODEL_ALIASES) \
-            or Path(name).is_dir():
+    """A built-in model by name (or a Hugging Face id of one: `builtin_model_name`), or a
+    Hugging Face config.json / the folder holding one."""
+    if str(name).endswith(".json") or Path(name).is_dir() \
+            or ("/" in str(name) and builtin_model_name(name) is None):
         return model_from_hf_config(name)
     return get_model(name)
 
 
-__all__ = ["gpu_from_toml", "model_from_hf_config", "resolve_gpu", "resolve_model"]
+__all__ = ["gpu_from_toml", "model_from_hf_config", "resolve_gpu", "resolve_model", "respelled"]

@@ -7,9 +7,11 @@ come from each model's published `config.json` (Hugging Face model cards) or pap
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from seqsched.common.errors import UserError
+from seqsched.backends.device_names import gpu_for_device
+from seqsched.common.errors import UserError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -235,22 +237,61 @@ MODEL_ALIASES = {"meta-llama/Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Llama-2-
                  "qwen3-30b-a3b-instruct-2507": "qwen3-30b-a3b"}
 
 
+# A Hugging Face id's release tags (peeled off the end one by one to find the base shape):
+# -hf, -instruct, -chat, -it, -base, a version -v0.1, a date -2507. A quantised name (-AWQ,
+# -FP8) is never peeled: its weights differ, so it needs its config.json.
+RELEASE_TAG = re.compile(r"-(hf|instruct|chat|it|base|v\d+(\.\d+)*|\d{4})$")
+
+
+def _fold(name: str) -> str:
+    """Case, spaces and underscores do not matter in a typed name: "H100 SXM" = "h100-sxm"."""
+    return re.sub(r"[\s_]+", "-", str(name).strip()).lower()
+
+
+def builtin_gpu_name(name: str) -> str | None:
+    """The built-in GPU a typed name means: itself, an alias, the same ignoring case/spaces
+    ("h100-sxm", "RTX 4090") or a CUDA device name ("NVIDIA H100 80GB HBM3",
+    backends/device_names.py); None when none."""
+    if name in GPUS or name in GPU_ALIASES:
+        return GPU_ALIASES.get(name, name)
+    folded = {_fold(k): v for k, v in {**{g: g for g in GPUS}, **GPU_ALIASES}.items()}
+    return folded.get(_fold(name)) or gpu_for_device(name)
+
+
+def builtin_model_name(name: str) -> str | None:
+    """The built-in model a typed name means: itself, an alias, the same ignoring case, or a
+    Hugging Face id whose basename with release tags peeled and a leading meta- dropped is one
+    (meta-llama/Meta-Llama-3-8B-Instruct -> llama-3-8b, mistralai/Mixtral-8x7B-Instruct-v0.1
+    -> mixtral-8x7b): a fine-tune keeps its base model's shape. None when none."""
+    if name in MODELS or name in MODEL_ALIASES:
+        return MODEL_ALIASES.get(name, name)
+    folded = {_fold(k): v for k, v in {**{m: m for m in MODELS}, **MODEL_ALIASES}.items()}
+    tries = [_fold(name), _fold(str(name).rstrip("/").split("/")[-1])]
+    while (peeled := RELEASE_TAG.sub("", tries[-1])) != tries[-1]:
+        tries.append(peeled)
+    tries += [t[len("meta-"):] for t in tries[1:] if t.startswith("meta-")]
+    return next((folded[t] for t in tries if t in folded), None)
+
+
 def get_gpu(name: str) -> GPUSpec:
-    """A built-in GPU by name or alias (files: backends/spec_files.resolve_gpu)."""
-    try:
-        return GPUS[GPU_ALIASES.get(name, name)]
-    except KeyError:
-        raise UserError(f"unknown GPU {name!r}; choose one of {', '.join(GPUS)} or give a "
-                        "GPU TOML file") from None
+    """A built-in GPU by name, alias or a spelling of one (`builtin_gpu_name`; files:
+    backends/spec_files.resolve_gpu)."""
+    found = builtin_gpu_name(name)
+    if found is None:
+        raise UserError(f"unknown GPU {name!r}{did_you_mean(name, GPUS)}; choose one of "
+                        f"{', '.join(GPUS)} or give a GPU TOML file (keys peak_tflops, "
+                        "bandwidth_gbs, memory_gb: README, 'Backends')")
+    return GPUS[found]
 
 
 def get_model(name: str) -> ModelSpec:
-    """A built-in model by name or alias (files: backends/spec_files.resolve_model)."""
-    try:
-        return MODELS[MODEL_ALIASES.get(name, name)]
-    except KeyError:
-        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} or give a "
-                        "Hugging Face config.json") from None
+    """A built-in model by name, alias or a spelling of one (`builtin_model_name`; files:
+    backends/spec_files.resolve_model)."""
+    found = builtin_model_name(name)
+    if found is None:
+        raise UserError(f"unknown model {name!r}{did_you_mean(name, MODELS)}; choose one of "
+                        f"{', '.join(MODELS)} or give a Hugging Face config.json") from None
+    return MODELS[found]
 
 
 def kv_capacity_tokens(gpu: GPUSpec, model: ModelSpec, memory_fraction: float = 0.9,
@@ -295,4 +336,5 @@ def kv_bytes_per_gpu(model: ModelSpec, tp: int = 1) -> float:
 
 
 __all__ = ["GPUSpec", "ModelSpec", "GPUS", "MODELS", "get_gpu", "get_model",
-           "kv_capacity_tokens", "kv_bytes_per_gpu", "check_tensor_parallel", "GPU_ALIASES", "MODEL_ALIASES"]
+           "kv_capacity_tokens", "kv_bytes_per_gpu", "check_tensor_parallel", "GPU_ALIASES",
+           "MODEL_ALIASES", "builtin_gpu_name", "builtin_model_name"]

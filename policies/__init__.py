@@ -10,7 +10,7 @@ from seqsched.policies.gittins import GittinsPolicy, SRPTExpectedPolicy
 from seqsched.policies.mlfq import MLFQPolicy
 from seqsched.policies.static import BinnedPolicy, SortedPolicy, VanillaPolicy
 from seqsched.sim.step import Step, StepResult
-from seqsched.common.errors import UserError
+from seqsched.common.errors import UserError, did_you_mean
 from seqsched.common.params import VALUE_KINDS, init_params
 
 POLICIES = {
@@ -30,7 +30,8 @@ STATIC_POLICIES = ("vanilla", "sorted", "binned")
 
 def make_policy(name: str, **params):
     if name not in POLICIES:
-        raise UserError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+        raise UserError(f"unknown policy {name!r}{did_you_mean(name, POLICIES)}; choose one of "
+                        f"{', '.join(POLICIES)}")
     cls = POLICIES[name]
     known = init_params(cls)
     unknown = sorted(set(params) - known)

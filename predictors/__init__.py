@@ -7,7 +7,7 @@ from seqsched.predictors.base import Predictor, PredictorCost
 from seqsched.predictors.basic import PREDICTORS as BASIC_PREDICTORS
 from seqsched.predictors.from_file import ColumnPredictor, FromFilePredictor
 from seqsched.predictors.quality import QualityPredictor
-from seqsched.common.errors import UserError
+from seqsched.common.errors import UserError, did_you_mean
 
 
 def _proxy(**params):
@@ -41,7 +41,8 @@ PREDICTORS = {
 
 def make_predictor(name: str, **params) -> Predictor:
     if name not in PREDICTORS:
-        raise UserError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}")
+        raise UserError(f"unknown predictor {name!r}{did_you_mean(name, PREDICTORS)}; choose one "
+                        f"of {', '.join(PREDICTORS)}")
     try:
         return PREDICTORS[name](**params)
     except UserError:
