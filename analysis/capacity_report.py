@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
+from seqsched.analysis.tables import github_table
 
 
 def _save(fig, path: Path) -> None:
@@ -67,8 +67,7 @@ def pareto_plot(df: pd.DataFrame, path: Path, latency: str) -> None:
 
 def table(df: pd.DataFrame, columns: dict[str, str]) -> str:
     cols = [c for c in columns if c in df]
-    return tabulate(df[cols].rename(columns=columns), headers="keys", tablefmt="github",
-                    showindex=False, floatfmt=".4g")
+    return github_table(df[cols].rename(columns=columns), digits=4)
 
 
 def write_markdown(folder: Path, title: str, context: dict, body: list[str]) -> None:

@@ -72,14 +72,13 @@ def quality_section(folder: Path, df: pd.DataFrame, axes: list) -> list[str]:
     names = write_quality_map(folder, df, axes)
     if not names:
         return []
-    from tabulate import tabulate
+    from seqsched.analysis.tables import github_table
     table = gain_table(df, axes)
     lines = ["", "## Gain over FCFS vs predictor quality", "",
              f"Gains at the same grid point as fcfs (latency: share cut, throughput: share "
              f"added), x = `{quality_axis(axes).key}`, one panel per "
              f"`{next((a.key for a in axes if a is not quality_axis(axes)), '-')}`. "
              "Where nothing waits (below saturation) order cannot matter: gains stay at 0.", "",
-             tabulate(table, headers="keys", tablefmt="github", showindex=False,
-                      floatfmt=".3g"), ""]
+             github_table(table), ""]
     lines += [f"![{n[:-4]}]({n})" for n in names]
     return lines

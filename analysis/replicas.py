@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
+from seqsched.analysis.tables import github_table
 
 SMART_ROUTERS = ("power-of-two", "prefix-aware")
 
@@ -43,5 +43,4 @@ def replica_table(records: pd.DataFrame, steps: pd.DataFrame, replicas: int) -> 
 
 
 def replica_markdown(label: str, table: pd.DataFrame) -> list[str]:
-    return [f"### {label}", "", tabulate(table, headers="keys", tablefmt="github",
-                                         showindex=False, floatfmt=".3g"), ""]
+    return [f"### {label}", "", github_table(table), ""]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
+from seqsched.analysis.tables import github_table
 
 from seqsched.analysis.csv_writer import write_csv
 from seqsched.analysis.metrics import TABLE_COLUMNS
@@ -25,7 +25,7 @@ def terminal_table(summary: pd.DataFrame, baseline: str | None = None) -> str:
     if baseline is not None and baseline in set(summary["label"]):
         base = float(summary.loc[summary["label"] == baseline, "throughput_rps"].iloc[0])
         table.insert(2, f"x {baseline}", summary["throughput_rps"] / base)
-    return tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
+    return github_table(table)
 
 
 def write_run(folder: Path, label: str, result) -> None:

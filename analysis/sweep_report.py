@@ -33,10 +33,10 @@ def read_sweep(path: Path) -> pd.DataFrame:
 
 
 def sweep_table(df: pd.DataFrame, axes: list) -> str:
-    from tabulate import tabulate
+    from seqsched.analysis.tables import github_table
     cols = ["policy"] + [a.key for a in axes] + [c for c in TABLE_METRICS if c in df]
     table = df[cols].rename(columns=TABLE_METRICS)
-    return tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
+    return github_table(table)
 
 
 def x_axis(axes: list):
