@@ -11,7 +11,10 @@ import importlib
 import sys
 import time
 
+from seqsched.app.cli_parser import Parser, SpecList, Version
 from seqsched.app.experiment import apply_experiment
+from seqsched.app.help_text import (BACKEND_HELP, GPU_HELP, MODEL_HELP, POLICY_HELP,
+                                    PREDICTOR_HELP, ROUTER_HELP)
 from seqsched.app.objectives import add_objective_arguments, objectives_from_args
 from seqsched.common.defaults import DEFAULT_GPU, DEFAULT_MODEL
 from seqsched.common.errors import UserError
@@ -21,23 +24,6 @@ from seqsched.common.params import parse_params
 COMMAND_MODULES = ("seqsched.app.trace_cli", "seqsched.app.predict_cli", "seqsched.app.live_cli",
                    "seqsched.app.capacity_cli", "seqsched.app.profile_cli")
 
-POLICY_HELP = ("static: vanilla, sorted, binned (VBS/FCR); continuous: fcfs, sjf, srpt, ltr "
-               "(admission=predicted: length-aware admission). Parameters with "
-               "--policy-param, e.g. batch_size=16, vbs=false, aging=10")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (the usage is one `--help` away)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class SpecList(argparse.Action):
-    """`--policies fcfs sjf` or `--policies fcfs,sjf` (as vLLM users type lists)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, [v for x in values for v in x.split(",") if v])
 
 
 def parse_policy_spec(spec: str) -> tuple[str, dict]:
@@ -52,25 +38,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     from seqsched.app.vllm_args import add_vllm_options
     add_trace_arguments(p)
     g = p.add_argument_group("backend")
-    g.add_argument("--backend", default=None,
-                   help="preset: paper-a100 (the paper's HF-eager A100 stack), paper-a100-iter, "
-                        "roofline; sets GPU, model and overheads")
-    g.add_argument("--gpu", default=DEFAULT_GPU,
-                   help="A100-40GB, A100-80GB, H100-SXM, H200, L4 (default A100-80GB)")
-    g.add_argument("--model", default=DEFAULT_MODEL,
-                   help="llama-7b, llama-13b, vicuna-7b, llama-2-7b/13b/70b, llama-3-8b, "
-                        "mistral-7b, tiny (default llama-7b)")
+    g.add_argument("--backend", default=None, help=BACKEND_HELP)
+    g.add_argument("--gpu", default=DEFAULT_GPU, help=GPU_HELP)
+    g.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     g.add_argument("--profile", default=None,
                    help="profile JSON or built-in name: a kernel profile (seqsched profile "
                         "list/import) or a calibration profile (seqsched calibrate); "
                         "'roofline' forces the roofline. Default: the built-in kernel profile "
                         "of --gpu x --model x --tp if one ships, else the roofline")
     g.add_argument("--tp", type=int, default=1,
-                   help="tensor-parallel GPUs per replica (weights and KV split, all-reduce)")
+                   help="tensor-parallel GPUs per replica (weights and KV split, all-reduce; "
+                        "default 1)")
     g.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
-    g.add_argument("--router", default="round-robin",
-                   help="round-robin, least-loaded, random, power-of-two, prefix-aware or "
-                        "vllm-dp (vLLM's DP balancer) (default round-robin)")
+    g.add_argument("--router", default="round-robin", help=ROUTER_HELP)
     g.add_argument("--dp-lockstep", type=int, default=0, metavar="D",
                    help="data-parallel MoE: replicas step in lockstep groups of D, each step "
                         "as long as the group's slowest (vLLM's DP ranks; default off)")
@@ -104,8 +84,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="link to host memory for swap: pcie4, pcie5 or GB/s (default: the "
                         "GPU's PCIe generation)")
     g = p.add_argument_group("prediction")
-    g.add_argument("--predictor", default="oracle",
-                   help="oracle, max-of-samples, noisy, none, ... (default oracle)")
+    g.add_argument("--predictor", default="oracle", help=PREDICTOR_HELP)
     g.add_argument("--predictor-param", action="append", metavar="KEY=VALUE",
                    help="predictor parameter, e.g. scale=62 (repeatable)")
     g = p.add_argument_group("output")
@@ -298,6 +277,7 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="seqsched", description="Simulation-first lab for LLM inference "
                     "scheduling: what if I scheduled this traffic with that policy on that GPU?")
+    parser.add_argument("--version", action=Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -306,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="fcfs", help=POLICY_HELP)
     p.add_argument("--policy-param", action="append", metavar="KEY=VALUE",
                    help="policy parameter (repeatable)")
-    p.add_argument("--batch-size", type=int, default=None, help="static batch size")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size of a static policy (default 16)")
     add_run_options(p)
     p.set_defaults(func=cmd_simulate)
 
@@ -339,8 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "overrides the same option given otherwise.")
     p.add_argument("--policy", action="append", metavar="SPEC",
                    help="NAME[:KEY=VALUE...], e.g. binned:vbs=false (repeatable; default "
-                        "fcfs); static: vanilla, sorted, binned; continuous: fcfs, sjf, srpt, "
-                        "ltr")
+                        "fcfs); " + POLICY_HELP.split(" (default fcfs")[0])
     p.add_argument("--policies", nargs="+", metavar="SPEC", action=SpecList,
                    help="more policies, as compare")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
@@ -365,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="1,024 synthetic Alpaca/Vicuna requests (lengths derived from "
                        "the Sequence Scheduling data), Vicuna-7B on the paper-a100 preset, "
                        "every policy; prints the table and writes a report folder.")
-    p.add_argument("-n", "--num-requests", type=int, default=1024)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num-requests", type=int, default=1024,
+                   help="synthetic requests (default 1024, the paper's)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the workload and the noisy predictor (default 0)")
     p.add_argument("--out", default="seqsched-demo", help="output folder (default seqsched-demo)")
     p.set_defaults(func=cmd_demo)
 

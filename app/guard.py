@@ -12,7 +12,9 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
+from seqsched.analysis.output import PARTIAL
 from seqsched.common.errors import UserError
 from seqsched.common.params import check_options
 
@@ -45,6 +47,18 @@ def _error(message: str) -> None:
     print(f"seqsched: error: {message}", file=sys.stderr)
 
 
+def _kept(args) -> str:
+    """What an interrupted command leaves: its `OUT.partial/` folder, by name, and for a
+    sweep how to finish it."""
+    out = getattr(args, "out", None)
+    partial = Path(str(out)).with_name(Path(str(out)).name + PARTIAL) if out else None
+    if partial is None or not partial.is_dir():
+        return "no output folder was completed"
+    again = (" (run the same command with --resume to finish it)"
+             if getattr(args, "resume", None) is not None else "")
+    return f"finished work is kept in {partial}/{again}"
+
+
 def run_command(args) -> int:
     """Run `args.func(args)` and map how it ended to an exit code and at most one line."""
     try:
@@ -55,12 +69,10 @@ def run_command(args) -> int:
         _error(" ".join(str(e).split("\n")))
         return 2
     except KeyboardInterrupt:
-        print("seqsched: interrupted; finished work is kept in OUT.partial/ where a command "
-              "writes one", file=sys.stderr)
+        print(f"seqsched: interrupted; {_kept(args)}", file=sys.stderr)
         return 130
     except Terminated:
-        print("seqsched: terminated (SIGTERM); finished work is kept in OUT.partial/ where a "
-              "command writes one", file=sys.stderr)
+        print(f"seqsched: terminated (SIGTERM); {_kept(args)}", file=sys.stderr)
         return 143
     except BrokenPipeError:            # `seqsched ... | head`: the reader left
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -12,6 +12,8 @@ cheaper, then higher joint attainment, then lower p99 end-to-end latency.
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from seqsched.common.errors import UserError
@@ -69,7 +71,7 @@ def plan(args) -> int:
     check_points(points, traces)
     with output_folder(args.out, args.overwrite) as folder:
         df = run_points(points, traces, folder, workers=args.workers, use_ray=args.ray,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress and sys.stderr.isatty())
         ranked = rank(df, target)
         ranked.to_csv(folder / "plan.csv", index=False)
         rep.pareto_plot(ranked, folder / "pareto.png", "e2e_s_p99")

@@ -65,7 +65,8 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
         help="override format detection")
     add("-n", "--num-requests", type=int, default=None, metavar="N",
         help=f"requests to generate for synth:NAME (default {DEFAULT_SYNTH_N})")
-    add("--seed", type=int, default=0, help="random seed (sampling, arrivals, synthesis)")
+    add("--seed", type=int, default=0,
+        help="random seed (sampling, arrivals, synthesis; default 0)")
     add("--arrival", choices=ARRIVALS, default=None,
         help="arrival process (default: replay recorded times if the trace has them, "
              "else poisson when --rate is given, else offline)")

@@ -15,6 +15,8 @@ import argparse
 import re
 import sys
 
+from seqsched.common.errors import UserError
+
 
 # vLLM engine key -> the continuous policies' parameter
 POLICY_KEYS = {"max_num_seqs": "max_num_seqs", "max_num_batched_tokens": "max_batched_tokens",
@@ -111,6 +113,76 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                         "N are unfinished is sent, in arrival order, when one finishes; TTFT and "
                         "latency count from the send (default: no cap; validate --measured: the "
                         "vLLM bench result's own max_concurrency)")
+    add_vllm_server_options(parser)
+
+
+# `vllm serve` options that change nothing simulated (HTTP server, logging, model loading,
+# chat templates): accepted, so that a pasted command runs, and named in one note line.
+# Value: how many values the option takes (argparse nargs; 0: a switch).
+SERVER_ONLY = {"--host": None, "--port": None, "--uds": None, "--uvicorn-log-level": None,
+               "--api-key": None, "--served-model-name": "+", "--disable-log-requests": 0,
+               "--enable-log-requests": 0, "--disable-log-stats": 0, "--trust-remote-code": 0,
+               "--download-dir": None, "--load-format": None, "--tokenizer-mode": None,
+               "--revision": None, "--hf-token": "?", "--chat-template": None,
+               "--enable-auto-tool-choice": 0, "--tool-call-parser": None,
+               "--disable-uvicorn-access-log": 0, "--disable-fastapi-docs": 0,
+               "--max-log-len": None, "--allowed-origins": None, "--root-path": None,
+               "--generation-config": None, "--response-role": None,
+               "--return-tokens-as-token-ids": 0, "--enable-prompt-tokens-details": 0,
+               "--dtype": None}
+# 16-bit weights, as every built-in shape and a config.json's torch_dtype say
+SAME_DTYPES = ("auto", "half", "float16", "bfloat16", "fp16", "bf16")
+# `vllm serve` options that change what would be measured in ways not modelled here: refused
+# with what to do instead
+NOT_MODELLED = {
+    "--kv-cache-dtype": "a quantised KV cache is not modelled (KV is sized and timed at the "
+                        "model's dtype): drop it, or pin the KV cache with --kv-blocks N from "
+                        "vLLM's log ('# GPU blocks: N')",
+    "--quantization": "quantised weights are not modelled: drop it, or give the model's "
+                      "config.json with --model (its torch_dtype sets the weight bytes)",
+    "--data-parallel-size": "give --replicas N --router vllm-dp (vLLM's DP load balancer), and "
+                            "--dp-lockstep N for an MoE model",
+    "--speculative-config": "speculative decoding is not modelled: drop it",
+    "--cpu-offload-gb": "weight offloading is not modelled: drop it",
+    "--scheduling-policy": "give seqsched's --policy (fcfs, sjf, srpt, ...) instead",
+    "--num-scheduler-steps": "multi-step scheduling is not modelled: drop it",
+}
+
+# values of those that mean vLLM's own default, so they change nothing either
+VLLM_DEFAULT = {"--kv-cache-dtype": SAME_DTYPES, "--scheduling-policy": ("fcfs",),
+                "--data-parallel-size": ("1",), "--num-scheduler-steps": ("1",),
+                "--cpu-offload-gb": ("0",)}
+
+
+def add_vllm_server_options(parser: argparse.ArgumentParser) -> None:
+    """The `vllm serve` options that are accepted without effect (`SERVER_ONLY`) or refused
+    with a fix (`NOT_MODELLED`), hidden from --help; an option the parser already has (the
+    live `validate --dtype`) keeps its own meaning."""
+    have = set(parser._option_string_actions)
+    for flag, nargs in {**SERVER_ONLY, **{f: None for f in NOT_MODELLED}}.items():
+        if flag not in have:
+            dest = "vllm_" + flag[2:].replace("-", "_")
+            kw = {"action": "store_true"} if nargs == 0 else {"nargs": nargs}
+            parser.add_argument(flag, dest=dest, default=None, help=argparse.SUPPRESS, **kw)
+
+
+def check_server_options(args) -> None:
+    """One note naming the `vllm serve` options that change nothing here; a UserError for one
+    whose effect is not modelled."""
+    def value(flag):
+        return getattr(args, "vllm_" + flag[2:].replace("-", "_"), None)
+
+    for flag, fix in NOT_MODELLED.items():
+        if value(flag) is not None and str(value(flag)).lower() not in VLLM_DEFAULT.get(flag, ()):
+            raise UserError(f"vllm serve's {flag} {value(flag)}: {fix}")
+    dtype = value("--dtype")
+    if dtype is not None and str(dtype).lower() not in SAME_DTYPES:
+        raise UserError(f"--dtype {dtype}: the built-in shapes are 16-bit; drop --dtype, or give "
+                        "a config.json whose torch_dtype is the one you serve with --model")
+    ignored = [f for f in [*SERVER_ONLY, *NOT_MODELLED] if value(f) not in (None, False)]
+    if ignored:
+        note("server-only", f"ignored {', '.join(ignored)}: vllm serve options that change "
+             "nothing simulated")
 
 
 def given(args) -> dict:
@@ -139,6 +211,7 @@ def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
     """(policy parameters, RunConfig fields) from the engine settings `base` (a recorded run's
     metadata, with its vLLM version's scheduler defaults) overridden by the options on the
     command line."""
+    check_server_options(args)
     engine = {k: v for k, v in version_defaults(base or {}).items()
               if k in ENGINE_KEYS and v is not None}
     engine.update(given(args))

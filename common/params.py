@@ -128,6 +128,9 @@ OPTION_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
 FLAG_NAMES = {"num_requests": "the number of requests (-n)"}
 
 
+# a share typed as a percentage is the likely mistake: say the option's other name and a value
+SHARE_HINTS = {"memory_fraction": " (a share of GPU memory, as vLLM's --gpu-memory-utilization:"
+                                  " e.g. 0.9 for 90%)"}
 OPEN_HIGH = {"holdout"}     # [0, 1): a holdout of everything leaves nothing to train on
 
 
@@ -155,7 +158,7 @@ def check_option(dest: str, value: Any, where: str | None = None) -> None:
             (value > low if open_low else value >= low)
             and (value < high if open_high else value <= high)):
         raise UserError(f"{where} must be in {'(' if open_low else '['}{low}, {high}"
-                        f"{')' if open_high else ']'}, got {value!r}")
+                        f"{')' if open_high else ']'}, got {value!r}{SHARE_HINTS.get(dest, '')}")
     if low is not None and (value <= low if open_low else value < low):
         raise UserError(f"{where} must be {'>' if open_low else '>='} {low}, got {value!r}")
     if high is not None and value > high:

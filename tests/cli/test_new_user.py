@@ -1,0 +1,107 @@
+"""What a new user pastes and mistypes: a whole `vllm serve` command, a Hugging Face model id,
+a percentage for a share, an unknown option, `--version`, Ctrl-C in a sweep, a plan whose
+stderr is a log file. Each either works or ends in one error line that says the fix."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from seqsched.app import vllm_args
+from seqsched.app.cli import main
+from seqsched.app.guard import run_command
+
+SYNTH = ["synth:azure-conv", "-n", "40", "--rate", "5", "--no-progress"]
+VLLM_SERVE = ["--max-num-seqs", "256", "--max-num-batched-tokens", "8192",
+              "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.9",
+              "--enable-chunked-prefill", "--block-size", "16"]
+PLUMBING = ["--host", "0.0.0.0", "--port", "8000", "--dtype", "bfloat16",
+            "--disable-log-requests", "--trust-remote-code", "--served-model-name", "chat",
+            "--kv-cache-dtype", "auto"]
+
+
+def run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seqsched: error: "), err
+    return err[0]
+
+
+def test_a_pasted_vllm_serve_command_runs_as_without_its_server_flags(capsys, monkeypatch):
+    monkeypatch.setattr(vllm_args, "_NOTED", set())
+    model = ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-SXM"]
+    assert run("simulate", *SYNTH, *model, *VLLM_SERVE) == 0
+    plain = capsys.readouterr().out
+    assert run("simulate", *SYNTH, *model, *VLLM_SERVE, *PLUMBING) == 0
+    out, err = capsys.readouterr()
+    assert out == plain
+    # --host is vLLM's, not an abbreviation of --host-link
+    assert err.strip() == ("seqsched: note: ignored --host, --port, --served-model-name, "
+                           "--disable-log-requests, --trust-remote-code, --dtype, "
+                           "--kv-cache-dtype: vllm serve options that change nothing simulated")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--kv-cache-dtype", "fp8"], "--kv-blocks N"),
+    (["--data-parallel-size", "2"], "--replicas N --router vllm-dp"),
+    (["--quantization", "awq"], "config.json"),
+    (["--dtype", "float32"], "torch_dtype"),
+    (["--gpu-memory-utilization", "90"], "e.g. 0.9 for 90%"),
+    (["--policy", "sfj"], "did you mean sjf?"),
+    (["--model", "Qwen/Qwen2.5-14B-Instruct"], "huggingface.co/Qwen/Qwen2.5-14B-Instruct"),
+    (["--gpu", "H10-SXM"], "did you mean H100-SXM?"),
+])
+def test_what_is_not_modelled_or_mistyped_is_one_line_with_the_fix(capsys, flags, words):
+    assert run("simulate", *SYNTH, *flags) == 2
+    assert words in one_error_line(capsys)
+
+
+def test_an_unknown_option_points_at_its_command_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        run("trace", "inspect", "synth:uniform", "--bogus")
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == ("seqsched trace inspect: error: unrecognized "
+                                               "arguments: --bogus (see seqsched trace inspect "
+                                               "--help)")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        run("--version")
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("seqsched 0.")
+
+
+def interrupted(tmp_path, capsys, **extra) -> tuple[int, str]:
+    out = tmp_path / "runs" / "rates"
+
+    def work(args):
+        (tmp_path / "runs" / "rates.partial").mkdir(parents=True)
+        raise KeyboardInterrupt
+    code = run_command(argparse.Namespace(func=work, out=f"{out}/", **extra))
+    return code, capsys.readouterr().err.strip()
+
+
+def test_ctrl_c_names_the_folder_kept_and_how_to_finish(tmp_path, capsys):
+    code, err = interrupted(tmp_path, capsys, resume=False)
+    assert code == 130
+    assert err == (f"seqsched: interrupted; finished work is kept in {tmp_path}/runs/"
+                   "rates.partial/ (run the same command with --resume to finish it)")
+    code, err = interrupted(tmp_path / "b", capsys)      # compare: no --resume
+    assert err.endswith("rates.partial/")
+    code = run_command(argparse.Namespace(func=lambda a: (_ for _ in ()).throw(
+        KeyboardInterrupt), out=None))
+    assert capsys.readouterr().err.strip() == ("seqsched: interrupted; no output folder was "
+                                               "completed")
+
+
+def test_plan_draws_no_progress_bar_into_a_log(tmp_path, capsys):
+    assert run("plan", "synth:alpaca-vicuna", "-n", "40", "--rate", "2", "--slo",
+               "ttft_p99=5s", "--grid", "gpu=L4,A100-80GB", "--workers", "1",
+               "--out", tmp_path / "plan") == 0
+    err = capsys.readouterr().err
+    assert "point/s" not in err and "%|" not in err, err
