@@ -32,15 +32,17 @@ start) to its end, so rows do not overlap and their sum is the time with a batch
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from seqsched.sim.replica import PolicyError, Replica, ReplicaView
-from seqsched.sim.sequence import Seq, Status
+from seqsched.sim.continuous_batch import emit_tokens, grow_kv, prefill_chunks
+from seqsched.sim.replica import Replica
+from seqsched.sim.rows import admit
+from seqsched.sim.sequence import Status
 from seqsched.sim.step import Step
+from seqsched.sim.view import PolicyError, ReplicaView
 
 
 @dataclass
@@ -88,44 +90,18 @@ class PipelineReplica(Replica):
             if self.in_flight:              # vLLM blocks on the oldest batch
                 yield self.env.timeout(self.in_flight[0].end - now)
                 continue
-            if done and self.outstanding == 0:
+            if (yield from self._idle(done)):
                 return
-            if done:
-                raise PolicyError(
-                    f"policy {self.policy.name} scheduled nothing with {len(self.waiting)} "
-                    f"waiting and {len(self.running)} running requests and no arrivals left")
-            self._wake = self.env.event()
-            yield self._wake
-            self._wake = None
 
     def _launch(self, step: Step) -> None:
         if not step.seqs or step.padded:
             raise PolicyError(f"policy {self.policy.name} returned an empty or padded step")
         now = self.env.now
-        for s in step.preempt:
-            self._preempt(s)
-        for s in step.seqs:
-            if s.status is not Status.RUNNING:
-                self._start_row(s, now)
+        admit(self, step, now)
         seqs = step.seqs
-        chunks = np.asarray(step.prefill_tokens, dtype=np.int64)
-        prompt = np.fromiter((s.prefill_len for s in seqs), np.int64, len(seqs))
-        prefilled = np.fromiter((s.prefilled for s in seqs), np.int64, len(seqs))
-        context = np.fromiter((s.context_tokens for s in seqs), np.int64, len(seqs))
-        if len(chunks) != len(seqs) or np.any(prefilled + chunks > prompt) or np.any(
-                (chunks == 0) & (prefilled < prompt)):
-            raise PolicyError(f"policy {self.policy.name}: a row's prefill chunk does not match "
-                              "its remaining prompt")
-        completes = prefilled + chunks >= prompt
+        chunks, context, completes = prefill_chunks(self, seqs, step.prefill_tokens)
         held = np.fromiter((s.kv_blocks for s in seqs), np.int64, len(seqs))
-        tokens_after = context + chunks + completes
-        grow = np.maximum(self.kv.blocks_for(tokens_after) - held, 0)
-        if int(grow.sum()) > self.kv.free_blocks:
-            raise PolicyError(f"policy {self.policy.name} scheduled more KV than is free "
-                              f"({self.kv.free_blocks} blocks)")
-        self.kv.allocate(int(grow.sum()))
-        for s, g in zip(seqs, grow.tolist()):
-            s.kv_blocks += g
+        grow_kv(self, seqs, held, context + chunks + completes)   # + a completing row's token
         whole = self.executor.run(step, 1, None).duration_s
         for s, c in zip(seqs, chunks.tolist()):
             s.prefilled += c                # the next chunk may be scheduled at once
@@ -157,21 +133,9 @@ class PipelineReplica(Replica):
                 self.kv.computed(s, upto)
                 continue
             self.rows_in_flight.discard(s.idx)
-            if math.isnan(s.first_token_s) and s.generated == 0:
-                s.first_token_s = end
             decode_tokens += 0 if c else 1
-            s.generated += 1
-            self.kv.computed(s, s.context_tokens - 1)   # the newest token is not in the KV
-            if s.generated >= s.target_tokens:
-                self._retire(s, end)
+            emit_tokens(self, s, 1, end, end)
         start = max(mb.start, self._logged_to)
         self._logged_to = end
         self.engine.log_step(self.index, start, end, mb.step.kind, len(mb.step.seqs), 1,
                              int(sum(mb.chunks)), decode_tokens, mb.kv_used)
-
-    def _retire(self, s: Seq, end: float) -> None:
-        self.running.remove(s)
-        self.kv.free(s)
-        self.executor.release(s)
-        s.slot_tokens_all += s.generated
-        self._finish(s, end, slot_tokens=s.generated)

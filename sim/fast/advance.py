@@ -1,5 +1,5 @@
 """Advancing an array replica by one step (one SimPy timeout), as
-`seqsched.sim.replica.Replica._run_continuous` does with `CostModelExecutor` timing.
+`seqsched.sim.continuous_batch.run_continuous` does with `CostModelExecutor` timing.
 
 `run_complete` is the common step: every running row decodes and every admitted prompt is
 prefilled whole; nothing passes over the rows but the finish check. `sim/fast/step.py`
@@ -15,7 +15,7 @@ from bisect import bisect_left
 
 import numpy as np
 
-from seqsched.sim.replica import PolicyError
+from seqsched.sim.view import PolicyError
 
 def _max_iterations(rep, tokens, held, free: int, limit: int) -> int:
     k = rep.kv.max_iterations(tokens, held, free, limit)

@@ -23,7 +23,7 @@ from seqsched.sim.fast.lag import ArrayLag
 from seqsched.sim.fast.running import RunningSet
 from seqsched.sim.fast.schedule import decode_plan, schedule
 from seqsched.sim.kv import KVCache
-from seqsched.sim.replica import PolicyError
+from seqsched.sim.view import PolicyError
 
 
 class _Key:

@@ -1,6 +1,6 @@
 """A step with prompt chunks: some running rows prefill a chunk (`prefill`, in the policy's
 order, admitted requests last), some prefilling rows wait for budget (`idle`), every other
-row decodes - as `seqsched.sim.replica.Replica._run_continuous` with `CostModelExecutor`
+row decodes - as `seqsched.sim.continuous_batch.run_continuous` with `CostModelExecutor`
 timing does.
 
 The decode rows are many and all do the same thing, so they are handled the way
