@@ -104,4 +104,7 @@ TABLE_COLUMNS = {
     # serving features: a column only when some run has them on
     "prefix_hit_rate_tokens": "cache hit",
     "swapped_tokens": "swapped tok",
+    # --slo: a column only when SLOs were given (analysis/slo.py)
+    "slo_attainment": "SLO attain.",
+    "goodput_rps": "goodput req/s",
 }

@@ -23,6 +23,8 @@ TABLE_METRICS = {
     "ttft_s_p50": "TTFT p50 s",
     "effective_token_ratio": "eff. ratio",
     "preemptions": "preempt",
+    "slo_attainment": "SLO attain.",      # with --slo only
+    "goodput_rps": "goodput req/s",
 }
 
 

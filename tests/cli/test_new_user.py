@@ -105,3 +105,16 @@ def test_plan_draws_no_progress_bar_into_a_log(tmp_path, capsys):
                "--out", tmp_path / "plan") == 0
     err = capsys.readouterr().err
     assert "point/s" not in err and "%|" not in err, err
+
+
+def test_slos_given_are_judged_in_the_table(capsys):
+    """`--slo` used to reach summary.csv only: the table a user reads did not show it."""
+    assert run("simulate", *SYNTH, "--model", "tiny", "--gpu", "L4") == 0
+    assert "SLO" not in capsys.readouterr().out
+    assert run("simulate", *SYNTH, "--model", "tiny", "--gpu", "L4", "--slo",
+               "ttft_p99=100s") == 0
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")],
+                     [c.strip() for c in row.strip("|").split("|")]))
+    # a tiny model answers 40 requests within 100 s: every request counts as goodput
+    assert cells["SLO attain."] == "1" and cells["goodput req/s"] == cells["req/s"]
