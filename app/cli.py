@@ -118,9 +118,10 @@ def config_from_args(args, policy: str, policy_params: dict):
 
 
 def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
-            context: dict, baseline: str | None = None, objectives: tuple = ((), None)) -> int:
-    """Run every config; print the table; write the output folder if asked.
-    `objectives`: (SLOs, price file) that every summary is judged by."""
+            context: dict, baseline: str | None = None, objectives: tuple = ((), None),
+            say_setup: bool = True) -> int:
+    """Run every config; print what ran on what (`say_setup`) and the table; write the output
+    folder if asked. `objectives`: (SLOs, price file) that every summary is judged by."""
     from contextlib import nullcontext
 
     from seqsched.analysis.output import output_folder
@@ -146,6 +147,8 @@ def run_all(trace, configs: dict, out: str | None, overwrite: bool, title: str,
             write_timeseries(folder, results, objectives[0])
         else:
             table = terminal_table(summary_frame(results), baseline)
+    if say_setup:           # the GPU, model and cost model that ran: no default goes unseen
+        print(f"{context['trace']} on {context['backend']}\n")
     print(table)
     if out:
         print(f"\nwrote {out}/ (report.md, summary.csv, records_*.csv, steps_*.parquet, "
@@ -269,7 +272,7 @@ def cmd_demo(args) -> int:
     code = run_all(trace, configs, args.out, True, "seqsched demo",
                    {"trace": f"{trace.name} ({len(trace)} requests, offline)",
                     "predictor": f"noisy {predictor}", "backend": "paper-a100"},
-                   baseline="vanilla")
+                   baseline="vanilla", say_setup=False)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return code
 

@@ -101,7 +101,19 @@ def histogram_png(trace: Trace, path: str | Path) -> Path:
 # commands
 # ---------------------------------------------------------------------------------------
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at emit time (safe under output capture)."""
+    """Writes to whatever sys.stderr is at emit time (safe under output capture), each
+    distinct line once: `compare` builds one cost model per policy, and each would repeat the
+    same one-time warning."""
+
+    def __init__(self):
+        super().__init__()
+        self.said: set[str] = set()
+
+    def emit(self, record) -> None:
+        line = self.format(record)
+        if line not in self.said:
+            self.said.add(line)
+            super().emit(record)
 
     @property
     def stream(self):  # type: ignore[override]

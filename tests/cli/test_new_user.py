@@ -113,8 +113,36 @@ def test_slos_given_are_judged_in_the_table(capsys):
     assert "SLO" not in capsys.readouterr().out
     assert run("simulate", *SYNTH, "--model", "tiny", "--gpu", "L4", "--slo",
                "ttft_p99=100s") == 0
-    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    header, _, row = capsys.readouterr().out.splitlines()[2:5]
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")],
                      [c.strip() for c in row.strip("|").split("|")]))
     # a tiny model answers 40 requests within 100 s: every request counts as goodput
     assert cells["SLO attain."] == "1" and cells["goodput req/s"] == cells["req/s"]
+
+
+def test_the_terminal_says_what_ran_on_what(capsys):
+    """A run without --out said nothing of the GPU, model or cost model: a bench result ran
+    as the default llama-7b unseen."""
+    assert run("simulate", *SYNTH, "--gpu", "rtx pro 6000",
+               "--model", "meta-llama/Llama-3.1-8B-Instruct") == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "azure-conv-40-s0 (40 requests) on RTX-PRO-6000 / llama-3.1-8b, built-in kernel "
+        "profile rtxpro6000-llama-3.1-8b-tp1")
+    assert run("simulate", *SYNTH) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("on A100-80GB / llama-7b, roofline")
+
+
+def test_a_warning_is_said_once_per_command_not_once_per_policy(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "seqsched.app.cli", "compare",
+                        "synth:uniform", "-n", "20", "--trace-option", "prompt_min=3000",
+                        "--trace-option", "prompt_max=3000", "--policies", "fcfs", "sjf",
+                        "srpt", "--gpu", "RTX-PRO-6000", "--model", "llama-3.1-8b",
+                        "--max-num-batched-tokens", "4096"],
+                       capture_output=True, text=True, timeout=300,
+                       env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines and all("beyond the profiled grid" in line for line in lines), lines
+    assert len(lines) == len(set(lines)), lines
