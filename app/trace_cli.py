@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from seqsched.common.errors import UserError
 from seqsched.traces.request import Trace, TraceError
 from seqsched.app.trace_args import (SYNTH_PREFIX, add_trace_arguments, synth_count,
                                      trace_from_args)
@@ -155,7 +156,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     pc = sub.add_parser("convert", help="convert a trace to native .jsonl/.csv/.parquet "
                                         "(with any slicing/arrival options applied)")
     add_trace_arguments(pc)
-    pc.add_argument("output", metavar="OUT", help="output file: .jsonl, .csv or .parquet")
+    pc.add_argument("output", metavar="OUT", nargs="?",
+                    help="output file: .jsonl, .csv or .parquet (or -o OUT, as synth and concat)")
+    pc.add_argument("-o", "--output", dest="output_flag", default=None, metavar="OUT",
+                    help="the same, as an option")
     pc.set_defaults(func=cmd_convert)
 
     names = "\n".join(f"  {k:14s} {v['description']}" for k, v in GENERATOR_INFO.items())
@@ -209,8 +213,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def convert_output(args: argparse.Namespace) -> str:
+    """OUT as a positional or `-o OUT`; with `--trace IN OUT` argparse fills TRACE with OUT."""
+    if args.output_flag is not None:
+        if args.output is not None:
+            raise UserError(f"two output files given ({args.output!r} and -o "
+                            f"{args.output_flag!r}); give one")
+        return args.output_flag
+    if args.output is None and args.trace and args.trace_path:
+        args.output, args.trace = args.trace, None
+    if args.output is None:
+        raise UserError("no output file given; write seqsched trace convert TRACE -o OUT "
+                        "(.jsonl, .csv or .parquet)")
+    return args.output
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from seqsched.traces.io import save_trace
+    args.output = convert_output(args)
     _check_out_file(args.output, "OUT")
     trace = trace_from_args(args)
     path = save_trace(trace, args.output)

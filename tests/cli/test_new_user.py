@@ -146,3 +146,18 @@ def test_a_warning_is_said_once_per_command_not_once_per_policy(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert lines and all("beyond the profiled grid" in line for line in lines), lines
     assert len(lines) == len(set(lines)), lines
+
+
+def test_trace_convert_takes_dash_o_as_synth_and_concat_do(tmp_path, capsys):
+    """`trace synth ... -o t.jsonl` then `trace convert t.jsonl -o t.csv` was an error."""
+    src = tmp_path / "t.jsonl"
+    assert run("trace", "synth", "uniform", "-n", "12", "-o", src) == 0
+    for argv, out in ((["convert", src, "-o"], "a.csv"), (["convert", src], "b.csv"),
+                      (["convert", "--trace", src], "c.csv")):
+        assert run("trace", *argv, tmp_path / out) == 0
+        assert (tmp_path / out).read_text().count("\n") == 13       # header + 12 requests
+    capsys.readouterr()
+    assert run("trace", "convert", src) == 2
+    assert "-o OUT" in one_error_line(capsys)
+    assert run("trace", "convert", src, tmp_path / "d.csv", "-o", tmp_path / "e.csv") == 2
+    assert "two output files" in one_error_line(capsys)
