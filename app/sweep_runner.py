@@ -15,6 +15,7 @@ import io
 import math
 import numbers
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -323,6 +324,16 @@ def run_points(points: list[SweepPoint], traces: dict[str, Any], folder: Path, *
     return read_sweep(path)
 
 
+def note_discarded(out: Path) -> None:
+    """A rerun without --resume starts over: say so when an earlier, interrupted run of it left
+    finished points (they are deleted with its OUT.partial/)."""
+    done = out.with_name(out.name + ".partial") / "sweep.csv"
+    rows = max(done.read_text().count("\n") - 1, 0) if done.is_file() else 0
+    if rows:
+        print(f"seqsched: note: starting over: the {rows} finished point(s) in {done.parent}/ "
+              "are discarded (--resume keeps them)", file=sys.stderr)
+
+
 def sweep(configs: dict[str, RunConfig], trace_options: dict[str, Any],
           grid: list[str] | None, out: str | Path, *, workers: int | None = None,
           use_ray: bool = False, resume: bool = False, overwrite: bool = False,
@@ -343,6 +354,8 @@ def sweep(configs: dict[str, RunConfig], trace_options: dict[str, Any],
     check_predictor_keys(points, axes)
     traces = build_traces(points)
     check_points(points, traces)
+    if not resume:
+        note_discarded(Path(out))
     with output_folder(out, overwrite, resume=resume) as folder:
         df = run_points(points, traces, folder, workers=workers, use_ray=use_ray,
                         resume=resume, progress=progress)

@@ -161,3 +161,14 @@ def test_trace_convert_takes_dash_o_as_synth_and_concat_do(tmp_path, capsys):
     assert "-o OUT" in one_error_line(capsys)
     assert run("trace", "convert", src, tmp_path / "d.csv", "-o", tmp_path / "e.csv") == 2
     assert "two output files" in one_error_line(capsys)
+
+
+def test_a_sweep_rerun_without_resume_says_it_starts_over(tmp_path, capsys):
+    partial = tmp_path / "sw.partial"
+    partial.mkdir()
+    (partial / "sweep.csv").write_text("label,point_id\nfcfs rate=2.0,abc\nfcfs rate=4.0,def\n")
+    assert run("sweep", "synth:uniform", "-n", "10", "--grid", "rate=2", "--workers", "1",
+               "--no-progress", "--out", tmp_path / "sw") == 0
+    assert capsys.readouterr().err.strip() == (
+        f"seqsched: note: starting over: the 2 finished point(s) in {partial}/ are discarded "
+        "(--resume keeps them)")
