@@ -310,7 +310,9 @@ def cmd_validate(args) -> int:
         raise UserError("--request-rate/--burstiness/--ramp-up-* rebuild a vLLM bench "
                         "result's arrivals: give them with --measured RESULT.json")
     if not args.profile:
-        raise UserError("validate of a live run needs --profile (seqsched calibrate)")
+        raise UserError("validate of a live run needs --profile: the live model's calibration "
+                        "(seqsched calibrate --model M --out P.json), e.g. the shipped "
+                        "--profile tiny-cpu-float32 for --model tiny on cpu")
     args.model = args.model or "tiny"
     args.gpu = args.gpu or "A100-80GB"
     dtype = _setup_torch(args)

@@ -172,3 +172,8 @@ def test_a_sweep_rerun_without_resume_says_it_starts_over(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"seqsched: note: starting over: the 2 finished point(s) in {partial}/ are discarded "
         "(--resume keeps them)")
+
+
+def test_validate_without_a_profile_names_the_shipped_one(capsys):
+    assert run("validate", "--trace", "synth:alpaca-vicuna", "--requests", "4") == 2
+    assert "--profile tiny-cpu-float32" in one_error_line(capsys)
