@@ -177,3 +177,15 @@ def test_a_sweep_rerun_without_resume_says_it_starts_over(tmp_path, capsys):
 def test_validate_without_a_profile_names_the_shipped_one(capsys):
     assert run("validate", "--trace", "synth:alpaca-vicuna", "--requests", "4") == 2
     assert "--profile tiny-cpu-float32" in one_error_line(capsys)
+
+
+def test_a_lengths_only_csv_is_told_to_add_arrival_times(tmp_path, capsys):
+    """The fix was 'rename the column(s)', with nothing to rename."""
+    lengths = tmp_path / "lengths.csv"
+    lengths.write_text("prompt_tokens,output_tokens\n100,50\n200,30\n")
+    assert run("simulate", lengths) == 2
+    line = one_error_line(capsys)
+    assert "missing arrival_s; add the column(s) (arrival_s = 0 on every row" in line
+    lengths.write_text("arrival_s,input_len,output_len\n0,100,50\n")
+    assert run("simulate", lengths) == 2
+    assert "rename the column(s)" in one_error_line(capsys)

@@ -59,6 +59,8 @@ def _mismatch(columns: list[str], fmt: str | None) -> str:
     msg = f"{what}; missing {', '.join(missing)}"
     if hints:
         msg += " (" + "; ".join(hints) + ")"
-    msg += ("; rename the column(s)" + ("" if fmt else " or pass --format "
-            + "|".join(FORMATS)))
+    fix = "rename the column(s)" if hints else "add the column(s)"
+    if "arrival_s" in missing and not hints:     # a lengths-only file: say how to run it offline
+        fix += " (arrival_s = 0 on every row: an offline trace, all requests at t = 0)"
+    msg += f"; {fix}" + ("" if fmt else " or pass --format " + "|".join(FORMATS))
     return msg
