@@ -37,6 +37,8 @@ Two formats (`RECORDED_FORMATS`):
   traffic flags (`--request-rate`, `--burstiness`, `--ramp-up-*`) override the result's
   keys and rebuild the arrivals even where `start_times` exist. End-to-end is
   `latencies` when present, else TTFT + the sum of the request's ITLs (the same quantity).
+  A stream that sent several tokens per chunk (fewer recorded gaps than tokens after the
+  first, as vLLM V0's multi-step scheduling streams) gets one note: its ITL times chunks.
   The client's `max_concurrency` (vLLM bench's semaphore) goes to `engine` and is replayed
   closed-loop (sim/client.py) on rebuilt arrivals; recorded `start_times` are the sends
   (`output.start_time = st`, vllm/benchmarks/lib/endpoint_request_func.py:192, after the
@@ -333,7 +335,7 @@ def read_vllm_bench(path: Path, *, seed: int | None = None,
         e2e = np.asarray(data["latencies"], dtype=float)
     else:
         e2e = ttft + np.fromiter((x.sum() for x in itls), float, n)
-    notes = []
+    notes = [] if (chunked := _chunked(itls, data["output_lens"])) is None else [chunked]
     engine = {k: data[k] for k in ("model_id", "tokenizer_id") if k in data}
     cap = data.get("max_concurrency")
     cap = None if cap is None else _concurrency(cap, path)
@@ -354,6 +356,20 @@ def read_vllm_bench(path: Path, *, seed: int | None = None,
                          np.asarray(data["output_lens"], dtype=float), ttft, e2e, itls, path)
     return RecordedRun(_trace(measured, path.stem), measured, engine, None, "vllm-bench",
                        path.stem, notes)
+
+
+def _chunked(itls: list, output_lens: list) -> str | None:
+    """A note when the stream sent several tokens per chunk (vLLM V0's multi-step scheduling
+    streams once per --num-scheduler-steps window): fewer recorded gaps than tokens after the
+    first, so the measured ITL times chunks, not the per-token steps seqsched simulates."""
+    gaps = sum(len(x) for x in itls)
+    tokens = int(sum(o - 1 for o in output_lens))
+    if gaps >= tokens:
+        return None
+    per = f", about {tokens / gaps:.1f} tokens per streamed chunk" if gaps else ""
+    return (f"{gaps} inter-token gaps recorded for {tokens} tokens after the first{per} (e.g. "
+            "vLLM V0's multi-step scheduling): the measured ITL times chunks, not tokens; "
+            "compare TPOT and end-to-end")
 
 
 # -- shared -------------------------------------------------------------------------------
