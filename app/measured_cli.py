@@ -231,7 +231,7 @@ def cmd_measured(args) -> int:
     print(f"{run.name} ({run.format}, {len(run.trace)} requests) replayed on {where}, "
           f"{what}; KV {result.kv_capacity_tokens} tokens")
     for text in run.notes:
-        print(f"note: {text}", file=sys.stderr)
+        print(f"seqsched: note: {text}", file=sys.stderr)
     print(markdown_errors(table))
     print(f"\nwrote {out}/ (errors.csv, requests.csv, report.md, *.png)")
     return 0

@@ -189,3 +189,20 @@ def test_a_lengths_only_csv_is_told_to_add_arrival_times(tmp_path, capsys):
     lengths.write_text("arrival_s,input_len,output_len\n0,100,50\n")
     assert run("simulate", lengths) == 2
     assert "rename the column(s)" in one_error_line(capsys)
+
+
+def test_replay_notes_carry_the_seqsched_prefix(tmp_path, capsys):
+    """Every other line on stderr starts `seqsched: `; the replay's notes did not."""
+    import json
+    n = 6
+    result = {"model_id": "meta-llama/Llama-3.1-8B-Instruct", "num_prompts": n,
+              "request_rate": 4.0, "burstiness": 1.0, "max_concurrency": None,
+              "input_lens": [100 + 10 * i for i in range(n)], "output_lens": [5] * n,
+              "ttfts": [0.05] * n, "itls": [[0.01] * 4 for _ in range(n)],
+              "duration": 2.0, "completed": n}
+    (tmp_path / "bench.json").write_text(json.dumps(result))
+    assert run("validate", "--measured", tmp_path / "bench.json", "--gpu", "H100-SXM",
+               "--out", tmp_path / "val") == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(line.startswith("seqsched: ") for line in err), err
+    assert any(line.startswith("seqsched: note: arrivals rebuilt") for line in err), err
