@@ -104,18 +104,23 @@ def register(subparsers) -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="accuracy of a trained model (or any predictor) on a file")
     e.add_argument("--model", help="model folder from `predict train`")
     e.add_argument("--predictor", help="or evaluate any predictor by name (with --param)")
-    e.add_argument("--param", action="append", metavar="KEY=VALUE")
-    e.add_argument("--data", required=True)
+    e.add_argument("--param", "--predictor-param", dest="param", action="append",
+                   metavar="KEY=VALUE", help="predictor parameter, as simulate's "
+                   "--predictor-param (repeatable), e.g. scale=62")
+    e.add_argument("--data", required=True,
+                   help="trace file with prompts and true lengths (JSONL/CSV/Parquet)")
     e.add_argument("--target", choices=("max-over-samples", "greedy"), default=None,
                    help="default: max-over-samples when the file has sampled lengths")
     e.add_argument("--out", help="folder for metrics.json, scatter.png, error_hist.png")
     e.set_defaults(func=cmd_eval)
 
     a = sub.add_parser("annotate", help="add a `predicted` column to a trace file")
-    a.add_argument("--trace", required=True)
+    a.add_argument("--trace", required=True, help="trace file to annotate")
     a.add_argument("--predictor", default=None, help="predictor name (default: from --model)")
     a.add_argument("--model", help="model folder (shortcut for the predictor's model/adapter)")
-    a.add_argument("--param", action="append", metavar="KEY=VALUE")
+    a.add_argument("--param", "--predictor-param", dest="param", action="append",
+                   metavar="KEY=VALUE", help="predictor parameter, as simulate's "
+                   "--predictor-param (repeatable)")
     a.add_argument("--out", required=True, help="output trace (.jsonl, .csv, .parquet)")
     a.set_defaults(func=cmd_annotate)
     return p

@@ -55,7 +55,8 @@ def _lengths(values: pd.Series, where: str) -> np.ndarray:
 def _align(table: pd.DataFrame, trace: Trace, column: str, where: str) -> np.ndarray:
     if "id" not in table.columns or column not in table.columns:
         raise UserError(f"{where}: needs columns 'id' and {column!r}, has "
-                        f"{', '.join(map(str, table.columns))}; rename or pass --param column=...")
+                        f"{', '.join(map(str, table.columns))}; rename or pass "
+                        "--predictor-param column=...")
     ids = table["id"].astype(str)
     if ids.duplicated().any():
         raise UserError(f"{where}: duplicate id {ids[ids.duplicated()].iloc[0]!r}; "
@@ -82,7 +83,8 @@ class FromFilePredictor:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise UserError("predictor from-file needs a file: --param path=PREDICTIONS.csv")
+            raise UserError("predictor from-file needs a file: --predictor-param "
+                            "path=PREDICTIONS.csv")
         self._table = read_table(self.path)
 
     def predict(self, trace: Trace) -> np.ndarray:

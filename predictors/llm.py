@@ -283,7 +283,7 @@ class LLMLengthPredictor:
                            batch_size, name)
         model = model or q.lora.get("base_model")
         if not model:
-            raise UserError("predictor llm-perception needs --param model=DIR (a local "
+            raise UserError("predictor llm-perception needs --predictor-param model=DIR (a local "
                             "LLaMA-family Hugging Face model folder)")
         self.model_path = model
         self.mode, self.name, self.adapter_path, self.query = q.mode, q.name, adapter, q.query

@@ -185,8 +185,9 @@ class ProxyPredictor:
                  overhead_s: float = 0.0, cpu_gflops: float = XEON_8380_CORE_GFLOPS,
                  cpu_gbs: float = XEON_8380_CORE_GBS, cpu_cores: int = 1):
         if not model:
-            raise UserError("predictor proxy needs a trained model folder: --param model=DIR "
-                            "(train one with `seqsched predict train --predictor proxy`)")
+            raise UserError("predictor proxy needs a trained model folder: --predictor-param "
+                            "model=DIR (train one with `seqsched predict train --predictor "
+                            "proxy`)")
         if threads is not None and (not is_whole(threads) or threads < 0):
             raise ValueError(f"threads must be a whole number >= 0, got {threads!r}")
         self.placement = Placement(on, batch_size, overhead_s, cpu_gflops, cpu_gbs, cpu_cores)

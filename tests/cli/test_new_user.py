@@ -54,6 +54,7 @@ def test_a_pasted_vllm_serve_command_runs_as_without_its_server_flags(capsys, mo
     (["--policy", "sfj"], "did you mean sjf?"),
     (["--model", "Qwen/Qwen2.5-14B-Instruct"], "huggingface.co/Qwen/Qwen2.5-14B-Instruct"),
     (["--gpu", "H10-SXM"], "did you mean H100-SXM?"),
+    (["--predictor", "from-file"], "--predictor-param path=PREDICTIONS.csv"),
 ])
 def test_what_is_not_modelled_or_mistyped_is_one_line_with_the_fix(capsys, flags, words):
     assert run("simulate", *SYNTH, *flags) == 2
@@ -206,3 +207,17 @@ def test_replay_notes_carry_the_seqsched_prefix(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err and all(line.startswith("seqsched: ") for line in err), err
     assert any(line.startswith("seqsched: note: arrivals rebuilt") for line in err), err
+
+
+def test_predict_takes_the_predictor_param_flag_its_errors_name(tmp_path, capsys):
+    """Predictor errors said `--param`, which simulate does not take (and which is validate's
+    policy parameter); predict eval/annotate now take --predictor-param too."""
+    data = tmp_path / "d.jsonl"
+    assert run("trace", "synth", "alpaca-vicuna", "-n", "30", "-o", data) == 0
+    capsys.readouterr()
+    assert run("predict", "eval", "--predictor", "noisy", "--predictor-param", "scale=0",
+               "--data", data) == 0
+    # noise of scale 0 around the true (greedy) length: no error against it
+    greedy = next(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("greedy"))
+    assert greedy.split()[1:4] == ["30", "0.000", "1.000"]
