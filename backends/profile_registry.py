@@ -79,7 +79,9 @@ def check_match(cost, gpu: str, model: str, tp: int = 1, dtype: str | None = Non
     if meta.get("format") != KERNEL_FORMAT:
         return None
     gpu, model = canonical(gpu, model)
-    theirs = {"GPU": meta.get("gpu"), "model": meta.get("model"), "TP": meta.get("tp"),
+    # a profile imported from a folder named RTX4090 says so: compare built-in names
+    their_gpu, their_model = canonical(meta.get("gpu"), meta.get("model"))
+    theirs = {"GPU": their_gpu, "model": their_model, "TP": meta.get("tp"),
               "dtype": meta.get("dtype")}
     ours = {"GPU": gpu, "model": model, "TP": tp, "dtype": dtype}
     diff = [k for k in theirs if ours[k] is not None and theirs[k] is not None

@@ -70,3 +70,14 @@ def test_a_respelled_run_matches_the_builtin_kernel_profile():
     assert describe_backend(typed) == describe_backend(RunConfig(gpu="RTX-PRO-6000",
                                                                  model="llama-3.1-8b"))
     assert "kernel profile rtxpro6000-llama-3.1-8b-tp1" in describe_backend(typed)
+
+
+def test_a_profile_imported_from_a_folder_named_rtx4090_matches_an_rtx_4090_run():
+    """`profile import llmservingsim .../RTX4090/...` records GPU "RTX4090": a run on RTX-4090
+    was warned that the profile was measured on another GPU."""
+    from seqsched.backends.profile_registry import check_match, load_cost_profile
+    cost = load_cost_profile("rtx4090-llama-3.1-8b-tp1")
+    cost.meta = {**cost.meta, "gpu": "RTX4090"}           # as the importer writes it
+    assert check_match(cost, "RTX-4090", "llama-3.1-8b", 1) is None
+    assert "GPU RTX-4090; this run is GPU H100-SXM" in check_match(cost, "H100-SXM",
+                                                                   "llama-3.1-8b", 1)
