@@ -55,8 +55,12 @@ def locate(path: str | Path, tp: int) -> tuple[Path, dict]:
         raise UserError(f"{p}: no such folder; give an LLMServingSim perf bundle "
                         "(perf/<hw>/<model>/<variant>/)")
     have = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name.startswith("tp"))
+    # one level too high (perf/<hw>/<model>/): name the variant folders that hold tp<N>/
+    variants = sorted(d.name for d in p.iterdir() if d.is_dir() and any(d.glob("tp*/dense.csv")))
+    hint = (f"; the variant folder is one level down: {', '.join(f'{p}/{v}' for v in variants)}"
+            if variants and not have else "")
     raise UserError(f"{p}: no tp{tp}/ folder with dense.csv (found: {', '.join(have) or 'none'});"
-                    " pick --tp from those or point at the folder holding dense.csv")
+                    " pick --tp from those or point at the folder holding dense.csv" + hint)
 
 
 def skew_fit(folder: Path, meta: dict, tp: int) -> dict | None:

@@ -81,3 +81,13 @@ def test_a_profile_imported_from_a_folder_named_rtx4090_matches_an_rtx_4090_run(
     assert check_match(cost, "RTX-4090", "llama-3.1-8b", 1) is None
     assert "GPU RTX-4090; this run is GPU H100-SXM" in check_match(cost, "H100-SXM",
                                                                    "llama-3.1-8b", 1)
+
+
+def test_a_bundle_path_one_level_too_high_names_the_variant_folder(tmp_path):
+    """README's PERF/<hw>/<model>/<variant>: stopping at <model> said only 'found: none'."""
+    from seqsched.backends.import_llmservingsim import locate
+    (tmp_path / "Llama-3.1-8B" / "bf16" / "tp1").mkdir(parents=True)
+    (tmp_path / "Llama-3.1-8B" / "bf16" / "tp1" / "dense.csv").write_text("layer\n")
+    with pytest.raises(UserError, match=r"one level down: .*Llama-3.1-8B/bf16$"):
+        locate(tmp_path / "Llama-3.1-8B", 1)
+    assert locate(tmp_path / "Llama-3.1-8B" / "bf16", 1)[0].name == "tp1"
