@@ -86,8 +86,7 @@ def measured_config(args, run):
                     predictor=args.predictor,
                     predictor_params=parse_params(args.predictor_param, "--predictor-param"),
                     gpu=gpu, model=builtin_model(str(model)), profile=args.profile,
-                    seed=args.seed, max_new_tokens=args.max_new_tokens,
-                    **parallel_fields(run.engine, builtin_model(str(model))))
+                    seed=args.seed, max_new_tokens=args.max_new_tokens)
     # a vLLM server runs its CUDA graphs unless the run says --enforce-eager
     return apply_to_config(cfg, *vllm_settings(args, {"cudagraph_padding": True, **run.engine}))
 
@@ -135,45 +134,13 @@ def recorded_gpu(run) -> str:
     return gpu
 
 
-def parallel_fields(engine: dict, model: str | None = None) -> dict:
-    """vLLM data parallelism (`data_parallel_size` D) as D replicas behind vLLM's own DP load
-    balancer (`vllm-dp`, sim/dp_router.py: the fewest waiting x 4 + running requests, counts
-    refreshed every 100 ms). An MoE `model`'s D ranks step in lockstep (vLLM's
-    DPEngineCoreProc, MoE only; sim/lockstep.py)."""
-    from seqsched.backends.spec_files import resolve_model
-
-    dp = int(engine.get("data_parallel_size") or 1)
-    if dp <= 1:
-        return {}
-    moe = model is not None and resolve_model(model).n_experts > 0
-    return {"replicas": dp, "router": "vllm-dp", **({"dp_lockstep": dp} if moe else {})}
-
-
-def replay_cost(cfg, engine: dict):
-    """The run's cost model; with `enable_expert_parallel` on an MoE kernel profile, its
-    experts split over the D x TP GPUs, each MoE layer gathering the D DP ranks' tokens
-    (backends/moe_profile.py): in DP lockstep the group's own (padded) counts, sim/lockstep.py;
-    otherwise D balanced ranks of a rank's tokens."""
-    from seqsched.app.run import build_cost_model
-    from seqsched.backends.moe_profile import expert_parallel
-    from seqsched.backends.spec_files import resolve_gpu, resolve_model
-
-    cost = build_cost_model(cfg)
-    if getattr(cost, "moe", None) is not None and engine.get("enable_expert_parallel"):
-        gpu, model = resolve_gpu(cfg.gpu), resolve_model(cfg.model)
-        cost.moe = expert_parallel(cost.moe, cfg.replicas * cfg.tp, cfg.replicas,
-                                   gpu.interconnect_gbs, gpu.allreduce_latency_us,
-                                   model.d_model, model.dtype_bytes)
-    return cost
-
-
 def cmd_measured(args) -> int:
     import sys
 
     from seqsched.analysis.measured import (engine_receipt, error_table, paired,
                                             sim_latencies)
     from seqsched.analysis.output import output_folder
-    from seqsched.app.run import execute, policy_params, prepare
+    from seqsched.app.run import build_cost_model, execute, policy_params, prepare
     from seqsched.app.trace_args import bench_traffic
     from seqsched.backends.executor import CostModelExecutor
     from seqsched.traces.recorded import read_recorded
@@ -185,7 +152,7 @@ def cmd_measured(args) -> int:
                         seed=args.seed if args.seed else None, workload=args.workload,
                         traffic=bench_traffic(args))
     cfg = measured_config(args, run)
-    cost = replay_cost(cfg, run.engine)
+    cost = build_cost_model(cfg)      # with the run's expert parallelism (app/cost_setup.py)
     executor = CostModelExecutor(cost)         # built once: its mismatch warning says once
     prepared = prepare(run.trace, cfg, executor=executor)   # every check before the folder
     out = Path(args.out)

@@ -17,16 +17,16 @@ from seqsched.analysis.economics import cost_energy, load_prices
 from seqsched.analysis.metrics import summarize
 from seqsched.analysis.saturation import saturation_summary
 from seqsched.analysis.slo import slo_summary
+from seqsched.app.cost_setup import (build_cost_model, cost_profile_name,  # noqa: F401
+                                     describe_backend, ep_group)
 from seqsched.app.engine_choice import build_fast_engine, choose_fast
 from seqsched.app.pipeline_setup import check_pipeline, pipeline_parts
 from seqsched.app.run_seqs import attach_length_knowledge, make_seqs
-from seqsched.app.serving_setup import (check_disagg, dp_padding, decode_config, decode_side,
+from seqsched.app.serving_setup import (check_disagg, dp_padding, decode_side,
                                         disaggregation, graph_padded, make_kv,
                                         prefix_setup)
-from seqsched.backends.efficiency import roofline_measurements
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.presets import get_preset
-from seqsched.backends.roofline import RooflineCostModel
 from seqsched.backends.links import get_link, host_link
 from seqsched.backends.pipeline import pp_kv_capacity_tokens
 from seqsched.backends.spec_files import resolve_gpu, resolve_model, respelled
@@ -48,7 +48,8 @@ KV_SIZING = ("vllm", "weights")
 # of its rows and point ids, so its files stay as they were before the features existed
 FEATURE_FIELDS = ("swap_space", "host_link", "prefix_caching", "prefill_replicas", "dp_lockstep",
                   "decode_replicas", "decode_gpu", "kv_link", "decode_tp", "decode_profile",
-                  "max_concurrency", "pp", "cudagraph_padding", "compilation_config")
+                  "max_concurrency", "pp", "cudagraph_padding", "compilation_config",
+                  "expert_parallel")
 
 
 @dataclass
@@ -68,6 +69,8 @@ class RunConfig:
     kv_append_copy: bool | None = None
     replicas: int = 1
     dp_lockstep: int = 0                # replicas step in lockstep groups of this size (DP MoE)
+    expert_parallel: bool = False       # vLLM's --enable-expert-parallel: an MoE's experts
+                                        # split over the DP group x TP GPUs (ep_group)
     router: str = "round-robin"
     seed: int = 0
     max_new_tokens: int | None = None   # clip every response to this many tokens
@@ -177,65 +180,6 @@ class RunResult:
     kv_capacity_tokens: int
 
 
-def cost_profile_name(config: RunConfig) -> str | None:
-    """The profile a run uses: `--profile` (path or built-in name; "roofline" for none), else
-    the built-in kernel profile measured on the run's GPU x model x TP (not under a preset)."""
-    from seqsched.backends.profile_registry import match_builtin
-    if config.profile == "roofline":
-        return None
-    if config.profile is not None:
-        return config.profile
-    if config.backend is None:
-        return match_builtin(config.gpu, config.model, config.tp)
-    return None
-
-
-def build_cost_model(config: RunConfig):
-    name = cost_profile_name(config)
-    if name is not None:
-        from seqsched.backends.profile_registry import check_match, load_cost_profile
-        cost = load_cost_profile(name, resolve_model(config.model))
-        check_match(cost, config.gpu, config.model, config.tp)
-        return cost
-    # measured kernel efficiencies and all-reduce (backends/efficiency.py); a preset keeps the
-    # datasheet figures and ring all-reduce its overheads were derived with
-    measured = roofline_measurements(config.gpu, config.tp) if config.backend is None else {}
-    return RooflineCostModel(resolve_gpu(config.gpu), resolve_model(config.model), **measured,
-                             iteration_overhead_s=config.iteration_overhead_s or 0.0,
-                             token_overhead_s=config.token_overhead_s or 0.0,
-                             kv_append_copy=bool(config.kv_append_copy), tp=config.tp)
-
-
-def describe_backend(config: RunConfig) -> str:
-    """`GPU / model [/ TPn]` and the cost model, for the terminal and report.md; a
-    disaggregated run whose decode side differs names both sides."""
-    config = config.resolved()
-    text = _describe_side(config)
-    if config.prefill_replicas:
-        decode = _describe_side(decode_config(config))
-        if decode != text:
-            return f"prefill: {text}; decode: {decode}"
-    return text
-
-
-def _describe_side(config: RunConfig) -> str:
-    if config.backend is not None and config.profile is None:
-        preset = get_preset(config.backend)
-        if (config.gpu, config.model) == (preset.gpu, preset.model):
-            return config.backend
-        # flags overrode the preset's GPU/model: name what really ran
-        return (f"{config.gpu} / {config.model}: the {config.backend} preset's overheads, "
-                f"with --gpu/--model overriding its {preset.gpu} / {preset.model}")
-    base = f"{config.gpu} / {config.model}" + (f" / TP{config.tp}" if config.tp > 1 else "") \
-        + (f" / PP{config.pp}" if config.pp > 1 else "")
-    name = cost_profile_name(config)
-    if name is None:
-        return f"{base}, roofline"
-    from seqsched.backends.profile_registry import builtin_index
-    kind = "built-in kernel profile" if name in builtin_index() else "profile"
-    return f"{base}, {kind} {name}"
-
-
 def policy_params(config: RunConfig) -> dict:
     """The policy's parameters: the user's, then for continuous (vLLM-like) policies the
     defaults `vllm serve` picks on this GPU (backends/vllm_engine.py): chunked prefill on,
@@ -269,13 +213,15 @@ def kv_tokens(config: RunConfig, params: dict) -> int:
     if config.kv_blocks is None and vllm:
         return kv_cache_tokens(gpu, model, config.memory_fraction,
                                int(params["max_batched_tokens"]), int(params["max_num_seqs"]),
-                               config.block_size, tp=config.tp, pp=config.pp)
+                               config.block_size, tp=config.tp, pp=config.pp,
+                               ep=ep_group(config))
     if config.kv_blocks is not None:
         return config.kv_blocks * config.block_size
     if config.pp > 1:
         return pp_kv_capacity_tokens(gpu, model, config.memory_fraction, 0.0, config.tp,
                                      config.pp, config.block_size)
-    capacity = kv_capacity_tokens(gpu, model, config.memory_fraction, tp=config.tp)
+    capacity = kv_capacity_tokens(gpu, model, config.memory_fraction, tp=config.tp,
+                                  ep=ep_group(config))
     return capacity - capacity % config.block_size
 
 

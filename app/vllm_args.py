@@ -37,9 +37,10 @@ CONFIG_KEYS = {"block_size": "block_size", "max_model_len": "max_model_len",
                "num_gpu_blocks_override": "kv_blocks", "enforce_eager": "enforce_eager",
                "cudagraph_padding": "cudagraph_padding",
                "compilation_config": "compilation_config",   # a recorded run's, not a flag
-               "max_concurrency": "max_concurrency"}   # vllm bench's client (sim/client.py)
+               "max_concurrency": "max_concurrency",   # vllm bench's client (sim/client.py)
+               "enable_expert_parallel": "expert_parallel"}
 ENGINE_KEYS = (*POLICY_KEYS, *CONFIG_KEYS, "tensor_parallel_size", "enable_prefix_caching",
-               "pipeline_parallel_size")
+               "pipeline_parallel_size", "data_parallel_size")
 _NOTED: set[str] = set()
 
 
@@ -90,6 +91,14 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                    help="pipeline stages per replica, each of --tp GPUs (layers, weights and "
                    "KV split; PP micro-batches in flight without async scheduling, "
                    "serialised with it, as vLLM 0.19; default 1)")
+    g.add_argument("--data-parallel-size", "-dp", type=int, default=None, metavar="N",
+                   help="N data-parallel engines behind vLLM's DP load balancer: --replicas N "
+                   "--router vllm-dp, and for an MoE model its ranks step in lockstep "
+                   "(--dp-lockstep N) as vLLM's DP engines do (default 1)")
+    g.add_argument("--enable-expert-parallel", action=argparse.BooleanOptionalAction,
+                   default=None, help="an MoE model's experts split over the DP x TP GPUs "
+                   "(whole experts per GPU, so more KV room; on a kernel profile's MoE table, "
+                   "each layer gathers the DP ranks' tokens); default off")
     g.add_argument("--block-size", type=int, default=None, metavar="N",
                    help="KV-cache block size in tokens (default 16)")
     g.add_argument("--max-model-len", type=human_int, default=None, metavar="N",
@@ -140,8 +149,6 @@ NOT_MODELLED = {
                         "vLLM's log ('# GPU blocks: N')",
     "--quantization": "quantised weights are not modelled: drop it, or give the model's "
                       "config.json with --model (its torch_dtype sets the weight bytes)",
-    "--data-parallel-size": "give --replicas N --router vllm-dp (vLLM's DP load balancer), and "
-                            "--dp-lockstep N for an MoE model",
     "--speculative-config": "speculative decoding is not modelled: drop it",
     "--cpu-offload-gb": "weight offloading is not modelled: drop it",
     "--scheduling-policy": "give seqsched's --policy (fcfs, sjf, srpt, ...) instead",
@@ -150,7 +157,7 @@ NOT_MODELLED = {
 
 # values of those that mean vLLM's own default, so they change nothing either
 VLLM_DEFAULT = {"--kv-cache-dtype": SAME_DTYPES, "--scheduling-policy": ("fcfs",),
-                "--data-parallel-size": ("1",), "--num-scheduler-steps": ("1",),
+                "--num-scheduler-steps": ("1",),
                 "--cpu-offload-gb": ("0",)}
 
 
@@ -227,12 +234,42 @@ def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
         fields["pp"] = int(engine["pipeline_parallel_size"])
     if engine.get("enable_prefix_caching") is not None:
         fields["prefix_caching"] = bool(engine["enable_prefix_caching"])
+    if engine.get("data_parallel_size") is not None:
+        fields["data_parallel_size"] = engine["data_parallel_size"]    # apply_to_config
     return params, fields
+
+
+def parallel_fields(dp: int, model: str) -> dict:
+    """vLLM data parallelism (`data_parallel_size` D) as D replicas behind vLLM's own DP load
+    balancer (`vllm-dp`, sim/dp_router.py: the fewest waiting x 4 + running requests, counts
+    refreshed every 100 ms). An MoE `model`'s D ranks step in lockstep (vLLM's
+    DPEngineCoreProc, MoE only; sim/lockstep.py)."""
+    from seqsched.backends.spec_files import resolve_model
+
+    if dp <= 1:
+        return {}
+    moe = resolve_model(model).n_experts > 0
+    return {"replicas": dp, "router": "vllm-dp", **({"dp_lockstep": dp} if moe else {})}
+
+
+def _data_parallel(config, dp) -> dict:
+    """RunConfig fields for `--data-parallel-size`; one error where --replicas says otherwise."""
+    if dp is None:
+        return {}
+    if int(dp) < 1:
+        raise UserError(f"--data-parallel-size must be >= 1, got {dp}")
+    if int(dp) > 1 and config.replicas not in (1, int(dp)):
+        raise UserError(f"--data-parallel-size {dp} and --replicas {config.replicas} disagree: "
+                        "give one of them (data parallelism is N replicas)")
+    fields = parallel_fields(int(dp), config.model)
+    if config.router not in ("round-robin", "vllm-dp"):      # a router the user chose stays
+        fields.pop("router", None)
+    return fields
 
 
 def apply_to_config(config, params: dict, fields: dict):
     """A RunConfig with the vLLM settings: the policy's own parameters win (continuous
-    policies only take them)."""
+    policies only take them); `data_parallel_size` D becomes D replicas (`parallel_fields`)."""
     import dataclasses
 
     from seqsched.common.params import init_params
@@ -243,6 +280,8 @@ def apply_to_config(config, params: dict, fields: dict):
     for key, value in params.items():
         if key in known:
             merged.setdefault(key, value)
+    fields = dict(fields)
+    fields.update(_data_parallel(config, fields.pop("data_parallel_size", None)))
     return dataclasses.replace(config, policy_params=merged, **fields)
 
 

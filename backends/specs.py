@@ -294,13 +294,25 @@ def get_model(name: str) -> ModelSpec:
     return MODELS[found]
 
 
+def weight_bytes_per_gpu(model: ModelSpec, tp: int = 1, ep: int = 1) -> float:
+    """One GPU's weights: 1/tp of each; with expert parallelism over `ep` data-parallel ranks
+    (vLLM's --enable-expert-parallel: EP size = DP x TP) each GPU holds only its
+    n_experts / (ep x tp) local experts, whole (vLLM 0.19.0 `FusedMoE` creates weights for its
+    `local_num_experts`, vllm/model_executor/layers/fused_moe/layer.py:384-392, 550-566)."""
+    if ep <= 1 or not model.n_experts:
+        return model.weight_bytes / tp
+    experts = model.n_layers * model.n_experts * model.expert_params * model.dtype_bytes
+    return (model.weight_bytes - experts) / tp + experts / (tp * ep)
+
+
 def kv_capacity_tokens(gpu: GPUSpec, model: ModelSpec, memory_fraction: float = 0.9,
-                       activation_reserve_gb: float = 0.0, tp: int = 1) -> int:
+                       activation_reserve_gb: float = 0.0, tp: int = 1, ep: int = 1) -> int:
     """KV-cache capacity in tokens: the usable share of GPU memory minus the weights
     (vLLM's `gpu_memory_utilization` default is 0.9). With tensor parallelism each of the
     `tp` GPUs holds 1/tp of the weights and of every token's KV heads, so the capacity is
-    the per-GPU free memory over the per-GPU KV bytes of one token."""
-    per_gpu_weights = model.weight_bytes / tp
+    the per-GPU free memory over the per-GPU KV bytes of one token; an MoE model's experts
+    split further over `ep` DP ranks under expert parallelism (`weight_bytes_per_gpu`)."""
+    per_gpu_weights = weight_bytes_per_gpu(model, tp, ep)
     free = gpu.memory_bytes * memory_fraction - per_gpu_weights - activation_reserve_gb * 1e9
     if free <= 0:
         split = f" / TP{tp}" if tp > 1 else ""
@@ -336,5 +348,5 @@ def kv_bytes_per_gpu(model: ModelSpec, tp: int = 1) -> float:
 
 
 __all__ = ["GPUSpec", "ModelSpec", "GPUS", "MODELS", "get_gpu", "get_model",
-           "kv_capacity_tokens", "kv_bytes_per_gpu", "check_tensor_parallel", "GPU_ALIASES",
+           "kv_capacity_tokens", "kv_bytes_per_gpu", "weight_bytes_per_gpu", "check_tensor_parallel", "GPU_ALIASES",
            "MODEL_ALIASES", "builtin_gpu_name", "builtin_model_name"]

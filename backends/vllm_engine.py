@@ -100,11 +100,13 @@ def activation_peaks(model: ModelSpec, max_num_batched_tokens: int, max_num_seqs
 
 def kv_cache_tokens(gpu: GPUSpec, model: ModelSpec, gpu_memory_utilization: float,
                     max_num_batched_tokens: int, max_num_seqs: int, block_size: int,
-                    kv_blocks: int | None = None, tp: int = 1, pp: int = 1) -> int:
+                    kv_blocks: int | None = None, tp: int = 1, pp: int = 1,
+                    ep: int = 1) -> int:
     """KV-cache capacity in tokens, whole blocks: `kv_blocks` x block_size when pinned,
     else what vLLM's memory profiling would leave (see the module docstring); over `pp`
     pipeline stages, the smallest stage's (backends/pipeline.py), the sampler's activation
-    peak on the last stage only."""
+    peak on the last stage only; `ep`: an MoE's experts split over that many DP ranks
+    (expert parallelism, `specs.weight_bytes_per_gpu`; not combined with pp)."""
     if kv_blocks is not None:
         return int(kv_blocks) * block_size
     reserve = activation_peak_bytes(model, max_num_batched_tokens, max_num_seqs, tp)
@@ -113,5 +115,5 @@ def kv_cache_tokens(gpu: GPUSpec, model: ModelSpec, gpu_memory_utilization: floa
         return pp_kv_capacity_tokens(gpu, model, gpu_memory_utilization,
                                      [dense] * (pp - 1) + [reserve], tp, pp, block_size)
     tokens = kv_capacity_tokens(gpu, model, gpu_memory_utilization,
-                                activation_reserve_gb=reserve / 1e9, tp=tp)
+                                activation_reserve_gb=reserve / 1e9, tp=tp, ep=ep)
     return tokens - tokens % block_size

@@ -131,12 +131,12 @@ def record_shapes(folder: Path, profile: str) -> list[tuple]:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import kernel_profile_accuracy as kpa
-    from seqsched.app.measured_cli import replay_cost
+    from seqsched.app.cost_setup import build_cost_model
     from seqsched.backends.executor import CostModelExecutor
 
     run, base = kpa.replay_setup(folder)
     cfg = dataclasses.replace(base, profile=profile)
-    cost, log = replay_cost(cfg, run.engine), []
+    cost, log = build_cost_model(cfg), []
 
     class Recorder:             # the cost model, logging what the executor asks of it
         def __getattr__(self, name):
@@ -199,9 +199,9 @@ def print_run(folder: Path, ref_name: str, aic_name: str) -> None:
     import dataclasses
 
     import kernel_profile_accuracy as kpa
-    from seqsched.app.measured_cli import replay_cost
+    from seqsched.app.cost_setup import build_cost_model
     run, base = kpa.replay_setup(folder)
-    ref, aic = (replay_cost(dataclasses.replace(base, profile=n), run.engine)
+    ref, aic = (build_cost_model(dataclasses.replace(base, profile=n))
                 for n in (ref_name, aic_name))
     shapes = record_shapes(folder, ref_name)
     r, a = run_families(ref, shapes), run_families(aic, shapes)

@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from seqsched.analysis.measured import engine_receipt
-from seqsched.app.measured_cli import builtin_model, parallel_fields, recorded_gpu, replay_cost
+from seqsched.app.cost_setup import build_cost_model
+from seqsched.app.measured_cli import builtin_model, recorded_gpu
 from seqsched.app.run import RunConfig, describe_backend, simulate
 from seqsched.app.vllm_args import apply_to_config, vllm_settings
 from seqsched.backends.executor import CostModelExecutor
@@ -135,8 +136,7 @@ def replay_setup(folder: Path, gpu: str | None = None, model: str | None = None,
     meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() \
         else {}
     model = model or builtin_model(str(meta.get("model", "llama-3.1-8b")))
-    base = apply_to_config(RunConfig(policy="fcfs", gpu=gpu or run_gpu(run), model=model,
-                                     **parallel_fields(run.engine, model)),
+    base = apply_to_config(RunConfig(policy="fcfs", gpu=gpu or run_gpu(run), model=model),
                            # vLLM's CUDA-graph padding on, as validate --measured has it
                            *vllm_settings(argparse.Namespace(),
                                           {"cudagraph_padding": True, **run.engine}))
@@ -193,7 +193,7 @@ def main() -> int:
     rows = {}
     for label, (cfg, skew) in configs.items():
         t0 = time.perf_counter()
-        cost = replay_cost(cfg, run.engine)         # as validate --measured: DP, EP
+        cost = build_cost_model(cfg)         # as validate --measured: DP, EP
         if not skew:
             cost.skew = None
         if label.startswith("final, LLMServingSim"):

@@ -40,7 +40,8 @@ import pandas as pd
 import seqsched.sim.dp_router as dp_router
 from seqsched.analysis.measured import engine_receipt, error_table, sim_latencies
 from seqsched.app.cli import build_parser
-from seqsched.app.measured_cli import measured_config, replay_cost
+from seqsched.app.cost_setup import build_cost_model
+from seqsched.app.measured_cli import measured_config
 from seqsched.app.run import execute, prepare
 from seqsched.backends.executor import CostModelExecutor
 from seqsched.backends.profile_registry import builtin_index
@@ -87,7 +88,7 @@ def replay(folder: Path, gpu: str, profile: str | None, **perturb):
     with contextlib.redirect_stderr(io.StringIO()):
         run = read_recorded(args.measured, None, workload=None, traffic=None)
         cfg = measured_config(args, run)
-        cost = replay_cost(cfg, run.engine)
+        cost = build_cost_model(cfg)
         if perturb:
             cost = Perturbed(cost, **perturb)
         result = execute(prepare(run.trace, cfg, executor=CostModelExecutor(cost)))
@@ -238,7 +239,7 @@ def replay_setup_cost(folder: Path, gpu: str, profile: str | None):
     with contextlib.redirect_stderr(io.StringIO()):
         run = read_recorded(args.measured, None, workload=None, traffic=None)
         cfg = measured_config(args, run)
-        return replay_cost(cfg, run.engine), run.engine
+        return build_cost_model(cfg), run.engine
 
 
 def sensitivity(folder: Path, gpu: str, profile: str | None, cap: int) -> None:

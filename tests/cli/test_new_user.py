@@ -47,7 +47,7 @@ def test_a_pasted_vllm_serve_command_runs_as_without_its_server_flags(capsys, mo
 
 @pytest.mark.parametrize("flags, words", [
     (["--kv-cache-dtype", "fp8"], "--kv-blocks N"),
-    (["--data-parallel-size", "2"], "--replicas N --router vllm-dp"),
+    (["--data-parallel-size", "2", "--replicas", "3"], "give one of them"),
     (["--quantization", "awq"], "config.json"),
     (["--dtype", "float32"], "torch_dtype"),
     (["--gpu-memory-utilization", "90"], "e.g. 0.9 for 90%"),
