@@ -87,6 +87,11 @@ def measured_config(args, run):
                     predictor_params=parse_params(args.predictor_param, "--predictor-param"),
                     gpu=gpu, model=builtin_model(str(model)), profile=args.profile,
                     seed=args.seed, max_new_tokens=args.max_new_tokens)
+    if not run.engine.get("vllm_version") and not getattr(args, "vllm_version", None) and \
+            getattr(args, "async_scheduling", None) is None:
+        run.notes.append("the run names no vLLM version: scheduled with seqsched's defaults "
+                         "(async scheduling and full-prompt admission off, as vLLM before "
+                         "0.19); for a newer server give --vllm-version (e.g. 0.19)")
     # a vLLM server runs its CUDA graphs unless the run says --enforce-eager
     return apply_to_config(cfg, *vllm_settings(args, {"cudagraph_padding": True, **run.engine}))
 

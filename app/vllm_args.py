@@ -77,6 +77,11 @@ def add_vllm_options(parser: argparse.ArgumentParser) -> None:
                    help="vLLM's async scheduler: step n+1 is planned while step n runs, so an "
                    "arrival is admitted and a finished request's slot and KV freed one "
                    "iteration later (vLLM 0.19 default: on; seqsched's default: off)")
+    g.add_argument("--vllm-version", default=None, metavar="V",
+                   help="the scheduler defaults of vLLM V where no flag sets them: from 0.19 "
+                   "async scheduling and full-prompt admission on (validate --measured: "
+                   "overrides the version a run records; default: the run's, else seqsched's "
+                   "own, both off)")
     g.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=None,
                    help="vLLM without CUDA graphs: no capture sizes, so a DP lockstep group "
                    "never pads its ranks (vllm/config/vllm.py:1024; default: off)")
@@ -219,7 +224,10 @@ def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
     metadata, with its vLLM version's scheduler defaults) overridden by the options on the
     command line."""
     check_server_options(args)
-    engine = {k: v for k, v in version_defaults(base or {}).items()
+    base = dict(base or {})
+    if getattr(args, "vllm_version", None):        # --vllm-version: that version's defaults
+        base["vllm_version"] = args.vllm_version
+    engine = {k: v for k, v in version_defaults(base).items()
               if k in ENGINE_KEYS and v is not None}
     engine.update(given(args))
     memory = getattr(args, "memory_fraction", None)

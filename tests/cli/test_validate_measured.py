@@ -280,3 +280,21 @@ def test_a_profile_of_another_gpu_is_warned_about_once(tmp_path, capsys, caplog)
     lines = [r.getMessage() for r in caplog.records if "was measured on" in r.getMessage()]
     assert code == 0 and len(lines) == 1
     assert "measured on GPU RTX-4090" in lines[0] and "this run is GPU H100-SXM" in lines[0]
+
+
+def test_a_run_without_a_vllm_version_says_so_and_takes_one(tmp_path, capsys):
+    src = write_bench(tmp_path / "r.json")
+    code, _, err = run_cli(capsys, "--measured", src, "--gpu", "A100-80GB", "--out",
+                           tmp_path / "a")
+    assert code == 0 and "names no vLLM version" in err
+    plain = json.loads((tmp_path / "a" / "settings.json").read_text())["simulated_with"]
+    assert not plain.get("async_scheduling") and not plain.get("reserve_full_isl")
+    code, _, err = run_cli(capsys, "--measured", src, "--gpu", "A100-80GB", "--vllm-version",
+                           "0.19", "--out", tmp_path / "b")
+    assert code == 0 and "names no vLLM version" not in err
+    new = json.loads((tmp_path / "b" / "settings.json").read_text())["simulated_with"]
+    assert new["async_scheduling"] is True and new["reserve_full_isl"] is True
+    code, _, _ = run_cli(capsys, "--measured", src, "--gpu", "A100-80GB", "--vllm-version",
+                         "0.18", "--out", tmp_path / "c")      # before 0.19: seqsched's own
+    old = json.loads((tmp_path / "c" / "settings.json").read_text())["simulated_with"]
+    assert not old.get("async_scheduling")
