@@ -58,7 +58,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="share of GPU memory for weights, activations and KV cache (vLLM's "
                         "gpu_memory_utilization; default 0.9)")
     g.add_argument("--max-new-tokens", type=int, default=None,
-                   help="cap every response at this many tokens (static policies: 512)")
+                   help="cap every response at this many tokens, vLLM's max_tokens (default: "
+                        "none, each request's own length; static policies: 512)")
     add_vllm_options(p)
     g = p.add_argument_group("serving features")
     g.add_argument("--swap-space", type=float, default=4.0, metavar="GIB",

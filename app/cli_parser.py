@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 
 
+# options a user brings from another command: where they belong
+ELSEWHERE = {"--policies": "; simulate runs one --policy: compare and sweep take --policies"}
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (the usage is one `--help` away); an unknown option is
     reported by the (sub)command that parsed last, whose --help lists its options."""
@@ -19,7 +23,8 @@ class Parser(argparse.ArgumentParser):
         namespace, extra = self.parse_known_args(args, namespace)
         parsed_by = namespace.__dict__.pop("_parsed_by")
         if extra:
-            parsed_by.error(f"unrecognized arguments: {' '.join(extra)}")
+            hint = next((h for flag, h in ELSEWHERE.items() if flag in extra), "")
+            parsed_by.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
         return namespace
 
     def error(self, message: str):

@@ -221,3 +221,11 @@ def test_predict_takes_the_predictor_param_flag_its_errors_name(tmp_path, capsys
     greedy = next(line for line in capsys.readouterr().out.splitlines()
                   if line.startswith("greedy"))
     assert greedy.split()[1:4] == ["30", "0.000", "1.000"]
+
+
+def test_several_policies_given_to_simulate_point_at_compare(capsys):
+    with pytest.raises(SystemExit):
+        run("simulate", *SYNTH, "--policies", "fcfs", "sjf")
+    assert capsys.readouterr().err.strip().endswith(
+        "simulate runs one --policy: compare and sweep take --policies (see seqsched simulate "
+        "--help)")
