@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from seqsched.common.errors import UserError
+
+
+def _bars() -> bool:
+    """Progress bars on a terminal only: a log file or a pipe gets none."""
+    return sys.stderr.isatty()
+
 
 TRAINABLE = ("proxy", "llm-lora")
 
@@ -137,9 +144,9 @@ def predictor_for(model: str | None, name: str | None, params: dict):
                             "`seqsched predict train`")
         fmt = json.loads(cfg_path.read_text()).get("format")
         if fmt == "seqsched-proxy":
-            name, params = name or "proxy", {"model": model, "progress": True, **params}
+            name, params = name or "proxy", {"model": model, "progress": _bars(), **params}
         elif fmt == "seqsched-llm-lora":
-            name, params = name or "llm-lora", {"adapter": model, "progress": True, **params}
+            name, params = name or "llm-lora", {"adapter": model, "progress": _bars(), **params}
         else:
             raise UserError(f"{model}: unknown model folder format {fmt!r}; train one with "
                             "`seqsched predict train`")
@@ -173,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.bucket:
             cfg.bucket = args.bucket
         model = ProxyModel.train(trace_prompts(train), train.prompt_tokens, y[train_idx], cfg,
-                                 progress=True, use_cache=not args.no_cache,
+                                 progress=_bars(), use_cache=not args.no_cache,
                                  finetune_encoder=args.finetune,
                                  epochs=(args.epochs or 5) if args.finetune else None,
                                  max_length=args.max_length, threads=args.threads)
@@ -196,12 +203,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings = LoraSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                                 r=args.lora_r, alpha=2 * args.lora_r, seed=args.seed,
                                 device=args.device, dtype=args.dtype)
-        lora_tune(args.base_model, examples, out, settings, progress=True)
+        lora_tune(args.base_model, examples, out, settings, progress=_bars())
         if len(hold_idx):
             from seqsched.predictors.llm import make_lora
 
             hold = _subset(trace, hold_idx)
-            pred = make_lora(adapter=str(out), progress=True, device=args.device,
+            pred = make_lora(adapter=str(out), progress=_bars(), device=args.device,
                              dtype=args.dtype)
             rep = evaluate(pred.predict(hold), y[hold_idx])
             rep["fallbacks"] = pred.fallbacks
