@@ -76,24 +76,41 @@ def load_cost_profile(path_or_name: str, model: ModelSpec | None = None):
 def check_match(cost, gpu: str, model: str, tp: int = 1, dtype: str | None = None) -> str | None:
     """One warning line when the profile's GPU/model/TP/dtype differ from the run's."""
     meta = getattr(cost, "meta", {}) or {}
-    if meta.get("format") != KERNEL_FORMAT:
+    if meta.get("format") == KERNEL_FORMAT:
+        # a profile imported from a folder named RTX4090 says so: compare built-in names
+        their_gpu, their_model = canonical(meta.get("gpu"), meta.get("model"))
+        theirs = {"GPU": their_gpu, "model": their_model, "TP": meta.get("tp"),
+                  "dtype": meta.get("dtype")}
+    elif meta.get("format") == "seqsched-profile":      # `seqsched calibrate`: a live fit
+        theirs = calibrated_on(meta)
+        dtype = None
+    else:
         return None
     gpu, model = canonical(gpu, model)
-    # a profile imported from a folder named RTX4090 says so: compare built-in names
-    their_gpu, their_model = canonical(meta.get("gpu"), meta.get("model"))
-    theirs = {"GPU": their_gpu, "model": their_model, "TP": meta.get("tp"),
-              "dtype": meta.get("dtype")}
     ours = {"GPU": gpu, "model": model, "TP": tp, "dtype": dtype}
     diff = [k for k in theirs if ours[k] is not None and theirs[k] is not None
             and str(theirs[k]) != str(ours[k])]
     if not diff:
         return None
-    line = (f"profile {meta.get('name')} was measured on "
-            + ", ".join(f"{k} {theirs[k]}" for k in diff) + "; this run is "
-            + ", ".join(f"{k} {ours[k]}" for k in diff)
-            + " (its kernel times are used as they are)")
+    fitted = meta.get("format") == "seqsched-profile"
+    line = (f"profile {meta.get('name')} was " + ("fitted" if fitted else "measured") + " on "
+            + ", ".join("a CPU" if theirs[k] == "cpu" else f"{k} {theirs[k]}" for k in diff)
+            + "; this run is " + ", ".join(f"{k} {ours[k]}" for k in diff)
+            + (" (its fitted times are used as they are)" if fitted
+               else " (its kernel times are used as they are)"))
     logger.warning(line)
     return line
+
+
+def calibrated_on(meta: dict) -> dict:
+    """The GPU and model a calibration profile was fitted on, as built-in names where they map
+    (its `device.name` is the CUDA device name; a CPU fit says "cpu")."""
+    from seqsched.backends.device_names import gpu_for_device
+    device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    gpu = "cpu" if device.get("type") == "cpu" else gpu_for_device(str(device.get("name", "")))
+    return {"GPU": gpu, "model": canonical(None, model.get("name"))[1], "TP": None,
+            "dtype": None}
 
 
 def profile_path(name: str) -> Path:

@@ -91,3 +91,17 @@ def test_a_bundle_path_one_level_too_high_names_the_variant_folder(tmp_path):
     with pytest.raises(UserError, match=r"one level down: .*Llama-3.1-8B/bf16$"):
         locate(tmp_path / "Llama-3.1-8B", 1)
     assert locate(tmp_path / "Llama-3.1-8B" / "bf16", 1)[0].name == "tp1"
+
+
+def test_a_calibration_profile_of_another_model_or_device_is_warned_about():
+    """`seqsched calibrate` profiles (a live fit) were used for any model without a word."""
+    from seqsched.backends.profile_registry import check_match, load_cost_profile
+    cost = load_cost_profile("tiny-cpu-float32")           # fitted on model tiny, on a CPU
+    line = check_match(cost, "A100-80GB", "llama-7b", 1)
+    assert line == ("profile tiny-cpu-float32 was fitted on a CPU, model tiny; this run is "
+                    "GPU A100-80GB, model llama-7b (its fitted times are used as they are)")
+    cost.meta = {**cost.meta, "device": {"type": "cuda", "name": "NVIDIA H100 80GB HBM3"},
+                 "model": {**cost.meta["model"], "name": "llama-7b"}}
+    assert check_match(cost, "H100-SXM", "llama-7b", 1) is None
+    assert check_match(cost, "A100-80GB", "llama-7b", 1).startswith(
+        "profile tiny-cpu-float32 was fitted on GPU H100-SXM; this run is GPU A100-80GB")
