@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from coretoy import small_kv_config, toy_executor, trace
 from seqsched.policies import STATIC_POLICIES
-from seqsched.app.run import RunConfig, simulate
+from seqsched.app.run import RunConfig, execute, prepare, simulate
 
 SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -54,7 +54,8 @@ def continuous_params(draw, small_kv=False):
             "max_batched_tokens": draw(st.integers(8, 96)) if chunked else
             draw(st.integers(64, 200)),
             "max_iterations": draw(st.sampled_from([1, 3, 4096])),
-            "preemption": draw(st.sampled_from(["recompute", "restart", "swap"]))}
+            "preemption": draw(st.sampled_from(["recompute", "restart", "swap"])),
+            "async_scheduling": draw(st.booleans())}
 
 
 @st.composite
@@ -166,6 +167,12 @@ def check_conservation(t, cfg, res):
                     == rec["prompt_tokens"].sum() + rec["recomputed_tokens"].sum() - cached)
         if whole:
             assert decoded + rec["attempts"].sum() == rec["slot_tokens_all"].sum()
+            # ... and replica by replica: the `replica` of a record is where its tokens ran
+            by = rec.groupby("replica")[["attempts", "slot_tokens_all"]].sum()
+            logged = gen.groupby("replica")["decode_tokens"].sum()
+            np.testing.assert_array_equal(
+                logged.reindex(by.index, fill_value=0).to_numpy() + by["attempts"].to_numpy(),
+                by["slot_tokens_all"].to_numpy())
             # every attempt prefills its prompt (+ the kept output when resumed): the first
             # attempt's prompt plus the KV tokens each preemption discarded
             if restart:
@@ -190,6 +197,20 @@ def check_conservation(t, cfg, res):
     assert (steps["kv_used_tokens"] >= 0).all()
     assert res.summary["requests"] == n
     assert res.summary["makespan_s"] == fin.max() - a.min()
+    # every request ran on one of the replicas, and a replica with steps served someone
+    assert rec["replica"].between(0, cfg.replicas - 1).all()
+    assert set(steps["replica"]) <= set(rec["replica"])
+
+
+def check_released(run) -> None:
+    """At the end of a run (either engine) every KV block and every swap slot is back: a row
+    that finishes, is preempted or is held by async scheduling must free what it took."""
+    for r in getattr(run.engine, "replicas", []):
+        kv = r.kv                         # both engines: a KVCache per replica
+        assert kv.used_blocks == 0, f"replica {r.index}: {kv.used_blocks} KV blocks leaked"
+        assert not r.waiting and not getattr(r, "running", ())
+        if getattr(r, "swap", None) is not None:
+            assert r.swap.used_tokens == 0
 
 
 def _property(policy, small_kv=False):
@@ -197,7 +218,9 @@ def _property(policy, small_kv=False):
     @given(runs(policy, small_kv))
     def prop(case):
         t, cfg, executor = case
-        check_conservation(t, cfg, simulate(t, cfg, executor=executor))
+        run = prepare(t, cfg, executor=executor)
+        check_conservation(t, cfg, execute(run))
+        check_released(run)
     return prop
 
 
