@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coretoy import rec, run_toy, toy_executor, trace
-from seqsched.app.run import RunConfig, simulate
+from seqsched.app.run import RunConfig, execute, prepare, simulate
 from seqsched.common.errors import UserError
 
 
@@ -80,7 +80,9 @@ def test_lockstep_runs_on_the_object_engine_only():
 def test_conservation_and_aligned_steps(rows, router, replicas):
     arrivals = np.cumsum([g for g, _, _ in rows])
     tr = [(f"q{i}", float(a), p, o) for i, (a, (_, p, o)) in enumerate(zip(arrivals, rows))]
-    res = run_toy(tr, "fcfs", replicas=replicas, router=router, dp_lockstep=2)
+    cfg = RunConfig(policy="fcfs", replicas=replicas, router=router, dp_lockstep=2)
+    run = prepare(trace(tr), cfg, executor=toy_executor())
+    res = execute(run)
     r = res.records
     assert len(r) == len(tr) and r["id"].is_unique
     assert (r["generated_tokens"] == r["output_tokens"]).all()
@@ -90,6 +92,17 @@ def test_conservation_and_aligned_steps(rows, router, replicas):
     s = res.steps
     assert int(s["prefill_tokens"].sum()) == int(r["prompt_tokens"].sum())
     assert int(s["decode_tokens"].sum()) == int((r["generated_tokens"] - 1).sum())
+    # replica by replica: a record's replica is where its prompt was prefilled and its tokens
+    # decoded (a wrong replica id, or a step logged under a group mate, breaks this)
+    by = r.groupby("replica")
+    logged = s.groupby("replica")[["prefill_tokens", "decode_tokens"]].sum()
+    logged = logged.reindex(range(replicas), fill_value=0)
+    want = by["prompt_tokens"].sum().reindex(range(replicas), fill_value=0)
+    assert logged["prefill_tokens"].tolist() == want.tolist()
+    want = (by["generated_tokens"].sum() - by.size()).reindex(range(replicas), fill_value=0)
+    assert logged["decode_tokens"].tolist() == want.tolist()
+    # every KV block is back at the end, on every member
+    assert [rep.kv.used_blocks for rep in run.engine.replicas] == [0] * replicas
     for rep, g in s.groupby("replica"):                  # a replica's steps never overlap
         g = g.sort_values("start_s")
         assert (g["start_s"].to_numpy()[1:] >= g["end_s"].to_numpy()[:-1]).all()
