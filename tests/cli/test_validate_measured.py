@@ -164,6 +164,12 @@ def test_validate_measured_writes_the_comparison(tmp_path, capsys, fmt):
     assert row["measured"] == pytest.approx(1000 * 1.25 / 3, rel=1e-5)
     # the simulated column is the records' own TTFT mean; the error is its relative gap
     rec = pd.read_csv(out / "records_sim.csv")
+    # the replay serves the recorded workload: each request once, its own lengths and arrival
+    # (the bench file has rate inf: all at 0), every output token generated
+    assert rec["prompt_tokens"].tolist() == [40, 20, 30]
+    assert rec["output_tokens"].tolist() == rec["generated_tokens"].tolist() == [3, 5, 1]
+    arrivals = [0.0, 1.0, 2.0] if fmt == "llmservingsim" else [0.0] * 3
+    assert rec["arrival_s"].tolist() == arrivals
     sim_ttft = 1000 * (rec["first_token_s"] - rec["arrival_s"]).mean()
     assert row["simulated"] == pytest.approx(sim_ttft, rel=1e-5)
     assert row["error_pct"] == pytest.approx(100 * (sim_ttft / row["measured"] - 1), rel=1e-4)

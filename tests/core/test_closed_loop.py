@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coretoy import rec, run_toy, trace
-from seqsched.app.run import RunConfig, prepare
+from coretoy import rec, run_toy, toy_executor, trace
+from seqsched.app.run import RunConfig, execute, prepare
 from seqsched.common.errors import UserError
 from seqsched.sim.client import ClosedLoop
 from seqsched.sim.engine import Engine
@@ -117,8 +117,21 @@ def in_flight_at(records: pd.DataFrame, t: float) -> int:
 @given(rows=workloads(), cap=st.integers(1, 4), replicas=st.integers(1, 2),
        policy=st.sampled_from(["fcfs", "srpt"]))
 def test_never_more_than_the_cap_in_flight_and_sent_fifo(rows, cap, replicas, policy):
-    res = run_toy(rows, policy, max_concurrency=cap, replicas=replicas, router="least-loaded")
+    cfg = RunConfig(policy=policy, max_concurrency=cap, replicas=replicas,
+                    router="least-loaded")
+    run = prepare(trace(rows), cfg, executor=toy_executor())
+    res = execute(run)
     r = res.records
+    # conservation: each request once, all its tokens, every token in the step log, KV back
+    assert r["id"].tolist() == [row[0] for row in rows]
+    assert r["generated_tokens"].tolist() == [row[3] for row in rows]
+    gen = res.steps[res.steps["kind"] == "generate"]
+    assert gen["prefill_tokens"].sum() == sum(row[2] for row in rows)
+    assert gen["decode_tokens"].sum() == sum(row[3] - 1 for row in rows)
+    assert [rep.kv.used_blocks for rep in run.engine.replicas] == [0] * replicas
+    # a request is scheduled no sooner than it is sent (the server cannot see it before)
+    assert (r["first_scheduled_s"] >= r["arrival_s"]).all()
+    assert (r["first_token_s"] > r["first_scheduled_s"]).all()
     sent, arrived, finish = (r[c].to_numpy() for c in ("arrival_s", "client_arrival_s",
                                                         "finish_s"))
     assert np.array_equal(arrived, [row[1] for row in rows])
