@@ -80,6 +80,31 @@ def test_a_send_from_another_replica_cuts_a_running_step(engine):
         (0.0, 4.0, 2), (4.0, 7.0, 2), (7.0, 10.0, 1), (10.0, 11.5, 1)]
 
 
+@ENGINES
+def test_async_scheduling_sees_a_send_one_plan_late(engine):
+    """A request sent at a finish joins the waiting queue after the plan of the next step was
+    made (vLLM's batch queue plans step n+1 while step n runs): it is scheduled one iteration
+    after its send. Catches a send that the async lag does not see as a new join (scheduled
+    at 6.0, as without the lag) or that joins at its client arrival (0) instead."""
+    rows = [("a", 0, 8, 2), ("b", 0, 8, 4), ("c", 0, 8, 1)]
+    sync = run_toy(rows, "fcfs", max_concurrency=2, engine=engine)
+    # a, b: one step of a prefill (1 + 1 + 0.125*16 = 4.0) and a decode of 2 rows (2.0) -> a
+    # done at 6.0, which sends c; c's prefill beside b's decode: 1 + 1 + 1 = 3 -> 9.0; b alone
+    # 1.5 -> 10.5
+    assert at(sync, "c") == (0.0, 6.0, 6.0, 9.0, 9.0)
+    assert at(sync, "b")[-1] == 10.5
+    lag = run_toy(rows, "fcfs", max_concurrency=2, engine=engine,
+                  policy_params={"async_scheduling": True})
+    # async: the plan of the step after 6.0 was made when the decode iteration began (4.0),
+    # before c was sent: b decodes alone (1.5 -> 7.5, a's slot still held); the next plan sees
+    # c: c's prefill beside b's last decode, 3.0 -> 10.5 (b's 4th token too)
+    assert at(lag, "a") == (0.0, 0.0, 0.0, 4.0, 6.0)
+    assert at(lag, "c") == (0.0, 6.0, 7.5, 10.5, 10.5)
+    assert at(lag, "b")[-1] == 10.5
+    assert list(zip(lag.steps["start_s"], lag.steps["end_s"], lag.steps["rows"])) == [
+        (0.0, 6.0, 2), (6.0, 7.5, 1), (7.5, 10.5, 2)]
+
+
 def test_a_cap_of_zero_is_bad_input():
     with pytest.raises(UserError, match="max-concurrency must be >= 1"):
         run_toy([("a", 0, 8, 2)], "fcfs", max_concurrency=0)
