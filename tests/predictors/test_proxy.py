@@ -146,8 +146,14 @@ def test_explicit_encoder_path_and_cli(tmp_path, capsys):
     assert "coverage_p90" in out and "greedy" in out
     assert "prompts/s measured here with 1 torch thread(s), load average" in out
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
-    speed = metrics["max-over-samples"]
+    assert "prompts_per_s" not in metrics["max-over-samples"]     # no wall clock in it
+    speed = json.loads((tmp_path / "rep" / "speed.json").read_text())
     assert speed["prompts_per_s"] > 0 and speed["threads"] == 1 and speed["loadavg_1m"] >= 0
+    rc = main(["predict", "eval", "--model", str(tmp_path / "m"), "--data",
+               str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "rep2")])
+    assert rc == 0
+    assert (tmp_path / "rep2" / "metrics.json").read_bytes() == \
+        (tmp_path / "rep" / "metrics.json").read_bytes()
     assert (tmp_path / "rep" / "error_hist.png").is_file()
     rc = main(["predict", "annotate", "--trace", str(tmp_path / "d.jsonl"), "--model",
                str(tmp_path / "m"), "--out", str(tmp_path / "a.csv")])
