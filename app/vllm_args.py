@@ -247,37 +247,35 @@ def vllm_settings(args, base: dict | None = None, *, memory_default: float = 0.9
     return params, fields
 
 
-def parallel_fields(dp: int, model: str) -> dict:
-    """vLLM data parallelism (`data_parallel_size` D) as D replicas behind vLLM's own DP load
-    balancer (`vllm-dp`, sim/dp_router.py: the fewest waiting x 4 + running requests, counts
-    refreshed every 100 ms). An MoE `model`'s D ranks step in lockstep (vLLM's
-    DPEngineCoreProc, MoE only; sim/lockstep.py)."""
+def _data_parallel(config, dp) -> dict:
+    """RunConfig fields for vLLM data parallelism (`data_parallel_size` D): D replicas behind
+    vLLM's own DP load balancer (`vllm-dp`, sim/dp_router.py: the fewest waiting x 4 + running
+    requests, counts refreshed every 100 ms), unless the user chose another router; an MoE
+    model's D ranks step in lockstep (vLLM's DPEngineCoreProc, MoE only; sim/lockstep.py).
+    One error where --replicas says otherwise."""
     from seqsched.backends.spec_files import resolve_model
 
-    if dp <= 1:
-        return {}
-    moe = resolve_model(model).n_experts > 0
-    return {"replicas": dp, "router": "vllm-dp", **({"dp_lockstep": dp} if moe else {})}
-
-
-def _data_parallel(config, dp) -> dict:
-    """RunConfig fields for `--data-parallel-size`; one error where --replicas says otherwise."""
     if dp is None:
         return {}
-    if int(dp) < 1:
+    dp = int(dp)
+    if dp < 1:
         raise UserError(f"--data-parallel-size must be >= 1, got {dp}")
-    if int(dp) > 1 and config.replicas not in (1, int(dp)):
+    if dp == 1:
+        return {}
+    if config.replicas not in (1, dp):
         raise UserError(f"--data-parallel-size {dp} and --replicas {config.replicas} disagree: "
                         "give one of them (data parallelism is N replicas)")
-    fields = parallel_fields(int(dp), config.model)
-    if config.router not in ("round-robin", "vllm-dp"):      # a router the user chose stays
-        fields.pop("router", None)
+    fields = {"replicas": dp}
+    if config.router in ("round-robin", "vllm-dp"):       # a router the user chose stays
+        fields["router"] = "vllm-dp"
+    if resolve_model(config.model).n_experts > 0:
+        fields["dp_lockstep"] = dp
     return fields
 
 
 def apply_to_config(config, params: dict, fields: dict):
     """A RunConfig with the vLLM settings: the policy's own parameters win (continuous
-    policies only take them); `data_parallel_size` D becomes D replicas (`parallel_fields`)."""
+    policies only take them); `data_parallel_size` D becomes D replicas (`_data_parallel`)."""
     import dataclasses
 
     from seqsched.common.params import init_params

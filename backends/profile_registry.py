@@ -82,8 +82,7 @@ def check_match(cost, gpu: str, model: str, tp: int = 1, dtype: str | None = Non
         theirs = {"GPU": their_gpu, "model": their_model, "TP": meta.get("tp"),
                   "dtype": meta.get("dtype")}
     elif meta.get("format") == "seqsched-profile":      # `seqsched calibrate`: a live fit
-        theirs = calibrated_on(meta)
-        dtype = None
+        theirs = calibrated_on(meta)                  # no TP or dtype to compare
     else:
         return None
     gpu, model = canonical(gpu, model)

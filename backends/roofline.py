@@ -75,8 +75,7 @@ class RooflineCostModel:
         self._flops_attn = 4.0 * m.n_layers * m.q_dim / tp
         # weights streamed per iteration: layers + final norm + LM head (not the embedding);
         # MoE experts are counted apart, by how many an iteration touches
-        experts = m.n_layers * m.n_experts * m.expert_params
-        self._weight_bytes = float((m.n_params - m.vocab_size * m.d_model - experts)
+        self._weight_bytes = float((m.n_params - m.vocab_size * m.d_model - m.all_expert_params)
                                    * m.dtype_bytes) / tp
         self._expert_bytes = float(m.n_layers * m.expert_params * m.dtype_bytes) / tp
         self._kv = float(kv_bytes_per_gpu(m, tp))

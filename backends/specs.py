@@ -131,6 +131,11 @@ class ModelSpec:
         return 3 * self.d_model * self.d_ff
 
     @property
+    def all_expert_params(self) -> int:
+        """Every MoE layer's experts together (0 for a dense model)."""
+        return self.n_layers * self.n_experts * self.expert_params
+
+    @property
     def layer_params(self) -> int:
         experts = max(self.n_experts, 1)
         router = self.d_model * self.n_experts
@@ -301,7 +306,7 @@ def weight_bytes_per_gpu(model: ModelSpec, tp: int = 1, ep: int = 1) -> float:
     `local_num_experts`, vllm/model_executor/layers/fused_moe/layer.py:384-392, 550-566)."""
     if ep <= 1 or not model.n_experts:
         return model.weight_bytes / tp
-    experts = model.n_layers * model.n_experts * model.expert_params * model.dtype_bytes
+    experts = model.all_expert_params * model.dtype_bytes
     return (model.weight_bytes - experts) / tp + experts / (tp * ep)
 
 
