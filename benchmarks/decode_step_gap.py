@@ -34,6 +34,8 @@ from seqsched.app.run import RunConfig, build_cost_model
 from seqsched.backends.cuda_graphs import graph_padding, pad_cost
 from seqsched.backends.profile_registry import match_builtin
 
+from buckets import bucketed
+
 SHARED = "serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19"      # under $SEQSCHED_DATA
 BUCKETS = [(1, 4), (5, 16), (17, 32), (33, 64), (65, 100), (101, 10 ** 6)]
 INSTANTS = (np.arange(100) + 0.5) / 100
@@ -114,15 +116,12 @@ def main() -> None:
         print("| mean rows | seconds | error (padded) | error (unpadded) | measured ms | "
               "predicted ms (padded) |")
         print("|---|---|---|---|---|---|")
-        for lo, hi in BUCKETS:
-            b = secs[(secs.rows >= lo) & (secs.rows <= hi)]
-            if b.empty:
-                continue
+        for label, b in bucketed(secs, "rows", BUCKETS):
             err_p = 100 * (b.gen / b.padded - 1).mean()         # slow model: fewer tokens
             err_u = 100 * (b.gen / b.plain - 1).mean()
             ms_m = (1000 * b.rows / b.gen).mean()
             ms_p = (1000 * b.rows / b.padded).mean()
-            print(f"| {lo}-{hi if hi < 10 ** 6 else ''} | {len(b)} | {err_p:+.1f}% | "
+            print(f"| {label} | {len(b)} | {err_p:+.1f}% | "
                   f"{err_u:+.1f}% | {ms_m:.2f} | {ms_p:.2f} |")
 
 

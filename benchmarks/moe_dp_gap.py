@@ -49,6 +49,8 @@ from seqsched.backends.vllm_engine import cudagraph_capture_sizes
 from seqsched.sim.lockstep import DPPadding
 from seqsched.traces.recorded import read_recorded
 
+from buckets import bucketed
+
 KEYS = ("ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "tpot_mean_ms", "e2e_mean_ms")
 ROW_BUCKETS = [(1, 48), (49, 96), (97, 127), (128, 10 ** 6)]
 INSTANTS = (np.arange(20) + 0.5) / 20
@@ -163,11 +165,8 @@ def rate_table(folder: Path, result, dp: int) -> None:
     print("| running per rank (measured) | seconds | prompt tokens/s | generated: measured / "
           "simulated | error | running-seconds simulated / measured |")
     print("|---|---|---|---|---|---|")
-    for lo, hi in ROW_BUCKETS:
-        g = d[(d.rank_rows >= lo) & (d.rank_rows <= hi)]
-        if g.empty:
-            continue
-        print(f"| {lo}-{hi if hi < 10 ** 6 else ''} | {len(g)} | {g.prompt.mean():.0f} | "
+    for label, g in bucketed(d, "rank_rows", ROW_BUCKETS):
+        print(f"| {label} | {len(g)} | {g.prompt.mean():.0f} | "
               f"{g.meas.sum():.0f} / {g.sim.sum():.0f} | "
               f"{100 * (g.sim.sum() / g.meas.sum() - 1):+.1f}% | "
               f"{g.run_s.sum() / g.run_m.sum():.3f} |")
@@ -224,11 +223,9 @@ def decode_table(folder: Path, gpu: str, profile: str | None, dp: int) -> None:
     print("| decode rows per rank | seconds | measured ms / round | predicted ms | "
           "predicted - measured ms | error |")
     print("|---|---|---|---|---|---|")
-    for lo, hi in [(1, 8), (9, 32), (33, 64), (65, 100), (101, 10 ** 6)]:
-        g = d[(d.rank_rows >= lo) & (d.rank_rows <= hi)]
-        if g.empty:
-            continue
-        print(f"| {lo}-{hi if hi < 10 ** 6 else ''} | {len(g)} | {g.meas_ms.mean():.2f} | "
+    for label, g in bucketed(d, "rank_rows", [(1, 8), (9, 32), (33, 64), (65, 100),
+                                              (101, 10 ** 6)]):
+        print(f"| {label} | {len(g)} | {g.meas_ms.mean():.2f} | "
               f"{g.pred_ms.mean():.2f} | {(g.pred_ms - g.meas_ms).mean():+.2f} | "
               f"{100 * (g.pred_ms / g.meas_ms - 1).mean():+.1f}% |")
 

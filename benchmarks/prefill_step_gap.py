@@ -31,6 +31,8 @@ import pandas as pd
 from seqsched.app.cli import main as cli
 from seqsched.backends.profile_registry import builtin_index
 
+from buckets import bucketed
+
 SHARED = "serving/runs/rtxpro6000-llama-3.1-8b-vllm-0.19"      # under $SEQSCHED_DATA
 BUCKETS = [(1, 255), (256, 511), (512, 1023), (1024, 2047), (2048, 10 ** 6)]
 
@@ -91,11 +93,8 @@ def main() -> None:
         done.add(used)
         both = picked.merge(rows, on="id")
         both["diff"] = 1000 * (both.ttft_s_simulated - both.ttft_s_measured)
-        for lo, hi in BUCKETS:
-            b = both[(both.input_toks >= lo) & (both.input_toks <= hi)]
-            if b.empty:
-                continue
-            print(f"| {used} | {lo}-{hi if hi < 10 ** 6 else ''} | {len(b)} | "
+        for label, b in bucketed(both, "input_toks", BUCKETS):
+            print(f"| {used} | {label} | {len(b)} | "
                   f"{1000 * b.ttft_s_measured.median():.1f} | "
                   f"{1000 * b.ttft_s_simulated.median():.1f} | {b['diff'].median():+.1f} |")
 
