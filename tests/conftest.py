@@ -5,6 +5,17 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture
+def one_error_line(capsys):
+    """Reads what a bad-input command printed on stderr: exactly one `seqsched: error:` line,
+    which it returns."""
+    def read() -> str:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("seqsched: error: "), err
+        return err[0]
+    return read
+
+
 def build_tiny_llama(path, trace):
     """A 2-layer random LlamaForCausalLM with a BPE tokenizer trained in-process on the trace's
     prompts and the length queries (no download). Returns `path`."""

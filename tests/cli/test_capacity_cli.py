@@ -15,12 +15,6 @@ def run_cli(*args) -> int:
     return main([str(a) for a in args])
 
 
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("seqsched: error: "), err
-    return err[0]
-
-
 @pytest.mark.parametrize("args, words", [
     (["simulate", *SYNTH, "--slo", "itl_p99=1s"], "unknown metric 'itl'"),
     (["compare", *SYNTH, "--policies", "fcfs", "--slo", "ttft_p99=-1s"], "positive"),
@@ -37,20 +31,21 @@ def one_error_line(capsys) -> str:
     (["plan", *SYNTH, "--slo", "ttft_p99=1s", "--grid", "gpu=L4", "--out", "x"],
      "traffic with a rate"),
 ])
-def test_bad_objectives_are_one_line_exit_2(args, words, capsys, tmp_path, monkeypatch):
+def test_bad_objectives_are_one_line_exit_2(args, words, tmp_path, monkeypatch,
+                                            one_error_line):
     monkeypatch.chdir(tmp_path)
     assert run_cli(*args) == 2
-    assert words in one_error_line(capsys)
+    assert words in one_error_line()
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 
-def test_lowest_rate_violating_the_slo_reports_and_stops(tmp_path, capsys):
+def test_lowest_rate_violating_the_slo_reports_and_stops(tmp_path, one_error_line):
     out = tmp_path / "cap"
     # no request's TTFT can be 1 ms (a prefill alone takes longer): the first probe fails
     code = run_cli("capacity", *SYNTH, "--slo", "ttft_p50=1ms", "--rate-min", "0.5",
                    "--rate-max", "8", "--out", out)
     assert code == 2
-    err = one_error_line(capsys)
+    err = one_error_line()
     assert "lowest rate probed" in err and "fcfs (0.5 req/s)" in err
     probes = pd.read_csv(out / "probes.csv")
     assert len(probes) == 1 and not probes["passed"].any()       # one probe, no loop

@@ -25,12 +25,6 @@ def run(*args) -> int:
     return main([str(a) for a in args])
 
 
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("seqsched: error: "), err
-    return err[0]
-
-
 def test_a_pasted_vllm_serve_command_runs_as_without_its_server_flags(capsys, monkeypatch):
     monkeypatch.setattr(vllm_args, "_NOTED", set())
     model = ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-SXM"]
@@ -56,9 +50,10 @@ def test_a_pasted_vllm_serve_command_runs_as_without_its_server_flags(capsys, mo
     (["--gpu", "H10-SXM"], "did you mean H100-SXM?"),
     (["--predictor", "from-file"], "--predictor-param path=PREDICTIONS.csv"),
 ])
-def test_what_is_not_modelled_or_mistyped_is_one_line_with_the_fix(capsys, flags, words):
+def test_what_is_not_modelled_or_mistyped_is_one_line_with_the_fix(flags, words,
+                                                                    one_error_line):
     assert run("simulate", *SYNTH, *flags) == 2
-    assert words in one_error_line(capsys)
+    assert words in one_error_line()
 
 
 def test_an_unknown_option_points_at_its_command_help(capsys):
@@ -149,7 +144,7 @@ def test_a_warning_is_said_once_per_command_not_once_per_policy(tmp_path):
     assert len(lines) == len(set(lines)), lines
 
 
-def test_trace_convert_takes_dash_o_as_synth_and_concat_do(tmp_path, capsys):
+def test_trace_convert_takes_dash_o_as_synth_and_concat_do(tmp_path, capsys, one_error_line):
     """`trace synth ... -o t.jsonl` then `trace convert t.jsonl -o t.csv` was an error."""
     src = tmp_path / "t.jsonl"
     assert run("trace", "synth", "uniform", "-n", "12", "-o", src) == 0
@@ -159,9 +154,9 @@ def test_trace_convert_takes_dash_o_as_synth_and_concat_do(tmp_path, capsys):
         assert (tmp_path / out).read_text().count("\n") == 13       # header + 12 requests
     capsys.readouterr()
     assert run("trace", "convert", src) == 2
-    assert "-o OUT" in one_error_line(capsys)
+    assert "-o OUT" in one_error_line()
     assert run("trace", "convert", src, tmp_path / "d.csv", "-o", tmp_path / "e.csv") == 2
-    assert "two output files" in one_error_line(capsys)
+    assert "two output files" in one_error_line()
 
 
 def test_a_sweep_rerun_without_resume_says_it_starts_over(tmp_path, capsys):
@@ -175,21 +170,21 @@ def test_a_sweep_rerun_without_resume_says_it_starts_over(tmp_path, capsys):
         "(--resume keeps them)")
 
 
-def test_validate_without_a_profile_names_the_shipped_one(capsys):
+def test_validate_without_a_profile_names_the_shipped_one(one_error_line):
     assert run("validate", "--trace", "synth:alpaca-vicuna", "--requests", "4") == 2
-    assert "--profile tiny-cpu-float32" in one_error_line(capsys)
+    assert "--profile tiny-cpu-float32" in one_error_line()
 
 
-def test_a_lengths_only_csv_is_told_to_add_arrival_times(tmp_path, capsys):
+def test_a_lengths_only_csv_is_told_to_add_arrival_times(tmp_path, one_error_line):
     """The fix was 'rename the column(s)', with nothing to rename."""
     lengths = tmp_path / "lengths.csv"
     lengths.write_text("prompt_tokens,output_tokens\n100,50\n200,30\n")
     assert run("simulate", lengths) == 2
-    line = one_error_line(capsys)
+    line = one_error_line()
     assert "missing arrival_s; add the column(s) (arrival_s = 0 on every row" in line
     lengths.write_text("arrival_s,input_len,output_len\n0,100,50\n")
     assert run("simulate", lengths) == 2
-    assert "rename the column(s)" in one_error_line(capsys)
+    assert "rename the column(s)" in one_error_line()
 
 
 def test_replay_notes_carry_the_seqsched_prefix(tmp_path, capsys):
