@@ -35,17 +35,16 @@ def ep_group(config) -> int:
 
 
 def build_cost_model(config):
-    name = cost_profile_name(config)
+    name, model = cost_profile_name(config), resolve_model(config.model)
     if name is not None:
         from seqsched.backends.profile_registry import check_match, load_cost_profile
-        cost = load_cost_profile(name, resolve_model(config.model))
+        cost = load_cost_profile(name, model)
         check_match(cost, config.gpu, config.model, config.tp)
         if getattr(cost, "moe", None) is not None and config.expert_parallel:
             # experts over the DP group x TP GPUs, each MoE layer gathering the group's tokens
             # (backends/moe_profile.py; in DP lockstep the group's own padded counts)
             from seqsched.backends.moe_profile import expert_parallel
-            gpu, model, group = resolve_gpu(config.gpu), resolve_model(config.model), \
-                ep_group(config)
+            gpu, group = resolve_gpu(config.gpu), ep_group(config)
             cost.moe = expert_parallel(cost.moe, group * config.tp, group,
                                        gpu.interconnect_gbs, gpu.allreduce_latency_us,
                                        model.d_model, model.dtype_bytes)
@@ -53,7 +52,7 @@ def build_cost_model(config):
     # measured kernel efficiencies and all-reduce (backends/efficiency.py); a preset keeps the
     # datasheet figures and ring all-reduce its overheads were derived with
     measured = roofline_measurements(config.gpu, config.tp) if config.backend is None else {}
-    return RooflineCostModel(resolve_gpu(config.gpu), resolve_model(config.model), **measured,
+    return RooflineCostModel(resolve_gpu(config.gpu), model, **measured,
                              iteration_overhead_s=config.iteration_overhead_s or 0.0,
                              token_overhead_s=config.token_overhead_s or 0.0,
                              kv_append_copy=bool(config.kv_append_copy), tp=config.tp)

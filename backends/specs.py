@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from seqsched.backends.device_names import gpu_for_device
-from seqsched.common.errors import UserError, did_you_mean
+from seqsched.common.errors import UserError, did_you_mean, fold_name
 
 
 @dataclass(frozen=True)
@@ -248,19 +248,14 @@ MODEL_ALIASES = {"meta-llama/Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Llama-2-
 RELEASE_TAG = re.compile(r"-(hf|instruct|chat|it|base|v\d+(\.\d+)*|\d{4})$")
 
 
-def _fold(name: str) -> str:
-    """Case, spaces and underscores do not matter in a typed name: "H100 SXM" = "h100-sxm"."""
-    return re.sub(r"[\s_]+", "-", str(name).strip()).lower()
-
-
 def builtin_gpu_name(name: str) -> str | None:
     """The built-in GPU a typed name means: itself, an alias, the same ignoring case/spaces
     ("h100-sxm", "RTX 4090") or a CUDA device name ("NVIDIA H100 80GB HBM3",
     backends/device_names.py); None when none."""
     if name in GPUS or name in GPU_ALIASES:
         return GPU_ALIASES.get(name, name)
-    folded = {_fold(k): v for k, v in {**{g: g for g in GPUS}, **GPU_ALIASES}.items()}
-    return folded.get(_fold(name)) or gpu_for_device(name)
+    folded = {fold_name(k): v for k, v in {**{g: g for g in GPUS}, **GPU_ALIASES}.items()}
+    return folded.get(fold_name(name)) or gpu_for_device(name)
 
 
 def builtin_model_name(name: str) -> str | None:
@@ -270,8 +265,8 @@ def builtin_model_name(name: str) -> str | None:
     -> mixtral-8x7b): a fine-tune keeps its base model's shape. None when none."""
     if name in MODELS or name in MODEL_ALIASES:
         return MODEL_ALIASES.get(name, name)
-    folded = {_fold(k): v for k, v in {**{m: m for m in MODELS}, **MODEL_ALIASES}.items()}
-    tries = [_fold(name), _fold(str(name).rstrip("/").split("/")[-1])]
+    folded = {fold_name(k): v for k, v in {**{m: m for m in MODELS}, **MODEL_ALIASES}.items()}
+    tries = [fold_name(name), fold_name(str(name).rstrip("/").split("/")[-1])]
     while (peeled := RELEASE_TAG.sub("", tries[-1])) != tries[-1]:
         tries.append(peeled)
     tries += [t[len("meta-"):] for t in tries[1:] if t.startswith("meta-")]

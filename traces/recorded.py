@@ -238,7 +238,7 @@ def _timeseries(path: Path, notes: list[str]) -> pd.DataFrame:
     if missing:
         raise TraceError(f"{path}: missing column(s) {', '.join(missing)} (needed: "
                          f"{', '.join(TIMESERIES_COLUMNS)})")
-    # Some recorders write KV use 0 at every second (two of LLMServingSim's four published
+    # Some recorders write KV use 0 at every second (three of LLMServingSim's four published
     # runs do): with requests running that is a column left unfilled, not a measurement.
     if (df["kv_cache_pct"].fillna(0) == 0).all() and (df["running"] > 0).any():
         df["kv_cache_pct"] = float("nan")
